@@ -1,0 +1,82 @@
+"""The chatbot endpoints: the original ``/predict`` and the JSON API under ``/api/v1``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import unquote
+
+from flask import Blueprint, Response, jsonify, request
+
+from app.bot import current_bot
+from app.errors import ApiError
+from app.payload import field, message_text, read_json_object, read_legacy_data, session_id
+from app.sessions import SessionState
+from chatbot.dialogue import Reply
+
+bp = Blueprint("api", __name__)
+
+RANKING_SIZE = 5
+MAX_BATCH = 256
+
+
+@bp.post("/predict")
+def predict() -> Response:
+    """Answer the original clients: plain text, or the parse result when JSON is accepted."""
+    data = read_legacy_data()
+    # The original curl line sends "What's%20up?": percent escapes are decoded.
+    text = message_text(unquote(data) if isinstance(data, str) else data, "data")
+    reply = current_bot().dialogue.reply(text)
+    if request.accept_mimetypes.best_match(["text/plain", "application/json"]) == "application/json":
+        return jsonify(parse_result(text, reply))
+    return Response(reply.response, mimetype="text/plain")
+
+
+@bp.post("/api/v1/parse")
+def parse() -> Response:
+    """Classify one text (``text``) or up to 256 (``texts``) without conversation context."""
+    payload = read_json_object({"application/json"})
+    if "texts" in payload:
+        texts = payload["texts"]
+        if not isinstance(texts, list) or not 1 <= len(texts) <= MAX_BATCH:
+            raise ApiError(422, "invalid_field", f'"texts" must be an array of 1 to {MAX_BATCH} strings')
+        texts = [message_text(text, f"texts[{i}]") for i, text in enumerate(texts)]
+        replies = current_bot().dialogue.reply_batch(texts)
+        return jsonify(
+            results=[parse_result(text, reply) for text, reply in zip(texts, replies, strict=True)]
+        )
+    text = message_text(field(payload, "text"), "text")
+    return jsonify(parse_result(text, current_bot().dialogue.reply(text)))
+
+
+@bp.post("/api/v1/chat")
+def chat() -> Response:
+    """Answer a message in a conversation, honouring and updating its context."""
+    payload = read_json_object({"application/json"})
+    message = message_text(field(payload, "message"), "message")
+    session = session_id(payload["session_id"]) if "session_id" in payload else uuid.uuid4().hex
+    bot = current_bot()
+    reply = bot.dialogue.reply(message, bot.sessions.get(session).context)
+    bot.sessions.save(session, SessionState(context=reply.context))
+    return jsonify(
+        session_id=session,
+        response=reply.response,
+        intent=_intent(reply.intent, reply.confidence),
+        fallback=reply.fallback,
+        context=reply.context,
+    )
+
+
+def parse_result(text: str, reply: Reply) -> dict[str, Any]:
+    """Describe what the classifier saw in a text and what the bot would answer with no context."""
+    return {
+        "text": text,
+        "intent": _intent(*reply.ranking.top),
+        "ranking": [_intent(name, confidence) for name, confidence in reply.ranking.intents[:RANKING_SIZE]],
+        "response": reply.response,
+        "fallback": reply.fallback,
+    }
+
+
+def _intent(name: str, confidence: float) -> dict[str, Any]:
+    return {"name": name, "confidence": round(confidence, 6)}

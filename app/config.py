@@ -1,0 +1,65 @@
+"""Read the service's settings from the environment: the one place that knows their names.
+
+Both the Flask app and gunicorn.conf.py take their settings from here, and a bad value stops the
+server at start with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from chatbot.config import DEFAULT_MODEL_PATH
+
+T = TypeVar("T")
+
+
+def app_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Return the Flask config values, with defaults, from environment variables."""
+    return {
+        "MODEL_PATH": environ.get("CHATBOT_MODEL", str(DEFAULT_MODEL_PATH)),
+        "THRESHOLD": _read(environ, "CHATBOT_THRESHOLD", _probability, None),  # None: the bundle's
+        "CORS_ORIGINS": _origins(environ.get("CHATBOT_CORS_ORIGINS", "")),
+        "MAX_MESSAGE_CHARS": _read(environ, "CHATBOT_MAX_MESSAGE_CHARS", _positive_int, 1000),
+        "MAX_CONTENT_LENGTH": _read(environ, "CHATBOT_MAX_BODY_BYTES", _positive_int, 64 * 1024),
+        "SESSION_TTL": _read(environ, "CHATBOT_SESSION_TTL", _positive_int, 30 * 60),
+    }
+
+
+def server_settings(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Return the gunicorn values that come from the environment."""
+    return {
+        "host": environ.get("HOST", "0.0.0.0"),
+        "port": _read(environ, "PORT", _positive_int, 5000),
+        "workers": _read(environ, "WEB_CONCURRENCY", _positive_int, 1),
+        "threads": _read(environ, "CHATBOT_THREADS", _positive_int, 4),
+        "timeout": _read(environ, "CHATBOT_WORKER_TIMEOUT", _positive_int, 30),
+    }
+
+
+def _read(environ: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}={raw!r}: {exc}") from exc
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _probability(raw: str) -> float:
+    value = float(raw)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("must be between 0 and 1")
+    return value
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    return tuple(origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip())

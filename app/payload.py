@@ -1,0 +1,88 @@
+"""Read and check request bodies, turning every problem into a clear ApiError."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from flask import current_app, request
+
+from app.errors import ApiError
+
+JSON_TYPES = {"application/json", "text/plain"}  # text/plain: what the original clients send
+FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
+SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def read_json_object(accepted_types: frozenset[str] | set[str] = JSON_TYPES) -> dict[str, Any]:
+    """Parse the body as a JSON object."""
+    if request.mimetype not in accepted_types:
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            f"send the body as {' or '.join(sorted(accepted_types))}, not {request.mimetype or 'no content type'}",
+        )
+    body = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
+    if not body.strip():
+        raise ApiError(400, "empty_body", "the request body is empty: send a JSON object")
+    try:
+        value = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise ApiError(
+            400,
+            "invalid_json",
+            f"the body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
+        ) from exc
+    except (ValueError, RecursionError) as exc:  # undecodable bytes, or nesting too deep to parse
+        raise ApiError(400, "invalid_json", "the body is not valid UTF-8 JSON") from exc
+    if not isinstance(value, dict):
+        raise ApiError(400, "invalid_json", f"the body must be a JSON object, not {json_type(value)}")
+    return value
+
+
+def read_legacy_data() -> Any:
+    """Return the ``data`` value of a /predict request in any form the original clients send."""
+    if not request.content_length and "data" in request.args:
+        return request.args["data"]
+    if request.mimetype in FORM_TYPES:
+        if "data" not in request.form:
+            raise ApiError(400, "missing_field", 'the form has no "data" field')
+        return request.form["data"]
+    payload = read_json_object()
+    if "data" not in payload:
+        raise ApiError(400, "missing_field", 'the JSON object has no "data" field')
+    return payload["data"]
+
+
+def field(payload: dict[str, Any], name: str) -> Any:
+    """Return a required field of a JSON object."""
+    if name not in payload:
+        raise ApiError(400, "missing_field", f'the JSON object has no "{name}" field')
+    return payload[name]
+
+
+def message_text(value: Any, name: str) -> str:
+    """Check that a message is a non-empty string within the length limit."""
+    if not isinstance(value, str):
+        raise ApiError(422, "invalid_field", f'"{name}" must be a string, not {json_type(value)}')
+    if not value.strip():
+        raise ApiError(422, "empty_message", f'"{name}" is empty')
+    limit = current_app.config["MAX_MESSAGE_CHARS"]
+    if len(value) > limit:
+        raise ApiError(422, "message_too_long", f'"{name}" has {len(value)} characters; the limit is {limit}')
+    return value
+
+
+def session_id(value: Any) -> str:
+    """Check a client's session id: 1-128 letters, digits and ``._:-``."""
+    if not isinstance(value, str) or not SESSION_ID_PATTERN.fullmatch(value):
+        raise ApiError(422, "invalid_field", '"session_id" must be 1-128 letters, digits or . _ : -')
+    return value
+
+
+def json_type(value: Any) -> str:
+    """Name a JSON value's type as the client wrote it."""
+    names = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "a string"}
+    names |= {list: "an array", dict: "an object"}
+    return names.get(type(value), type(value).__name__)

@@ -1,0 +1,210 @@
+"""Save and load a trained model bundle: one ``.h5`` file holding everything serving needs.
+
+The file is a Keras HDF5 model (``keras.models.load_model`` opens it) with one extra dataset,
+``chatbot_bundle``: JSON with the vocabulary, labels, intents, config, data hash and versions.
+This module alone knows that layout; it reads and writes it with h5py, never with Keras.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from chatbot.config import ModelConfig
+from chatbot.data import Intent
+from chatbot.errors import BundleError
+from chatbot.vocab import Vocabulary
+
+FORMAT_VERSION = 1
+METADATA_KEY = "chatbot_bundle"
+Weights = dict[str, dict[str, np.ndarray]]  # layer name -> weight name -> values, in Keras order
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A trained intent classifier and what it needs to answer: the one unit of deployment."""
+
+    architecture: dict[str, Any]  # the Keras model config (``model.to_json()``)
+    weights: Weights
+    vocabulary: Vocabulary
+    labels: tuple[str, ...]  # output unit i predicts labels[i]
+    intents: tuple[Intent, ...]  # all intents, including any untrained fallback
+    config: ModelConfig  # as trained: max_length and threshold are the values in force
+    data_sha256: str
+    versions: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    @property
+    def fingerprint(self) -> str:
+        """Return a short hash of weights, vocabulary and labels: what identifies a model."""
+        digest = hashlib.sha256()
+        for layer_weights in self.weights.values():
+            for name, values in layer_weights.items():
+                digest.update(name.encode())
+                digest.update(np.ascontiguousarray(values).tobytes())
+        digest.update("\n".join(self.vocabulary.tokens).encode())
+        digest.update("\n".join(self.labels).encode())
+        return digest.hexdigest()[:16]
+
+    def layers(self) -> list[dict[str, Any]]:
+        """Return the layer configs of the architecture, in order."""
+        return self.architecture["config"]["layers"]
+
+    def save(self, path: str | Path) -> Path:
+        """Write the bundle atomically: a reader sees the old file or the new one, never a mix."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(descriptor)
+        try:
+            with h5py.File(temporary, "w") as file:
+                self._write(file)
+            with open(temporary, "rb+") as written:
+                os.fsync(written.fileno())
+            Bundle.load(temporary)  # a file that does not read back never replaces a good one
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        _fsync_directory(path.parent)
+        return path
+
+    def _write(self, file: h5py.File) -> None:
+        file.attrs["backend"] = "tensorflow"
+        file.attrs["keras_version"] = self.versions.get("keras", "3")
+        file.attrs["model_config"] = json.dumps(self.architecture)
+        group = file.create_group("model_weights")
+        group.attrs["layer_names"] = [name.encode() for name in self.weights]
+        group.attrs["backend"] = "tensorflow"
+        group.attrs["keras_version"] = file.attrs["keras_version"]
+        for layer_name, layer_weights in self.weights.items():
+            layer_group = group.create_group(layer_name)
+            layer_group.attrs["weight_names"] = [name.encode() for name in layer_weights] or np.array([])
+            for weight_name, values in layer_weights.items():
+                layer_group.create_dataset(weight_name, data=values)
+        file.create_dataset(METADATA_KEY, data=json.dumps(self._metadata(), ensure_ascii=False))
+
+    def _metadata(self) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "fingerprint": self.fingerprint,
+            "vocabulary": list(self.vocabulary.tokens),
+            "labels": list(self.labels),
+            "intents": [intent.to_dict() for intent in self.intents],
+            "config": self.config.to_dict(),
+            "data_sha256": self.data_sha256,
+            "versions": self.versions,
+            "metrics": self.metrics,
+            "created_at": self.created_at,
+        }
+
+    @classmethod
+    def load(cls, path: str | Path) -> Bundle:
+        """Read a bundle and check that its parts agree; raise BundleError saying what is wrong."""
+        path = Path(path)
+        if not path.is_file():
+            raise BundleError(f"{path}: model file not found (train one with `chatbot train`)")
+        try:
+            with h5py.File(path, "r") as file:
+                if METADATA_KEY not in file:
+                    raise BundleError(f"{path}: not a chatbot model bundle (no {METADATA_KEY} metadata)")
+                metadata = json.loads(file[METADATA_KEY][()])
+                architecture = json.loads(file.attrs["model_config"])
+                weights = _read_weights(file["model_weights"])
+        except BundleError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError) as exc:
+            raise BundleError(f"{path}: corrupt or truncated model file ({exc})") from exc
+        bundle = cls._from_metadata(path, metadata, architecture, weights)
+        _check_consistency(path, bundle, metadata.get("fingerprint"))
+        return bundle
+
+    @classmethod
+    def _from_metadata(
+        cls, path: Path, metadata: dict[str, Any], architecture: dict[str, Any], weights: Weights
+    ) -> Bundle:
+        if metadata.get("format_version") != FORMAT_VERSION:
+            raise BundleError(
+                f"{path}: bundle format {metadata.get('format_version')!r} is not supported "
+                f"(this version reads {FORMAT_VERSION}); retrain with `chatbot train`"
+            )
+        try:
+            return cls(
+                architecture=architecture,
+                weights=weights,
+                vocabulary=Vocabulary(tuple(metadata["vocabulary"])),
+                labels=tuple(metadata["labels"]),
+                intents=tuple(
+                    Intent(
+                        **{**item, "patterns": tuple(item["patterns"]), "responses": tuple(item["responses"])}
+                    )
+                    for item in metadata["intents"]
+                ),
+                config=ModelConfig.from_dict(metadata["config"]),
+                data_sha256=metadata["data_sha256"],
+                versions=metadata.get("versions", {}),
+                metrics=metadata.get("metrics", {}),
+                created_at=metadata["created_at"],
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BundleError(f"{path}: incomplete bundle metadata ({exc!r})") from exc
+
+
+def _read_weights(group: h5py.Group) -> Weights:
+    weights: Weights = {}
+    for layer_name in _names(group.attrs["layer_names"]):
+        layer_group = group[layer_name]
+        weights[layer_name] = {
+            name: np.asarray(layer_group[name]) for name in _names(layer_group.attrs["weight_names"])
+        }
+    return weights
+
+
+def _names(values: Any) -> list[str]:
+    return [value.decode() if isinstance(value, bytes) else str(value) for value in values]
+
+
+def _check_consistency(path: Path, bundle: Bundle, stored_fingerprint: str | None) -> None:
+    layers = {layer["name"]: layer for layer in bundle.layers()}
+    if set(bundle.weights) - set(layers):
+        raise BundleError(f"{path}: weights for layers the architecture does not have")
+    embeddings = [
+        values
+        for name, layer_weights in bundle.weights.items()
+        if layers[name]["class_name"] == "Embedding"
+        for values in layer_weights.values()
+    ]
+    if not embeddings or embeddings[0].shape[0] != len(bundle.vocabulary):
+        rows = embeddings[0].shape[0] if embeddings else 0
+        raise BundleError(
+            f"{path}: vocabulary has {len(bundle.vocabulary)} words but the embedding has {rows} rows"
+        )
+    last_weights = [w for w in bundle.weights.values() if w][-1]
+    output_units = list(last_weights.values())[-1].shape[-1]
+    if output_units != len(bundle.labels):
+        raise BundleError(
+            f"{path}: {len(bundle.labels)} labels but the output layer has {output_units} units"
+        )
+    tags = {intent.tag for intent in bundle.intents}
+    if missing := [label for label in bundle.labels if label not in tags]:
+        raise BundleError(f"{path}: labels without an intent: {missing}")
+    if stored_fingerprint != bundle.fingerprint:
+        raise BundleError(f"{path}: weights do not match their fingerprint; the file is corrupt")
+
+
+def _fsync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

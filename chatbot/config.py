@@ -1,0 +1,50 @@
+"""Hold the model and training hyperparameters in one frozen dataclass.
+
+The values used for training are written into the bundle, so serving reads the same ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATA_PATH = Path("data/intents.json")
+DEFAULT_MODEL_PATH = Path("models/chatbot_model.h5")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Sizes, training settings and the fallback threshold of one model."""
+
+    embedding_dim: int = 32  # width of each word vector
+    lstm_units: int = 32  # hidden size of the LSTM
+    dense_units: int = 0  # hidden layer between the LSTM and the softmax; 0 drops it
+    dropout: float = 0.3  # dropout after the LSTM and the hidden dense layer
+    word_dropout: float = 0.1  # share of known words replaced by <unk> in each training batch
+    max_length: int = 32  # longest token sequence the model reads; longer input is cut
+    epochs: int = 300  # upper bound; training usually stops far sooner
+    batch_size: int = 16
+    learning_rate: float = 0.005
+    patience: int = 40  # epochs without improvement before early stopping
+    validation_split: float = 0.15  # held-out share when the data allows a stratified split
+    min_patterns_for_validation: int = 5  # every intent needs this many patterns to hold one out
+    seed: int = 1337  # seeds numpy, Python and TensorFlow for reproducible training
+    threshold: float = 0.5  # below this confidence the bot answers with the fallback
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        """Build a config from a mapping, ignoring keys this version does not know."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in values.items() if key in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the config as a JSON-ready dict."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **overrides: Any) -> ModelConfig:
+        """Return a copy with some values overridden (``None`` values are ignored)."""
+        return dataclasses.replace(
+            self, **{key: value for key, value in overrides.items() if value is not None}
+        )

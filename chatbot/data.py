@@ -1,0 +1,136 @@
+"""Load and validate a bot's intents.json.
+
+Every user error names the intent (index and tag) and the field at fault, so the author can fix the
+file without reading a traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from chatbot.errors import IntentsError
+
+log = logging.getLogger(__name__)
+
+FALLBACK_TAG = "fallback"
+KNOWN_KEYS = frozenset({"tag", "patterns", "responses", "context_set", "context_filter"})
+
+
+@dataclass(frozen=True)
+class Intent:
+    """One intent: the phrases that mean it and the answers to give."""
+
+    tag: str
+    patterns: tuple[str, ...]
+    responses: tuple[str, ...]
+    context_set: str | None = None  # a matched intent sets the session's context to this
+    context_filter: str | None = None  # the intent is eligible only in this context
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the intent as it appears in intents.json."""
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+
+def load_intents(path: str | Path) -> list[Intent]:
+    """Read and validate an intents file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise IntentsError(f"{path}: file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IntentsError(f"{path}: cannot read: {exc}") from exc
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise IntentsError(
+            f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from exc
+    return validate_intents(raw, source=str(path))
+
+
+def validate_intents(raw: Any, source: str = "intents") -> list[Intent]:
+    """Check the parsed JSON and return it as intents; raise IntentsError naming the fault."""
+    entries = raw.get("intents") if isinstance(raw, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise IntentsError(f'{source}: expected an object with a non-empty "intents" list')
+    intents = [_validate_intent(entry, index, source) for index, entry in enumerate(entries)]
+    _check_unique_tags(intents, source)
+    _check_context_filters(intents, source)
+    if not any(intent.patterns for intent in intents if intent.tag != FALLBACK_TAG):
+        raise IntentsError(f"{source}: no intent has patterns to train on")
+    return intents
+
+
+def _validate_intent(entry: Any, index: int, source: str) -> Intent:
+    if not isinstance(entry, dict):
+        raise IntentsError(f"{source}: intent {index}: expected an object")
+    tag = entry.get("tag")
+    if not isinstance(tag, str) or not tag.strip():
+        raise IntentsError(f'{source}: intent {index}: "tag" is missing or empty')
+    where = f"{source}: intent {index} ({tag!r})"
+    for key in sorted(set(entry) - KNOWN_KEYS):
+        log.warning("%s: unknown key %r is ignored", where, key)
+    patterns = _string_list(entry.get("patterns"), f'{where}: "patterns"')
+    if not patterns and tag != FALLBACK_TAG:
+        raise IntentsError(f'{where}: "patterns" is empty; only "{FALLBACK_TAG}" may have none')
+    if "responses" not in entry:
+        raise IntentsError(f'{where}: "responses" is missing')
+    responses = _string_list(entry["responses"], f'{where}: "responses"')
+    if not responses:
+        raise IntentsError(f'{where}: "responses" is empty')
+    return Intent(
+        tag=tag,
+        patterns=tuple(patterns),
+        responses=tuple(responses),
+        context_set=_optional_string(entry, "context_set", where),
+        context_filter=_optional_string(entry, "context_filter", where),
+    )
+
+
+def _string_list(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list):
+        raise IntentsError(f"{where} must be a list of non-empty strings")
+    for position, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip():
+            raise IntentsError(f"{where}[{position}] must be a non-empty string")
+    return value
+
+
+def _optional_string(entry: dict[str, Any], key: str, where: str) -> str | None:
+    value = entry.get(key)
+    if value is not None and not isinstance(value, str):
+        raise IntentsError(f'{where}: "{key}" must be a string')
+    return value
+
+
+def _check_unique_tags(intents: list[Intent], source: str) -> None:
+    first_index: dict[str, int] = {}
+    for index, intent in enumerate(intents):
+        if intent.tag in first_index:
+            raise IntentsError(
+                f"{source}: intent {index} ({intent.tag!r}): duplicate tag, "
+                f"already used by intent {first_index[intent.tag]}"
+            )
+        first_index[intent.tag] = index
+
+
+def _check_context_filters(intents: list[Intent], source: str) -> None:
+    contexts_set = {intent.context_set for intent in intents if intent.context_set}
+    for index, intent in enumerate(intents):
+        if intent.context_filter and intent.context_filter not in contexts_set:
+            raise IntentsError(
+                f'{source}: intent {index} ({intent.tag!r}): "context_filter" '
+                f"{intent.context_filter!r} is never set by any intent's context_set"
+            )
+
+
+def fingerprint_intents(intents: list[Intent]) -> str:
+    """Return a SHA-256 of the intents' canonical JSON, to tell which data a model was trained on."""
+    canonical = json.dumps([intent.to_dict() for intent in intents], sort_keys=True)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

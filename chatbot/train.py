@@ -1,0 +1,224 @@
+"""Train an intent classifier from intents and return it as a Bundle."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import keras
+import nltk
+import numpy as np
+import tensorflow as tf
+
+import chatbot
+from chatbot.bundle import Bundle
+from chatbot.config import ModelConfig
+from chatbot.data import Intent, fingerprint_intents
+from chatbot.model import build_model
+from chatbot.text import tokenize
+from chatbot.vocab import UNK_ID, Vocabulary, build_vocabulary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Tokenised training texts with the index of their label."""
+
+    tokens: list[list[str]]
+    label_ids: np.ndarray
+
+    def subset(self, indices: Sequence[int]) -> Examples:
+        """Return the examples at the given positions."""
+        return Examples([self.tokens[i] for i in indices], self.label_ids[list(indices)])
+
+
+class WordDropoutBatches(keras.utils.PyDataset):
+    """Shuffled batches in which some known words become <unk>, so the <unk> embedding is trained."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, rate: float, seed: int) -> None:
+        super().__init__()
+        self.x, self.y, self.batch_size, self.rate = x, y, batch_size, rate
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(x))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        x = self.x[rows].copy()
+        x[(x > UNK_ID) & (self.rng.random(x.shape) < self.rate)] = UNK_ID
+        return x, self.y[rows]
+
+    def on_epoch_end(self) -> None:
+        self.order = self.rng.permutation(len(self.x))
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """Log one line every few epochs, so a long training shows progress without flooding."""
+
+    def __init__(self, every: int) -> None:
+        super().__init__()
+        self.every = every
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if (epoch + 1) % self.every == 0:
+            figures = "  ".join(f"{name} {value:.4f}" for name, value in (logs or {}).items())
+            log.info("epoch %d  %s", epoch + 1, figures)
+
+
+def make_examples(intents: Sequence[Intent], labels: Sequence[str]) -> Examples:
+    """Tokenise every pattern of the intents that are labels."""
+    label_to_index = {label: index for index, label in enumerate(labels)}
+    pairs = [
+        (tokenize(pattern), label_to_index[intent.tag])
+        for intent in intents
+        if intent.tag in label_to_index
+        for pattern in intent.patterns
+    ]
+    return Examples([tokens for tokens, _ in pairs], np.array([label for _, label in pairs], dtype=np.int32))
+
+
+def stratified_split(label_ids: np.ndarray, share: float, seed: int) -> tuple[list[int], list[int]]:
+    """Hold out about ``share`` of each label's examples (at least one each) for validation."""
+    rng = np.random.default_rng(seed)
+    train_rows: list[int] = []
+    validation_rows: list[int] = []
+    for label in np.unique(label_ids):
+        rows = rng.permutation(np.flatnonzero(label_ids == label)).tolist()
+        held_out = max(1, round(len(rows) * share))
+        validation_rows += rows[:held_out]
+        train_rows += rows[held_out:]
+    return sorted(train_rows), sorted(validation_rows)
+
+
+def can_split(label_ids: np.ndarray, config: ModelConfig) -> bool:
+    """Say whether every label has enough examples to hold some out."""
+    counts = np.bincount(label_ids)
+    return config.validation_split > 0 and counts.min() >= config.min_patterns_for_validation
+
+
+def train(intents: Sequence[Intent], config: ModelConfig | None = None) -> Bundle:
+    """Train on the intents and return the bundle.
+
+    With enough data, a stratified split measures how well the model generalises and for how many
+    epochs. The model is then refitted on every pattern for at least that many epochs, and on until
+    it classifies every pattern correctly, so that the bot never misreads its own examples.
+    """
+    started = time.perf_counter()
+    config = config or ModelConfig()
+    labels = tuple(intent.tag for intent in intents if intent.patterns)
+    examples = make_examples(intents, labels)
+    longest = max(len(tokens) for tokens in examples.tokens)
+    config = config.replace(max_length=max(1, min(config.max_length, longest)))
+    metrics: dict[str, float] = {}
+    min_epochs = 1
+    if can_split(examples.label_ids, config):
+        train_rows, validation_rows = stratified_split(
+            examples.label_ids, config.validation_split, config.seed
+        )
+        _, _, history = _fit(
+            examples.subset(train_rows), len(labels), config, examples.subset(validation_rows)
+        )
+        min_epochs = int(np.argmax(history["val_accuracy"])) + 1
+        metrics["validation_accuracy"] = float(history["val_accuracy"][min_epochs - 1])
+        log.info(
+            "validation accuracy %.4f at epoch %d; refitting on all patterns",
+            metrics["validation_accuracy"],
+            min_epochs,
+        )
+    model, vocabulary, history = _fit(examples, len(labels), config, None, min_epochs)
+    x = vocabulary.encode_batch(examples.tokens, config.max_length)
+    metrics["train_accuracy"] = accuracy(model, x, examples.label_ids)
+    metrics["epochs"] = float(len(history["loss"]))
+    metrics["seconds"] = round(time.perf_counter() - started, 2)
+    return Bundle(
+        architecture=json_architecture(model),
+        weights=extract_weights(model),
+        vocabulary=vocabulary,
+        labels=labels,
+        intents=tuple(intents),
+        config=config,
+        data_sha256=fingerprint_intents(list(intents)),
+        versions=library_versions(),
+        metrics=metrics,
+    )
+
+
+class StopWhenAllCorrect(keras.callbacks.Callback):
+    """Stop once past ``min_epochs`` and every training example is classified correctly."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, min_epochs: int) -> None:
+        super().__init__()
+        self.x, self.y, self.min_epochs = x, y, min_epochs
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if epoch + 1 >= self.min_epochs and accuracy(self.model, self.x, self.y) == 1.0:
+            self.model.stop_training = True
+
+
+def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
+    """Return the share of examples whose top prediction is their label, with dropout off."""
+    return float(np.mean(np.argmax(model(x, training=False), axis=1) == y))
+
+
+def _fit(
+    examples: Examples,
+    num_labels: int,
+    config: ModelConfig,
+    validation: Examples | None,
+    min_epochs: int = 1,
+) -> tuple[keras.Model, Vocabulary, dict[str, list[float]]]:
+    """Fit a new model; with validation data, stop early on it, else once all examples fit."""
+    keras.utils.set_random_seed(config.seed)
+    vocabulary = build_vocabulary(examples.tokens)  # fitted on training text only
+    model = build_model(len(vocabulary), num_labels, config)
+    x = vocabulary.encode_batch(examples.tokens, config.max_length)
+    batches = WordDropoutBatches(x, examples.label_ids, config.batch_size, config.word_dropout, config.seed)
+    callbacks: list[keras.callbacks.Callback] = [EpochLogger(every=1 if len(x) > 2000 else 25)]
+    validation_data = None
+    if validation is not None:
+        validation_data = (
+            vocabulary.encode_batch(validation.tokens, config.max_length),
+            validation.label_ids,
+        )
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", patience=config.patience, restore_best_weights=True
+            )
+        )
+    else:
+        callbacks.append(StopWhenAllCorrect(x, examples.label_ids, min_epochs))
+    history = model.fit(
+        batches, epochs=config.epochs, validation_data=validation_data, callbacks=callbacks, verbose=0
+    )
+    return model, vocabulary, history.history
+
+
+def json_architecture(model: keras.Model) -> dict:
+    """Return the model's Keras config as plain JSON data."""
+    return json.loads(model.to_json())
+
+
+def extract_weights(model: keras.Model) -> dict[str, dict[str, np.ndarray]]:
+    """Return each layer's weights by the names Keras gives them in an HDF5 file."""
+    return {
+        layer.name: {variable.path: np.asarray(variable.numpy()) for variable in layer.weights}
+        for layer in model.layers
+    }
+
+
+def library_versions() -> dict[str, str]:
+    """Return the versions that produced a model, for the bundle's record."""
+    return {
+        "chatbot": chatbot.__version__,
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+        "numpy": np.__version__,
+        "nltk": nltk.__version__,
+    }
