@@ -28,6 +28,7 @@ class ModelConfig:
     batch_size: int = 16
     learning_rate: float = 0.005
     patience: int = 40  # epochs without improvement before early stopping
+    fit_confidence: float = 0.9  # the final fit goes on until every pattern gets its intent this surely
     validation_split: float = 0.15  # held-out share when the data allows a stratified split
     min_patterns_for_validation: int = 5  # every intent needs this many patterns to hold one out
     seed: int = 1337  # seeds numpy, Python and TensorFlow for reproducible training

@@ -108,7 +108,8 @@ def train(intents: Sequence[Intent], config: ModelConfig | None = None) -> Bundl
 
     With enough data, a stratified split measures how well the model generalises and for how many
     epochs. The model is then refitted on every pattern for at least that many epochs, and on until
-    it classifies every pattern correctly, so that the bot never misreads its own examples.
+    it gives every pattern its own intent with ``config.fit_confidence``, so that the bot never
+    misreads or hesitates over its own examples.
     """
     started = time.perf_counter()
     config = config or ModelConfig()
@@ -150,15 +151,19 @@ def train(intents: Sequence[Intent], config: ModelConfig | None = None) -> Bundl
     )
 
 
-class StopWhenAllCorrect(keras.callbacks.Callback):
-    """Stop once past ``min_epochs`` and every training example is classified correctly."""
+class StopWhenFitted(keras.callbacks.Callback):
+    """Stop once past ``min_epochs`` and every example gets its own label with ``confidence``."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, min_epochs: int) -> None:
+    def __init__(self, x: np.ndarray, y: np.ndarray, min_epochs: int, confidence: float) -> None:
         super().__init__()
-        self.x, self.y, self.min_epochs = x, y, min_epochs
+        self.x, self.y, self.min_epochs, self.confidence = x, y, min_epochs, confidence
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if epoch + 1 >= self.min_epochs and accuracy(self.model, self.x, self.y) == 1.0:
+        if epoch + 1 < self.min_epochs:
+            return
+        probabilities = np.asarray(self.model(self.x, training=False))
+        own = probabilities[np.arange(len(self.y)), self.y]
+        if (probabilities.argmax(axis=1) == self.y).all() and own.min() >= self.confidence:
             self.model.stop_training = True
 
 
@@ -193,7 +198,7 @@ def _fit(
             )
         )
     else:
-        callbacks.append(StopWhenAllCorrect(x, examples.label_ids, min_epochs))
+        callbacks.append(StopWhenFitted(x, examples.label_ids, min_epochs, config.fit_confidence))
     history = model.fit(
         batches, epochs=config.epochs, validation_data=validation_data, callbacks=callbacks, verbose=0
     )

@@ -43,8 +43,8 @@ class Vocabulary:
         return batch
 
     def count_known(self, tokens: Iterable[str]) -> int:
-        """Count the tokens the vocabulary knows."""
-        return sum(token in self._index for token in tokens)
+        """Count the tokens the vocabulary knows as words (not the padding or unknown marker)."""
+        return sum(self._index.get(token, UNK_ID) > UNK_ID for token in tokens)
 
 
 def build_vocabulary(token_lists: Iterable[Iterable[str]]) -> Vocabulary:

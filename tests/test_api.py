@@ -1,0 +1,200 @@
+"""The HTTP API through the Flask test client: answers, input forms and JSON errors."""
+
+from __future__ import annotations
+
+import pytest
+
+GREETINGS = {"Hello!", "Hi there."}
+
+
+def test_predict_original_curl_line(client) -> None:
+    response = client.post("/predict", data='{"data":"What\'s%20up?"}', content_type="text/plain")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert response.get_data(as_text=True) in GREETINGS
+
+
+@pytest.mark.parametrize(
+    "request_kwargs",
+    [
+        {"json": {"data": "hello"}},
+        {"data": '{"data": "hello"}', "content_type": "text/plain; charset=UTF-8"},
+        {"data": {"data": "hello"}},  # form-encoded
+        {"query_string": {"data": "hello"}},
+    ],
+    ids=["json", "text-plain", "form", "query"],
+)
+def test_predict_accepts_every_original_form(client, request_kwargs) -> None:
+    response = client.post("/predict", **request_kwargs)
+    assert response.status_code == 200
+    assert response.get_data(as_text=True) in GREETINGS
+
+
+def test_predict_with_accept_json_returns_the_parse_result(client) -> None:
+    response = client.post("/predict", json={"data": "hello"}, headers={"Accept": "application/json"})
+    body = response.get_json()
+    assert body["intent"]["name"] == "greeting" and body["text"] == "hello"
+    assert body["response"] in GREETINGS and body["fallback"] is False
+
+
+def test_predict_gibberish_falls_back(client) -> None:
+    response = client.post("/predict", data='{"data": "asdf qwerty zxcv"}', content_type="text/plain")
+    assert response.get_data(as_text=True) == "Sorry, say again?"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code"),
+    [
+        ("{}", "text/plain", 400, "missing_field"),
+        ('{"data": null}', "text/plain", 422, "invalid_field"),
+        ('{"data": 3}', "text/plain", 422, "invalid_field"),
+        ('{"data": ["hi"]}', "application/json", 422, "invalid_field"),
+        ('{"data": ', "text/plain", 400, "invalid_json"),
+        ('{"data": ""}', "text/plain", 422, "empty_message"),
+        ('{"data": "   "}', "application/json", 422, "empty_message"),
+        ('["data"]', "application/json", 400, "invalid_json"),
+        ("", "text/plain", 400, "empty_body"),
+        (b"\xff\xfe\xfa", "text/plain", 400, "invalid_json"),
+        ("[" * 50_000 + "]" * 50_000, "application/json", 413, "request_entity_too_large"),
+        ("[" * 30_000 + "]" * 30_000, "application/json", 400, "invalid_json"),
+        ("<data/>", "application/xml", 415, "unsupported_media_type"),
+    ],
+)
+def test_predict_errors_are_json(client, body, content_type: str, status: int, code: str) -> None:
+    response = client.post("/predict", data=body, content_type=content_type)
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    assert response.get_json()["error"]["code"] == code
+    assert response.get_json()["error"]["message"]
+
+
+def test_overlong_message_is_refused(app, client) -> None:
+    app.config["MAX_MESSAGE_CHARS"] = 10
+    response = client.post("/api/v1/parse", json={"text": "hello " * 5})
+    assert response.status_code == 422
+    assert response.get_json()["error"] == {
+        "code": "message_too_long",
+        "message": '"text" has 30 characters; the limit is 10',
+    }
+
+
+def test_body_over_the_limit_is_413(app, client) -> None:
+    app.config["MAX_CONTENT_LENGTH"] = 100
+    response = client.post("/predict", data='{"data": "' + "a" * 200 + '"}', content_type="text/plain")
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "request_entity_too_large"
+
+
+def test_parse(client) -> None:
+    body = client.post("/api/v1/parse", json={"text": "see you later"}).get_json()
+    assert body["intent"]["name"] == "goodbye"
+    assert 0.5 < body["intent"]["confidence"] <= 1.0
+    assert len(body["ranking"]) == 4  # the tiny bot has four trained intents; at most five are listed
+    assert body["ranking"][0] == body["intent"]
+    assert body["fallback"] is False and body["response"] in {"Bye!", "See you."}
+
+
+def test_parse_reports_context_only_intents_but_answers_without_context(client) -> None:
+    body = client.post("/api/v1/parse", json={"text": "the number is 42"}).get_json()
+    assert body["intent"]["name"] == "order_number"
+    assert body["response"] != "Thanks, looking it up."
+
+
+def test_parse_batch(client) -> None:
+    body = client.post("/api/v1/parse", json={"texts": ["hello", "bye"]}).get_json()
+    assert [result["intent"]["name"] for result in body["results"]] == ["greeting", "goodbye"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [
+        ({"texts": []}, 422),
+        ({"texts": ["hi"] * 257}, 422),
+        ({"texts": ["hi", 3]}, 422),
+        ({"texts": "hi"}, 422),
+    ],
+)
+def test_parse_batch_limits(client, payload, status: int) -> None:
+    assert client.post("/api/v1/parse", json=payload).status_code == status
+
+
+def test_parse_wants_json(client) -> None:
+    response = client.post("/api/v1/parse", data='{"text": "hi"}', content_type="text/plain")
+    assert response.status_code == 415
+
+
+def test_chat_keeps_context_per_session(client) -> None:
+    first = client.post("/api/v1/chat", json={"session_id": "s1", "message": "where is my order"}).get_json()
+    assert (first["intent"]["name"], first["context"]) == ("order", "order_number")
+    other = client.post("/api/v1/chat", json={"session_id": "s2", "message": "the number is 42"}).get_json()
+    assert other["intent"]["name"] != "order_number"
+    second = client.post("/api/v1/chat", json={"session_id": "s1", "message": "the number is 42"}).get_json()
+    assert second == {
+        "session_id": "s1",
+        "response": "Thanks, looking it up.",
+        "intent": {"name": "order_number", "confidence": second["intent"]["confidence"]},
+        "fallback": False,
+        "context": None,
+    }
+
+
+def test_chat_makes_a_session_id_when_absent(client) -> None:
+    body = client.post("/api/v1/chat", json={"message": "hello"}).get_json()
+    assert len(body["session_id"]) == 32
+
+
+@pytest.mark.parametrize("session_id", ["", "a b", "x" * 129, 5, None])
+def test_chat_rejects_bad_session_ids(client, session_id) -> None:
+    response = client.post("/api/v1/chat", json={"session_id": session_id, "message": "hi"})
+    assert response.status_code == 422
+
+
+def test_health_endpoints(client, tiny_bundle) -> None:
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    assert client.get("/readyz").get_json() == {"status": "ready", "model": tiny_bundle.fingerprint}
+    version = client.get("/version").get_json()
+    assert version["model"]["fingerprint"] == tiny_bundle.fingerprint
+    assert version["model"]["intents"] == 5
+    assert version["model"]["trained_at"] == tiny_bundle.created_at
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "code"),
+    [
+        ("get", "/nowhere", 404, "not_found"),
+        ("get", "/predict", 405, "method_not_allowed"),
+        ("delete", "/api/v1/chat", 405, "method_not_allowed"),
+    ],
+)
+def test_http_errors_are_json(client, method: str, path: str, status: int, code: str) -> None:
+    response = getattr(client, method)(path)
+    assert response.status_code == status
+    assert response.get_json()["error"]["code"] == code
+
+
+def test_unexpected_errors_are_json_without_details(app, client, monkeypatch) -> None:
+    def explode(*args, **kwargs):
+        raise RuntimeError("secret /internal/path")
+
+    monkeypatch.setattr(app.extensions["chatbot"].dialogue, "reply", explode)
+    app.testing = False  # let the error handler run, as in production
+    response = client.post("/api/v1/parse", json={"text": "hello"})
+    assert response.status_code == 500
+    assert response.get_json()["error"]["code"] == "internal_server_error"
+    assert "secret" not in response.get_data(as_text=True)
+
+
+def test_cors_allowed_origin(client) -> None:
+    response = client.post("/predict", json={"data": "hi"}, headers={"Origin": "http://127.0.0.1:8001"})
+    assert response.headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:8001"
+    preflight = client.options(
+        "/api/v1/chat",
+        headers={"Origin": "http://127.0.0.1:8001", "Access-Control-Request-Method": "POST"},
+    )
+    assert preflight.status_code == 200
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+
+
+def test_cors_other_origin_gets_no_headers(client) -> None:
+    response = client.post("/predict", json={"data": "hi"}, headers={"Origin": "http://127.0.0.1:9999"})
+    assert "Access-Control-Allow-Origin" not in response.headers

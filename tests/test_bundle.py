@@ -1,0 +1,119 @@
+"""Model bundles: one atomic .h5 file, checked when loaded, that Keras can open too."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from chatbot.bundle import METADATA_KEY, Bundle
+from chatbot.errors import BundleError
+from chatbot.vocab import Vocabulary
+
+
+def test_save_and_load_round_trip(tiny_bundle: Bundle, tmp_path: Path) -> None:
+    loaded = Bundle.load(tiny_bundle.save(tmp_path / "m.h5"))
+    assert loaded.fingerprint == tiny_bundle.fingerprint
+    assert loaded.vocabulary == tiny_bundle.vocabulary
+    assert loaded.labels == tiny_bundle.labels == ("greeting", "goodbye", "order", "order_number")
+    assert loaded.intents == tiny_bundle.intents
+    assert loaded.config == tiny_bundle.config
+    assert set(loaded.versions) >= {"chatbot", "keras", "tensorflow", "numpy", "nltk"}
+    assert len(loaded.data_sha256) == 64
+
+
+def test_save_leaves_no_temporary_files(tiny_bundle: Bundle, tmp_path: Path) -> None:
+    tiny_bundle.save(tmp_path / "m.h5")
+    tiny_bundle.save(tmp_path / "m.h5")
+    assert [path.name for path in tmp_path.iterdir()] == ["m.h5"]
+
+
+def test_failed_save_keeps_the_previous_model(tiny_bundle: Bundle, tmp_path: Path) -> None:
+    path = tiny_bundle.save(tmp_path / "m.h5")
+    before = path.read_bytes()
+    broken = dataclasses.replace(tiny_bundle, labels=("only-one",))  # cannot load back: labels mismatch
+    with pytest.raises(BundleError):
+        broken.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.h5"]
+
+
+def test_keras_loads_the_bundle_as_a_model(tiny_bundle: Bundle, tmp_path: Path) -> None:
+    import keras
+
+    path = tiny_bundle.save(tmp_path / "m.h5")
+    model = keras.models.load_model(path, compile=False)
+    assert model.output_shape == (None, len(tiny_bundle.labels))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="model file not found"):
+        Bundle.load(tmp_path / "absent.h5")
+
+
+def test_truncated_file(tiny_bundle: Bundle, tmp_path: Path) -> None:
+    path = tiny_bundle.save(tmp_path / "m.h5")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BundleError, match="corrupt or truncated"):
+        Bundle.load(path)
+
+
+def test_not_hdf5(tmp_path: Path) -> None:
+    path = tmp_path / "m.h5"
+    path.write_text("not a model")
+    with pytest.raises(BundleError, match="corrupt or truncated"):
+        Bundle.load(path)
+
+
+def test_flipped_weight_bytes_are_detected(tiny_bundle: Bundle, tmp_path: Path) -> None:
+    path = tiny_bundle.save(tmp_path / "m.h5")
+    with h5py.File(path, "r+") as file:
+        dataset = file["model_weights/intent/intent/kernel"]
+        dataset[0, 0] = dataset[0, 0] + 1.0
+    with pytest.raises(BundleError, match="do not match their fingerprint"):
+        Bundle.load(path)
+
+
+def test_plain_keras_file_is_not_a_bundle(tiny_bundle: Bundle, tmp_path: Path) -> None:
+    path = tiny_bundle.save(tmp_path / "m.h5")
+    with h5py.File(path, "r+") as file:
+        del file[METADATA_KEY]
+    with pytest.raises(BundleError, match="not a chatbot model bundle"):
+        Bundle.load(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda b: {"vocabulary": Vocabulary((*b.vocabulary.tokens, "extra"))}, "embedding has"),
+        (lambda b: {"labels": (*b.labels, "extra")}, "output layer has"),
+        (lambda b: {"labels": ("a", "b", "c", "d")}, "labels without an intent"),
+    ],
+)
+def test_mismatched_parts_are_refused(tiny_bundle: Bundle, tmp_path: Path, change, message: str) -> None:
+    path = tmp_path / "m.h5"
+    mismatched = dataclasses.replace(tiny_bundle, **change(tiny_bundle))
+    with h5py.File(path, "w") as file:
+        mismatched._write(file)  # bypass save(), which refuses to write an unloadable bundle
+    with pytest.raises(BundleError, match=message):
+        Bundle.load(path)
+
+
+def test_newer_format_is_refused(tiny_bundle: Bundle, tmp_path: Path) -> None:
+    path = tiny_bundle.save(tmp_path / "m.h5")
+    with h5py.File(path, "r+") as file:
+        text = file[METADATA_KEY][()].decode().replace('"format_version": 1', '"format_version": 99')
+        del file[METADATA_KEY]
+        file.create_dataset(METADATA_KEY, data=text)
+    with pytest.raises(BundleError, match="format 99 is not supported"):
+        Bundle.load(path)
+
+
+def test_fingerprint_depends_on_weights(tiny_bundle: Bundle) -> None:
+    weights = {name: dict(values) for name, values in tiny_bundle.weights.items()}
+    weights["intent"] = {name: np.zeros_like(value) for name, value in weights["intent"].items()}
+    assert dataclasses.replace(tiny_bundle, weights=weights).fingerprint != tiny_bundle.fingerprint

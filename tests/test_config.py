@@ -1,0 +1,54 @@
+"""Settings from the environment: defaults, parsing and clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.config import app_settings, server_settings
+from chatbot.config import ModelConfig
+
+
+def test_defaults() -> None:
+    settings = app_settings({})
+    assert settings["MODEL_PATH"] == "models/chatbot_model.h5"
+    assert settings["THRESHOLD"] is None
+    assert settings["MAX_CONTENT_LENGTH"] == 64 * 1024
+    assert settings["CORS_ORIGINS"] == ()
+    assert server_settings({}) == {"host": "0.0.0.0", "port": 5000, "workers": 1, "threads": 4, "timeout": 30}
+
+
+def test_values_from_the_environment() -> None:
+    settings = app_settings(
+        {
+            "CHATBOT_MODEL": "/m.h5",
+            "CHATBOT_THRESHOLD": "0.7",
+            "CHATBOT_CORS_ORIGINS": "http://a.example, https://b.example/",
+            "CHATBOT_MAX_MESSAGE_CHARS": "50",
+        }
+    )
+    assert settings["MODEL_PATH"] == "/m.h5"
+    assert settings["THRESHOLD"] == 0.7
+    assert settings["CORS_ORIGINS"] == ("http://a.example", "https://b.example")
+    assert settings["MAX_MESSAGE_CHARS"] == 50
+    assert server_settings({"PORT": "8080", "WEB_CONCURRENCY": "3"})["port"] == 8080
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("CHATBOT_THRESHOLD", "1.5", "between 0 and 1"),
+        ("CHATBOT_THRESHOLD", "high", "could not convert"),
+        ("CHATBOT_MAX_BODY_BYTES", "0", "positive integer"),
+        ("PORT", "http", "invalid literal"),
+    ],
+)
+def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:
+    read = server_settings if name == "PORT" else app_settings
+    with pytest.raises(ValueError, match=f"{name}='{value}': .*{message}"):
+        read({name: value})
+
+
+def test_model_config_merges_overrides_and_ignores_unknown_keys() -> None:
+    config = ModelConfig().replace(epochs=5, seed=None)
+    assert (config.epochs, config.seed) == (5, ModelConfig().seed)
+    assert ModelConfig.from_dict({**config.to_dict(), "future_option": 1}) == config

@@ -1,0 +1,136 @@
+"""Validation of intents files: every user error is one clear line and exit status 2."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import pytest
+
+from chatbot.data import fingerprint_intents, load_intents, validate_intents
+from chatbot.errors import IntentsError
+from tests.conftest import TINY_INTENTS, run_cli, write_json
+
+
+def with_change(change) -> dict:
+    """Return a copy of the tiny intents with one change applied."""
+    data = copy.deepcopy(TINY_INTENTS)
+    change(data["intents"])
+    return data
+
+
+INVALID = [
+    pytest.param(lambda i: i[1].pop("tag"), 'intent 1: "tag" is missing or empty', id="missing-tag"),
+    pytest.param(lambda i: i[1].update(tag="  "), 'intent 1: "tag" is missing or empty', id="empty-tag"),
+    pytest.param(
+        lambda i: i[2].update(tag="greeting"),
+        "intent 2 ('greeting'): duplicate tag, already used by intent 0",
+        id="duplicate-tag",
+    ),
+    pytest.param(
+        lambda i: i[0].update(patterns="hi"),
+        "intent 0 ('greeting'): \"patterns\" must be a list of non-empty strings",
+        id="patterns-not-list",
+    ),
+    pytest.param(
+        lambda i: i[0]["patterns"].append(""),
+        "intent 0 ('greeting'): \"patterns\"[6] must be a non-empty string",
+        id="empty-pattern",
+    ),
+    pytest.param(
+        lambda i: i[0]["patterns"].append(3),
+        "intent 0 ('greeting'): \"patterns\"[6] must be a non-empty string",
+        id="pattern-not-string",
+    ),
+    pytest.param(
+        lambda i: i[1].update(patterns=[]),
+        "intent 1 ('goodbye'): \"patterns\" is empty",
+        id="no-patterns",
+    ),
+    pytest.param(
+        lambda i: i[1].pop("responses"),
+        "intent 1 ('goodbye'): \"responses\" is missing",
+        id="missing-responses",
+    ),
+    pytest.param(
+        lambda i: i[1].update(responses=[]),
+        "intent 1 ('goodbye'): \"responses\" is empty",
+        id="empty-responses",
+    ),
+    pytest.param(
+        lambda i: i[3].update(context_filter="nowhere"),
+        "intent 3 ('order_number'): \"context_filter\" 'nowhere' is never set",
+        id="context-filter-unset",
+    ),
+    pytest.param(
+        lambda i: i[2].update(context_set=5),
+        "intent 2 ('order'): \"context_set\" must be a string",
+        id="context-set-not-string",
+    ),
+    pytest.param(lambda i: i.__setitem__(0, "hi"), "intent 0: expected an object", id="intent-not-object"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), INVALID)
+def test_validate_intents_names_the_fault(change, message: str) -> None:
+    with pytest.raises(IntentsError, match=r"^intents: ") as raised:
+        validate_intents(with_change(change))
+    assert message in str(raised.value)
+
+
+@pytest.mark.parametrize("raw", [[], {}, {"intents": []}, {"intents": {}}, "text"])
+def test_validate_intents_needs_an_intents_list(raw) -> None:
+    with pytest.raises(IntentsError, match='non-empty "intents" list'):
+        validate_intents(raw)
+
+
+def test_unknown_keys_are_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    data = with_change(lambda i: i[0].update(emoji="wave"))
+    with caplog.at_level(logging.WARNING):
+        intents = validate_intents(data)
+    assert intents[0].tag == "greeting"
+    assert "intent 0 ('greeting'): unknown key 'emoji' is ignored" in caplog.text
+
+
+def test_fallback_may_have_no_patterns(tiny_intents) -> None:
+    assert [intent.tag for intent in tiny_intents if not intent.patterns] == ["fallback"]
+
+
+def test_load_intents_reports_json_position(tmp_path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text('{"intents": [\n  {"tag": "a",}\n]}', encoding="utf-8")
+    with pytest.raises(IntentsError, match=r"invalid JSON at line 2, column 15"):
+        load_intents(path)
+
+
+def test_load_intents_missing_file(tmp_path) -> None:
+    with pytest.raises(IntentsError, match="file not found"):
+        load_intents(tmp_path / "absent.json")
+
+
+def test_fingerprint_changes_with_the_data(tiny_intents) -> None:
+    changed = validate_intents(with_change(lambda i: i[0]["patterns"].append("howdy")))
+    assert fingerprint_intents(tiny_intents) == fingerprint_intents(validate_intents(TINY_INTENTS))
+    assert fingerprint_intents(tiny_intents) != fingerprint_intents(changed)
+
+
+CLI_CASES = [
+    *[pytest.param(case.values[0], case.values[1], id=case.id) for case in INVALID],
+    pytest.param(None, "invalid JSON at line 1, column 2", id="invalid-json"),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), CLI_CASES)
+def test_train_cli_rejects_bad_intents_with_one_line(tmp_path, change, message: str) -> None:
+    path = tmp_path / "intents.json"
+    if change is None:
+        path.write_text("{oops", encoding="utf-8")
+    else:
+        write_json(path, with_change(change))
+    result = run_cli("train", "--data", str(path), "--out", str(tmp_path / "model.h5"))
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert message in lines[0]
+    assert not (tmp_path / "model.h5").exists()

@@ -1,0 +1,106 @@
+"""Dialogue decisions: fallback predicates and context, on hand-written rankings."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from chatbot.data import Intent
+from chatbot.dialogue import (
+    DEFAULT_FALLBACK_RESPONSE,
+    Dialogue,
+    has_no_known_word,
+    is_below_threshold,
+    is_eligible,
+    next_context,
+)
+from chatbot.engine import Ranking
+
+
+def ranking(*pairs: tuple[str, float], known_words: int = 2) -> Ranking:
+    return Ranking(intents=tuple(pairs), known_words=known_words)
+
+
+@pytest.mark.parametrize(
+    ("confidence", "threshold", "expected"),
+    [(0.49, 0.5, True), (0.5, 0.5, False), (0.99, 0.5, False), (0.0, 0.0, False)],
+)
+def test_is_below_threshold(confidence: float, threshold: float, expected: bool) -> None:
+    assert is_below_threshold(confidence, threshold) is expected
+
+
+@pytest.mark.parametrize(("known", "expected"), [(0, True), (1, False), (5, False)])
+def test_has_no_known_word(known: int, expected: bool) -> None:
+    assert has_no_known_word(ranking(("a", 1.0), known_words=known)) is expected
+
+
+@pytest.mark.parametrize(
+    ("context_filter", "context", "expected"),
+    [(None, None, True), (None, "x", True), ("x", "x", True), ("x", None, False), ("x", "y", False)],
+)
+def test_is_eligible(context_filter, context, expected: bool) -> None:
+    assert is_eligible(Intent("t", ("p",), ("r",), context_filter=context_filter), context) is expected
+
+
+@pytest.mark.parametrize(
+    ("context_set", "context", "expected"),
+    [(None, "kept", "kept"), ("new", None, "new"), ("new", "old", "new"), ("", "old", None)],
+)
+def test_next_context(context_set, context, expected) -> None:
+    assert next_context(Intent("t", ("p",), ("r",), context_set=context_set), context) == expected
+
+
+def decide(dialogue: Dialogue, *pairs: tuple[str, float], context=None, known_words: int = 2):
+    return dialogue.decide(ranking(*pairs, known_words=known_words), context)
+
+
+def test_confident_answer(dialogue: Dialogue) -> None:
+    reply = decide(dialogue, ("greeting", 0.9), ("goodbye", 0.1))
+    assert (reply.intent, reply.fallback, reply.response in {"Hello!", "Hi there."}) == (
+        "greeting",
+        False,
+        True,
+    )
+
+
+def test_low_confidence_falls_back_to_the_fallback_intent(dialogue: Dialogue) -> None:
+    reply = decide(dialogue, ("greeting", 0.4), ("goodbye", 0.35), ("order", 0.25))
+    assert reply.fallback and reply.response == "Sorry, say again?"
+    assert (reply.intent, reply.confidence) == ("greeting", 0.4)
+
+
+def test_no_known_word_falls_back_even_when_confident(dialogue: Dialogue) -> None:
+    assert decide(dialogue, ("greeting", 0.99), known_words=0).fallback
+
+
+def test_context_filter_skips_ineligible_intents(dialogue: Dialogue) -> None:
+    reply = decide(dialogue, ("order_number", 0.8), ("greeting", 0.15))
+    assert reply.intent == "greeting" and reply.fallback  # 0.15 is below the threshold
+    reply = decide(dialogue, ("order_number", 0.8), ("greeting", 0.15), context="order_number")
+    assert (reply.intent, reply.fallback, reply.context) == ("order_number", False, None)
+
+
+def test_context_set_moves_the_conversation(dialogue: Dialogue) -> None:
+    reply = decide(dialogue, ("order", 0.9))
+    assert reply.context == "order_number"
+
+
+def test_fallback_keeps_the_context(dialogue: Dialogue) -> None:
+    reply = decide(dialogue, ("greeting", 0.1), context="order_number")
+    assert reply.fallback and reply.context == "order_number"
+
+
+def test_default_sentence_without_a_fallback_intent(engine) -> None:
+    dialogue = Dialogue(engine, threshold=0.5, rng=random.Random(0))
+    dialogue.intents.pop("fallback")
+    assert decide(dialogue, ("greeting", 0.1)).response == DEFAULT_FALLBACK_RESPONSE
+
+
+@pytest.mark.slow
+def test_trained_bot_answers_and_follows_context(dialogue: Dialogue) -> None:
+    first = dialogue.reply("where is my order")
+    assert (first.intent, first.context) == ("order", "order_number")
+    second = dialogue.reply("the number is 42", first.context)
+    assert (second.intent, second.fallback, second.context) == ("order_number", False, None)
+    assert dialogue.reply("asdf qwerty zxcv").fallback

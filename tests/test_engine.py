@@ -1,0 +1,153 @@
+"""The numpy engine gives Keras' probabilities without TensorFlow."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from chatbot.bundle import Bundle
+from chatbot.config import ModelConfig
+from chatbot.engine import Engine
+from chatbot.errors import UnsupportedModelError
+from chatbot.vocab import UNK_ID, Vocabulary
+from tests.conftest import ROOT
+
+
+def random_bundle(model, vocabulary_size: int, config: ModelConfig) -> Bundle:
+    """Wrap an untrained Keras model in a bundle, as training would."""
+    from chatbot.train import extract_weights, json_architecture
+
+    labels = tuple(f"intent{i}" for i in range(model.output_shape[-1]))
+    from chatbot.data import Intent
+
+    return Bundle(
+        architecture=json_architecture(model),
+        weights=extract_weights(model),
+        vocabulary=Vocabulary(("<pad>", "<unk>", *(f"w{i:04d}" for i in range(vocabulary_size - 2)))),
+        labels=labels,
+        intents=tuple(Intent(label, ("x",), ("y",)) for label in labels),
+        config=config,
+        data_sha256="0" * 64,
+    )
+
+
+def parity_inputs(vocabulary_size: int, max_length: int, seed: int) -> np.ndarray:
+    """Return 1,000 padded id sequences, including empty and fully unknown ones."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(2, vocabulary_size, size=(1000, max_length), dtype=np.int32)
+    lengths = rng.integers(0, max_length + 1, size=1000)
+    ids[np.arange(max_length) >= lengths[:, None]] = 0
+    ids[0] = 0  # empty text
+    ids[1, :3] = UNK_ID  # only unknown words
+    ids[1, 3:] = 0
+    ids[2] = UNK_ID
+    return ids
+
+
+def build(kind: str, config: ModelConfig, vocabulary_size: int, labels: int):
+    """Build a Keras model of one of the shapes the engine supports."""
+    import keras
+    from keras import layers
+
+    from chatbot.model import build_model
+
+    if kind == "trainer":
+        return build_model(vocabulary_size, labels, config)
+    keras.utils.set_random_seed(config.seed)
+    inputs = keras.Input(shape=(config.max_length,), dtype="int32")
+    x = layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True)(inputs)
+    if kind == "bidirectional":
+        x = layers.Bidirectional(layers.LSTM(config.lstm_units, return_sequences=True))(x)
+        x = layers.LSTM(config.lstm_units, recurrent_activation="hard_sigmoid")(x)
+    else:  # stacked, tanh dense
+        x = layers.LSTM(config.lstm_units, return_sequences=True, activation="relu")(x)
+        x = layers.Bidirectional(layers.LSTM(config.lstm_units))(x)
+        x = layers.Dense(config.dense_units or 8, activation="tanh")(x)
+    outputs = layers.Dense(labels, activation="softmax")(x)
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("kind", "config", "vocabulary_size", "labels"),
+    [
+        ("trainer", ModelConfig(max_length=12, seed=1), 50, 7),
+        (
+            "trainer",
+            ModelConfig(embedding_dim=16, lstm_units=24, dense_units=32, max_length=20, seed=2),
+            300,
+            20,
+        ),
+        ("bidirectional", ModelConfig(embedding_dim=8, lstm_units=8, max_length=9, seed=3), 40, 3),
+        (
+            "stacked",
+            ModelConfig(embedding_dim=12, lstm_units=6, dense_units=10, max_length=15, seed=4),
+            90,
+            5,
+        ),
+    ],
+)
+def test_numpy_matches_keras(kind: str, config: ModelConfig, vocabulary_size: int, labels: int) -> None:
+    model = build(kind, config, vocabulary_size, labels)
+    engine = Engine.from_bundle(random_bundle(model, vocabulary_size, config))
+    token_ids = parity_inputs(vocabulary_size, config.max_length, config.seed)
+    expected = np.asarray(model(token_ids, training=False))
+    actual = engine.predict_proba(token_ids)
+    assert np.abs(actual - expected).max() <= 1e-5
+    assert (actual.argmax(axis=1) == expected.argmax(axis=1)).all()
+
+
+def test_rank_orders_all_labels(engine: Engine) -> None:
+    ranking = engine.rank("hello there")
+    scores = [score for _, score in ranking.intents]
+    assert ranking.top[0] == "greeting"
+    assert sorted(ranking.intents, key=lambda item: -item[1]) == list(ranking.intents)
+    assert {name for name, _ in ranking.intents} == set(engine.labels)
+    assert sum(scores) == pytest.approx(1.0, abs=1e-5)
+    assert ranking.known_words == 2
+
+
+def test_rank_batch_equals_single(engine: Engine) -> None:
+    texts = ["bye", "where is my order", "", "zzz qqq"]
+    for text, ranking in zip(texts, engine.rank_batch(texts), strict=True):
+        single = engine.rank(text)
+        assert [name for name, _ in ranking.intents] == [name for name, _ in single.intents]
+        assert np.allclose([s for _, s in ranking.intents], [s for _, s in single.intents], atol=1e-6)
+
+
+def test_unknown_words_are_counted(engine: Engine) -> None:
+    assert engine.rank("zzz qqq").known_words == 0
+    assert engine.rank("").known_words == 0
+
+
+def test_unsupported_layer_fails_at_load(tiny_bundle: Bundle) -> None:
+    architecture = {
+        "config": {"layers": [*tiny_bundle.layers(), {"class_name": "Conv1D", "name": "conv", "config": {}}]}
+    }
+    with pytest.raises(UnsupportedModelError, match=r"'conv' \(Conv1D\) is not supported.*CHATBOT_ENGINE"):
+        Engine.from_bundle(dataclasses.replace(tiny_bundle, architecture=architecture))
+
+
+def test_unsupported_activation_fails_at_load(tiny_bundle: Bundle) -> None:
+    layers = [
+        {**layer, "config": {**layer["config"], "activation": "gelu"}} if layer["name"] == "intent" else layer
+        for layer in tiny_bundle.layers()
+    ]
+    with pytest.raises(UnsupportedModelError, match="activation 'gelu'"):
+        Engine.from_bundle(dataclasses.replace(tiny_bundle, architecture={"config": {"layers": layers}}))
+
+
+def test_serving_path_does_not_import_tensorflow(tiny_model_path) -> None:
+    code = (
+        "import sys; from chatbot.dialogue import load_dialogue; import app; "
+        f"load_dialogue({str(tiny_model_path)!r}).reply('hello'); "
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert result.stdout.strip() == "[]"

@@ -1,0 +1,55 @@
+"""Data tests: the shipped data/intents.json is a complete, unambiguous default bot."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatbot.data import FALLBACK_TAG, load_intents
+from chatbot.text import tokenize
+from tests.conftest import DEFAULT_INTENTS
+
+ORIGINAL_PATTERNS = {
+    "greeting": ["Hi", "How are you", "Is anyone there?", "Hello", "Good day", "Whats up"],
+    "goodbye": ["cya", "See you later", "Goodbye", "I am Leaving", "Have a Good day"],
+    "help": ["Help", "Can you help me?", "What can you do?", "What are your capabilities?"],
+    "name": ["What is your name?", "what should I call you", "whats your name?", "who are you?"],
+}
+
+
+@pytest.fixture(scope="module")
+def intents():
+    return load_intents(DEFAULT_INTENTS)
+
+
+def test_default_bot_is_big_enough(intents) -> None:
+    assert len(intents) >= 12
+    for intent in intents:
+        assert len(intent.patterns) >= 8, intent.tag
+        assert len(intent.responses) >= 2, intent.tag
+
+
+@pytest.mark.parametrize(("tag", "patterns"), ORIGINAL_PATTERNS.items())
+def test_original_intents_keep_their_patterns(intents, tag: str, patterns: list[str]) -> None:
+    by_tag = {intent.tag: intent for intent in intents}
+    assert set(patterns) <= set(by_tag[tag].patterns)
+
+
+def test_has_a_context_pair_and_a_fallback(intents) -> None:
+    sets = {intent.context_set for intent in intents if intent.context_set}
+    filters = {intent.context_filter for intent in intents if intent.context_filter}
+    assert sets & filters
+    assert FALLBACK_TAG in {intent.tag for intent in intents}
+
+
+def test_no_pattern_means_two_intents(intents) -> None:
+    owner: dict[tuple[str, ...], str] = {}
+    for intent in intents:
+        for pattern in intent.patterns:
+            tokens = tuple(tokenize(pattern))
+            assert owner.setdefault(tokens, intent.tag) == intent.tag, f"{pattern!r} in {intent.tag}"
+
+
+def test_responses_are_plain_text(intents) -> None:
+    for intent in intents:
+        for response in intent.responses:
+            assert "<" not in response and ">" not in response, response
