@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 PY := $(VENV)/bin/python
 PORT ?= 5000
-MODEL ?= models/chatbot_model.h5
+MODEL ?= $(or $(CHATBOT_MODEL),models/chatbot_model.h5)
 DATA ?= data/intents.json
 
 .PHONY: install install-dev model run test lint format clean
@@ -25,7 +25,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 
 model: $(MODEL)
 
-$(MODEL): | $(VENV)/.installed
+$(MODEL): $(DATA) | $(VENV)/.installed
 	$(PY) -m chatbot train --data $(DATA) --out $(MODEL)
 
 run: install model

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
-from urllib.parse import unquote
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -23,9 +22,7 @@ MAX_BATCH = 256
 @bp.post("/predict")
 def predict() -> Response:
     """Answer the original clients: plain text, or the parse result when JSON is accepted."""
-    data = read_legacy_data()
-    # The original curl line sends "What's%20up?": percent escapes are decoded.
-    text = message_text(unquote(data) if isinstance(data, str) else data, "data")
+    text = message_text(read_legacy_data(), "data")
     reply = current_bot().dialogue.reply(text)
     if request.accept_mimetypes.best_match(["text/plain", "application/json"]) == "application/json":
         return jsonify(parse_result(text, reply))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from urllib.parse import unquote
 
 from flask import current_app, request
 
@@ -49,10 +50,9 @@ def read_legacy_data() -> Any:
         if "data" not in request.form:
             raise ApiError(400, "missing_field", 'the form has no "data" field')
         return request.form["data"]
-    payload = read_json_object()
-    if "data" not in payload:
-        raise ApiError(400, "missing_field", 'the JSON object has no "data" field')
-    return payload["data"]
+    data = field(read_json_object(), "data")
+    # The original curl line sends "What's%20up?" in JSON: its percent escapes are decoded.
+    return unquote(data) if isinstance(data, str) else data
 
 
 def field(payload: dict[str, Any], name: str) -> Any:

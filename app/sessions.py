@@ -1,8 +1,7 @@
 """Keep each conversation's context between messages, behind a small store interface.
 
 The in-memory store lives in one process: with several gunicorn workers, each has its own, so a
-deployment with more than one worker needs a shared store (Redis, which implements the same
-interface).
+deployment with more than one worker needs a shared store behind the same interface.
 """
 
 from __future__ import annotations

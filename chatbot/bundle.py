@@ -72,6 +72,7 @@ class Bundle:
             with open(temporary, "rb+") as written:
                 os.fsync(written.fileno())
             Bundle.load(temporary)  # a file that does not read back never replaces a good one
+            os.chmod(temporary, 0o644)  # mkstemp makes it private; a server may run as another user
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

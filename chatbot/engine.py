@@ -102,7 +102,7 @@ def build_step(layer: dict[str, Any], weights: dict[str, Array]) -> Step:
         return bidirectional_step(arrays, config)
     raise UnsupportedModelError(
         f"layer {layer['name']!r} ({class_name}) is not supported by the numpy engine; "
-        "serve this model with CHATBOT_ENGINE=keras"
+        "train the model with `chatbot train`"
     )
 
 

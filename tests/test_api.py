@@ -198,3 +198,17 @@ def test_cors_allowed_origin(client) -> None:
 def test_cors_other_origin_gets_no_headers(client) -> None:
     response = client.post("/predict", json={"data": "hi"}, headers={"Origin": "http://127.0.0.1:9999"})
     assert "Access-Control-Allow-Origin" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "text"),
+    [
+        ({"data": '{"data": "What\'s%20up?"}', "content_type": "text/plain"}, "What's up?"),
+        ({"json": {"data": "100%25 sure"}}, "100% sure"),
+        ({"data": {"data": "50%20off"}}, "50%20off"),  # form values are already decoded once
+        ({"query_string": "data=50%2520off"}, "50%20off"),
+    ],
+)
+def test_predict_decodes_percent_escapes_only_in_json(client, request_kwargs, text: str) -> None:
+    response = client.post("/predict", headers={"Accept": "application/json"}, **request_kwargs)
+    assert response.get_json()["text"] == text

@@ -117,3 +117,8 @@ def test_fingerprint_depends_on_weights(tiny_bundle: Bundle) -> None:
     weights = {name: dict(values) for name, values in tiny_bundle.weights.items()}
     weights["intent"] = {name: np.zeros_like(value) for name, value in weights["intent"].items()}
     assert dataclasses.replace(tiny_bundle, weights=weights).fingerprint != tiny_bundle.fingerprint
+
+
+def test_saved_bundle_is_readable_by_other_users(tiny_bundle: Bundle, tmp_path: Path) -> None:
+    path = tiny_bundle.save(tmp_path / "m.h5")
+    assert path.stat().st_mode & 0o777 == 0o644
