@@ -18,3 +18,4 @@ accesslog = "-"
 errorlog = "-"
 loglevel = "info"
 wsgi_app = "app:create_app()"
+control_socket_disable = True  # unused; one shared default path would clash between instances
