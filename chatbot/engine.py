@@ -2,7 +2,8 @@
 
 The forward pass reads the Keras architecture and weights from the bundle and implements the layers
 the trainer builds (Embedding with masking, LSTM, Bidirectional LSTM, Dense, Dropout). Anything
-else fails at load with UnsupportedModelError rather than giving wrong answers.
+else fails at load with UnsupportedModelError rather than giving wrong answers. A Keras forward
+pass (``backend="keras"``, in chatbot.model) stays available for comparison and as a fallback.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from chatbot.text import tokenize
 
 Array = np.ndarray
 Step = Callable[[Array, Array], tuple[Array, Array]]  # (values, mask) -> (values, mask)
+Forward = Callable[[Array], Array]  # padded token ids -> probabilities
 
 ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "linear": lambda x: x,
@@ -29,6 +31,8 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "softmax": lambda x: _softmax(x),
 }
 PASS_THROUGH = frozenset({"InputLayer", "NotEqual", "Dropout", "SpatialDropout1D", "GaussianNoise"})
+RECURRENT = frozenset({"LSTM", "Bidirectional"})
+BACKENDS = ("numpy", "keras")
 
 
 @dataclass(frozen=True)
@@ -45,25 +49,28 @@ class Ranking:
 
 
 class Engine:
-    """Classify texts with a bundle's model in plain numpy."""
+    """Classify texts with a bundle's model."""
 
-    def __init__(self, bundle: Bundle) -> None:
+    def __init__(self, bundle: Bundle, forward: Forward | None = None) -> None:
         self.bundle = bundle
         self.labels = bundle.labels
         self.max_length = bundle.config.max_length
-        self.steps = [build_step(layer, bundle.weights.get(layer["name"], {})) for layer in bundle.layers()]
+        self.forward = forward or numpy_forward(bundle)
 
     @classmethod
-    def from_bundle(cls, bundle: Bundle) -> Engine:
-        """Prepare the forward pass for a loaded bundle."""
+    def from_bundle(cls, bundle: Bundle, backend: str = "numpy") -> Engine:
+        """Prepare the forward pass of a loaded bundle in numpy (default) or Keras."""
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown engine {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if backend == "keras":
+            from chatbot.model import keras_forward  # imports TensorFlow: only when asked for
+
+            return cls(bundle, keras_forward(bundle))
         return cls(bundle)
 
     def predict_proba(self, token_ids: Array) -> Array:
         """Return (batch, labels) probabilities for padded token ids."""
-        values, mask = token_ids, token_ids != 0
-        for step in self.steps:
-            values, mask = step(values, mask)
-        return values
+        return self.forward(token_ids)
 
     def rank(self, text: str) -> Ranking:
         """Classify one text."""
@@ -71,39 +78,161 @@ class Engine:
 
     def rank_batch(self, texts: Sequence[str]) -> list[Ranking]:
         """Classify several texts in one forward pass."""
+        vocabulary = self.bundle.vocabulary
         token_lists = [tokenize(text) for text in texts]
-        token_ids = self.bundle.vocabulary.encode_batch(token_lists, self.max_length)
-        probabilities = self.predict_proba(token_ids)
+        probabilities = self.forward(vocabulary.encode_batch(token_lists, self.max_length))
         rankings = []
-        for tokens, row in zip(token_lists, probabilities, strict=True):
-            order = np.argsort(-row, kind="stable")
-            rankings.append(
-                Ranking(
-                    intents=tuple((self.labels[i], float(row[i])) for i in order),
-                    known_words=self.bundle.vocabulary.count_known(tokens),
-                )
-            )
+        for tokens, row in zip(token_lists, probabilities.tolist(), strict=True):
+            ranked = sorted(zip(self.labels, row, strict=True), key=_score, reverse=True)
+            rankings.append(Ranking(tuple(ranked), vocabulary.count_known(tokens)))
         return rankings
+
+
+def numpy_forward(bundle: Bundle) -> Forward:
+    """Compile the bundle's layers into one numpy function."""
+    layers = [layer for layer in bundle.layers() if layer["class_name"] not in PASS_THROUGH]
+    steps: list[Step] = []
+    index = 0
+    while index < len(layers):
+        layer = layers[index]
+        following = layers[index + 1] if index + 1 < len(layers) else None
+        if layer["class_name"] == "Embedding" and following and following["class_name"] in RECURRENT:
+            # Fold the recurrent layer's input projection into the embedding table: one lookup
+            # replaces a lookup and a matrix product per request.
+            steps.append(embedded_recurrent_step(layer, following, bundle.weights))
+            index += 2
+        else:
+            steps.append(build_step(layer, bundle.weights.get(layer["name"], {})))
+            index += 1
+
+    def forward(token_ids: Array) -> Array:
+        # Padding is at the end: columns that are padding in every row change nothing, so skip them.
+        used = token_ids.any(axis=0)
+        length = int(used.nonzero()[0][-1]) + 1 if used.any() else 0
+        values = token_ids[:, :length]
+        mask = values != 0
+        for step in steps:
+            values, mask = step(values, mask)
+        return values
+
+    return forward
 
 
 def build_step(layer: dict[str, Any], weights: dict[str, Array]) -> Step:
     """Return the numpy function of one Keras layer."""
     class_name, config = layer["class_name"], layer["config"]
-    arrays = [np.asarray(values, dtype=np.float32) for values in weights.values()]
-    if class_name in PASS_THROUGH:
-        return lambda values, mask: (values, mask)
+    arrays = _arrays(weights)
     if class_name == "Embedding":
-        return embedding_step(arrays[0], bool(config.get("mask_zero")))
+        table = arrays[0]
+        return lambda token_ids, mask: (table[token_ids], mask)
     if class_name == "Dense":
         return dense_step(arrays, activation(config, "activation"), config.get("use_bias", True))
     if class_name == "LSTM":
-        return lstm_step(arrays, config)
+        runner = LSTMRunner(arrays, config)
+        return recurrent_step([runner], [runner.project], config)
     if class_name == "Bidirectional":
-        return bidirectional_step(arrays, config)
+        forward, backward = bidirectional_runners(arrays, config)
+        return recurrent_step(
+            [forward, backward], [forward.project, backward.project], config["layer"]["config"]
+        )
     raise UnsupportedModelError(
         f"layer {layer['name']!r} ({class_name}) is not supported by the numpy engine; "
         "train the model with `chatbot train`"
     )
+
+
+def embedded_recurrent_step(embedding: dict[str, Any], layer: dict[str, Any], weights: dict) -> Step:
+    """Return an LSTM (or Bidirectional LSTM) step that reads token ids through projected tables."""
+    if not embedding["config"].get("mask_zero"):
+        raise UnsupportedModelError("the numpy engine expects Embedding(mask_zero=True) before an LSTM")
+    table = _arrays(weights[embedding["name"]])[0]
+    arrays = _arrays(weights[layer["name"]])
+    if layer["class_name"] == "LSTM":
+        runners = [LSTMRunner(arrays, layer["config"])]
+        config = layer["config"]
+    else:
+        runners = list(bidirectional_runners(arrays, layer["config"]))
+        config = layer["config"]["layer"]["config"]
+    tables = [runner.project(table) for runner in runners]
+    return recurrent_step(runners, [table.__getitem__ for table in tables], config)
+
+
+def recurrent_step(
+    runners: list[LSTMRunner], projections: list[Callable[[Array], Array]], config: dict
+) -> Step:
+    """Run one LSTM, or a forward and a backward one, and concatenate their outputs."""
+    return_sequences = bool(config.get("return_sequences"))
+    directions = [False, True] if len(runners) == 2 else [bool(config.get("go_backwards"))]
+
+    def step(values: Array, mask: Array) -> tuple[Array, Array]:
+        results = [
+            runner.run(project(values), mask, backwards)
+            for runner, project, backwards in zip(runners, projections, directions, strict=True)
+        ]
+        if return_sequences:
+            return np.concatenate([outputs for outputs, _ in results], axis=-1), mask
+        return np.concatenate([last for _, last in results], axis=-1), mask[:, :1]
+
+    return step
+
+
+def bidirectional_runners(arrays: list[Array], config: dict[str, Any]) -> tuple[LSTMRunner, LSTMRunner]:
+    """Return the forward and backward LSTMs of a Bidirectional(LSTM) layer."""
+    inner = config["layer"]
+    if inner["class_name"] != "LSTM" or config.get("merge_mode", "concat") != "concat":
+        raise UnsupportedModelError("only Bidirectional(LSTM) with merge_mode='concat' is supported")
+    half = len(arrays) // 2
+    return LSTMRunner(arrays[:half], inner["config"]), LSTMRunner(arrays[half:], inner["config"])
+
+
+class LSTMRunner:
+    """One direction of a Keras LSTM, in its gate order (input, forget, cell, output)."""
+
+    def __init__(self, arrays: list[Array], config: dict[str, Any]) -> None:
+        if config.get("stateful") or config.get("return_state"):
+            raise UnsupportedModelError(
+                "stateful LSTMs and return_state are not supported by the numpy engine"
+            )
+        self.kernel, self.recurrent_kernel = arrays[0], arrays[1]
+        self.units = self.recurrent_kernel.shape[0]
+        self.bias = arrays[2] if config.get("use_bias", True) else np.zeros(4 * self.units, np.float32)
+        self.act = activation(config, "activation")
+        self.recurrent_act = activation(config, "recurrent_activation")
+
+    def project(self, values: Array) -> Array:
+        """Apply the input kernel and bias: to every time step at once, outside the recurrence."""
+        return values @ self.kernel + self.bias
+
+    def run(self, inputs: Array, mask: Array, backwards: bool) -> tuple[Array, Array]:
+        """Return all outputs and the last output over projected inputs; masked steps keep the state."""
+        batch, length = inputs.shape[0], inputs.shape[1]
+        units, act, recurrent_act = self.units, self.act, self.recurrent_act
+        hidden = np.zeros((batch, units), dtype=np.float32)
+        cell = np.zeros((batch, units), dtype=np.float32)
+        outputs = np.empty((batch, length, units), dtype=np.float32)
+        full = mask.all(axis=0)
+        for t in range(length - 1, -1, -1) if backwards else range(length):
+            gates = inputs[:, t] + hidden @ self.recurrent_kernel
+            sigmoid = recurrent_act(gates)  # input, forget and output gates in one call
+            new_cell = sigmoid[:, units : 2 * units] * cell + sigmoid[:, :units] * act(
+                gates[:, 2 * units : 3 * units]
+            )
+            new_hidden = sigmoid[:, 3 * units :] * act(new_cell)
+            if full[t]:
+                cell, hidden = new_cell, new_hidden
+            else:
+                step_mask = mask[:, t : t + 1]
+                cell = np.where(step_mask, new_cell, cell)
+                hidden = np.where(step_mask, new_hidden, hidden)
+            outputs[:, t] = hidden
+        return outputs, hidden
+
+
+def dense_step(arrays: list[Array], act: Callable[[Array], Array], use_bias: bool) -> Step:
+    """Apply ``act(x @ kernel + bias)``."""
+    kernel = arrays[0]
+    bias = arrays[1] if use_bias else np.zeros(kernel.shape[1], dtype=np.float32)
+    return lambda values, mask: (act(values @ kernel + bias), mask)
 
 
 def activation(config: dict[str, Any], key: str) -> Callable[[Array], Array]:
@@ -114,91 +243,12 @@ def activation(config: dict[str, Any], key: str) -> Callable[[Array], Array]:
     return ACTIVATIONS[name]
 
 
-def embedding_step(table: Array, mask_zero: bool) -> Step:
-    """Look up word vectors; with mask_zero, id 0 is padding."""
-
-    def step(token_ids: Array, mask: Array) -> tuple[Array, Array]:
-        return table[token_ids], (token_ids != 0) if mask_zero else np.ones(token_ids.shape, dtype=bool)
-
-    return step
+def _arrays(weights: dict[str, Array]) -> list[Array]:
+    return [np.asarray(values, dtype=np.float32) for values in weights.values()]
 
 
-def dense_step(arrays: list[Array], act: Callable[[Array], Array], use_bias: bool) -> Step:
-    """Apply ``act(x @ kernel + bias)``."""
-    kernel = arrays[0]
-    bias = arrays[1] if use_bias else np.zeros(kernel.shape[1], dtype=np.float32)
-    return lambda values, mask: (act(values @ kernel + bias), mask)
-
-
-def lstm_step(arrays: list[Array], config: dict[str, Any]) -> Step:
-    """Run an LSTM over the masked sequence, in Keras' gate order (input, forget, cell, output)."""
-    _check_recurrent_config(config)
-    run = lstm_runner(arrays, config)
-    return_sequences = bool(config.get("return_sequences"))
-    backwards = bool(config.get("go_backwards"))
-
-    def step(values: Array, mask: Array) -> tuple[Array, Array]:
-        outputs, last = run(values, mask, backwards)
-        return (outputs, mask) if return_sequences else (last, mask[:, :1])
-
-    return step
-
-
-def bidirectional_step(arrays: list[Array], config: dict[str, Any]) -> Step:
-    """Run a forward and a backward LSTM and concatenate their outputs."""
-    inner = config["layer"]
-    if inner["class_name"] != "LSTM" or config.get("merge_mode", "concat") != "concat":
-        raise UnsupportedModelError("only Bidirectional(LSTM) with merge_mode='concat' is supported")
-    _check_recurrent_config(inner["config"])
-    half = len(arrays) // 2
-    forward = lstm_runner(arrays[:half], inner["config"])
-    backward = lstm_runner(arrays[half:], inner["config"])
-    return_sequences = bool(inner["config"].get("return_sequences"))
-
-    def step(values: Array, mask: Array) -> tuple[Array, Array]:
-        forward_outputs, forward_last = forward(values, mask, False)
-        backward_outputs, backward_last = backward(values, mask, True)
-        if return_sequences:
-            return np.concatenate([forward_outputs, backward_outputs], axis=-1), mask
-        return np.concatenate([forward_last, backward_last], axis=-1), mask[:, :1]
-
-    return step
-
-
-def lstm_runner(
-    arrays: list[Array], config: dict[str, Any]
-) -> Callable[[Array, Array, bool], tuple[Array, Array]]:
-    """Return a function computing all outputs and the last output of one LSTM direction."""
-    kernel, recurrent_kernel = arrays[0], arrays[1]
-    units = recurrent_kernel.shape[0]
-    bias = arrays[2] if config.get("use_bias", True) else np.zeros(4 * units, dtype=np.float32)
-    act = activation(config, "activation")
-    recurrent_act = activation(config, "recurrent_activation")
-
-    def run(values: Array, mask: Array, backwards: bool) -> tuple[Array, Array]:
-        batch, length = values.shape[0], values.shape[1]
-        inputs = values @ kernel + bias  # all time steps at once; only the recurrence is a loop
-        hidden = np.zeros((batch, units), dtype=np.float32)
-        cell = np.zeros((batch, units), dtype=np.float32)
-        outputs = np.zeros((batch, length, units), dtype=np.float32)
-        for t in range(length - 1, -1, -1) if backwards else range(length):
-            gates = inputs[:, t] + hidden @ recurrent_kernel
-            input_gate = recurrent_act(gates[:, :units])
-            forget_gate = recurrent_act(gates[:, units : 2 * units])
-            new_cell = forget_gate * cell + input_gate * act(gates[:, 2 * units : 3 * units])
-            new_hidden = recurrent_act(gates[:, 3 * units :]) * act(new_cell)
-            step_mask = mask[:, t : t + 1]  # masked steps carry the state over unchanged
-            cell = np.where(step_mask, new_cell, cell)
-            hidden = np.where(step_mask, new_hidden, hidden)
-            outputs[:, t] = hidden
-        return outputs, hidden
-
-    return run
-
-
-def _check_recurrent_config(config: dict[str, Any]) -> None:
-    if config.get("stateful") or config.get("return_state"):
-        raise UnsupportedModelError("stateful LSTMs and return_state are not supported by the numpy engine")
+def _score(pair: tuple[str, float]) -> float:
+    return pair[1]
 
 
 def _softmax(x: Array) -> Array:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chatbot.text import normalize, stem, tokenize
 
@@ -41,3 +43,53 @@ def test_stem_is_cached() -> None:
     stem("leaving")
     stem("leaving")
     assert stem.cache_info().hits == 1
+
+
+def nltk_tokens(text: str) -> list[str]:
+    """Tokenise with NLTK's full regular expressions, as the slow path does."""
+    from chatbot.text import _is_punctuation, _tokenizer
+
+    return [token for token in _tokenizer.tokenize(text) if not _is_punctuation(token)]
+
+
+def words_of(text: str) -> list[str]:
+    from chatbot.text import _is_punctuation, split_words
+
+    return [token for token in split_words(text) if not _is_punctuation(token)]
+
+
+def test_fast_path_matches_nltk_on_every_short_text() -> None:
+    alphabet = "ab0 ?!."
+    texts = [""]
+    for _ in range(5):
+        texts += [text + char for text in texts[-(len(alphabet) ** 5) :] for char in alphabet]
+    for text in set(texts):
+        assert words_of(text) == nltk_tokens(text), text
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            ["what", "is", "it", "cannot", "wanna", "gonna", "gimme", "0", "42", "", " ", "?", "!", ".", "'"]
+            + [
+                "what's",
+                "don't",
+                "can't",
+                "i'm",
+                "we'll",
+                "they're",
+                "you've",
+                "he'd",
+                "'s",
+                "n't",
+                "o'clock",
+            ]
+            + ["dogs'", "'tis", "more'n", "d'ye", "it's's", "isn't", "'twas", "''", "a'b"]
+        ),
+        max_size=8,
+    ).map(" ".join)
+    | st.text(alphabet="abcdnst0 ?!.,'\"-", max_size=12)
+)
+def test_fast_path_matches_nltk(text: str) -> None:
+    assert words_of(text) == nltk_tokens(text)
