@@ -71,21 +71,12 @@ def test_fast_path_matches_nltk_on_every_short_text() -> None:
 @given(
     st.lists(
         st.sampled_from(
-            ["what", "is", "it", "cannot", "wanna", "gonna", "gimme", "0", "42", "", " ", "?", "!", ".", "'"]
-            + [
-                "what's",
-                "don't",
-                "can't",
-                "i'm",
-                "we'll",
-                "they're",
-                "you've",
-                "he'd",
-                "'s",
-                "n't",
-                "o'clock",
+            [
+                *"what is it cannot wanna gonna gimme 0 42 ? ! . ' what's don't can't i'm we'll".split(),
+                *"they're you've he'd 's n't o'clock dogs' 'tis more'n d'ye it's's isn't 'twas '' a'b".split(),
+                "",
+                " ",
             ]
-            + ["dogs'", "'tis", "more'n", "d'ye", "it's's", "isn't", "'twas", "''", "a'b"]
         ),
         max_size=8,
     ).map(" ".join)
