@@ -22,7 +22,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, dialogue: Dialogue 
     if test_config:
         app.config.update(test_config)
     if dialogue is None:
-        dialogue = load_dialogue(app.config["MODEL_PATH"], app.config["THRESHOLD"])
+        dialogue = load_dialogue(app.config["MODEL_PATH"], app.config["THRESHOLD"], app.config["ENGINE"])
     app.extensions["chatbot"] = Bot(dialogue=dialogue, sessions=MemorySessionStore(app.config["SESSION_TTL"]))
     errors.init_app(app)
     cors.init_app(app)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from chatbot.config import DEFAULT_MODEL_PATH
+from chatbot.engine import BACKENDS
 
 T = TypeVar("T")
 
@@ -18,6 +19,7 @@ def app_settings(environ: Mapping[str, str]) -> dict[str, Any]:
     """Return the Flask config values, with defaults, from environment variables."""
     return {
         "MODEL_PATH": environ.get("CHATBOT_MODEL", str(DEFAULT_MODEL_PATH)),
+        "ENGINE": _read(environ, "CHATBOT_ENGINE", _engine, "numpy"),
         "THRESHOLD": _read(environ, "CHATBOT_THRESHOLD", _probability, None),  # None: the bundle's
         "CORS_ORIGINS": _origins(environ.get("CHATBOT_CORS_ORIGINS", "")),
         "MAX_MESSAGE_CHARS": _read(environ, "CHATBOT_MAX_MESSAGE_CHARS", _positive_int, 1000),
@@ -52,6 +54,12 @@ def _positive_int(raw: str) -> int:
     if value < 1:
         raise ValueError("must be a positive integer")
     return value
+
+
+def _engine(raw: str) -> str:
+    if raw not in BACKENDS:
+        raise ValueError(f"must be one of {', '.join(BACKENDS)}")
+    return raw
 
 
 def _probability(raw: str) -> float:

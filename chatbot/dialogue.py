@@ -99,8 +99,9 @@ class Dialogue:
         return self.rng.choice(intent.responses) if intent else DEFAULT_FALLBACK_RESPONSE
 
 
-def load_dialogue(model_path: str | Path, threshold: float | None = None) -> Dialogue:
+def load_dialogue(model_path: str | Path, threshold: float | None = None, engine: str = "numpy") -> Dialogue:
     """Load a bundle and answer with it; the threshold defaults to the one stored in the bundle."""
     bundle = Bundle.load(model_path)
     log.info("loaded model %s (%d intents) from %s", bundle.fingerprint, len(bundle.labels), model_path)
-    return Dialogue(Engine.from_bundle(bundle), bundle.config.threshold if threshold is None else threshold)
+    threshold = bundle.config.threshold if threshold is None else threshold
+    return Dialogue(Engine.from_bundle(bundle, engine), threshold)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+
 import keras
+import numpy as np
+import tensorflow as tf
 from keras import layers
 
+from chatbot.bundle import Bundle
 from chatbot.config import ModelConfig
 
 
@@ -25,3 +31,19 @@ def build_model(vocabulary_size: int, num_labels: int, config: ModelConfig) -> k
         metrics=["accuracy"],
     )
     return model
+
+
+def load_keras_model(bundle: Bundle) -> keras.Model:
+    """Rebuild a bundle's model in Keras with its trained weights."""
+    model = keras.models.model_from_json(json.dumps(bundle.architecture))
+    for layer in model.layers:
+        if bundle.weights.get(layer.name):
+            layer.set_weights(list(bundle.weights[layer.name].values()))
+    return model
+
+
+def keras_forward(bundle: Bundle) -> Callable[[np.ndarray], np.ndarray]:
+    """Return the bundle's forward pass as a compiled TensorFlow function (``CHATBOT_ENGINE=keras``)."""
+    model = load_keras_model(bundle)
+    call = tf.function(lambda token_ids: model(token_ids, training=False), reduce_retracing=True)
+    return lambda token_ids: np.asarray(call(tf.constant(token_ids)))

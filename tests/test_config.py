@@ -40,6 +40,7 @@ def test_values_from_the_environment() -> None:
         ("CHATBOT_THRESHOLD", "high", "could not convert"),
         ("CHATBOT_MAX_BODY_BYTES", "0", "positive integer"),
         ("PORT", "http", "invalid literal"),
+        ("CHATBOT_ENGINE", "torch", "must be one of numpy, keras"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:

@@ -151,3 +151,18 @@ def test_serving_path_does_not_import_tensorflow(tiny_model_path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_keras_backend_gives_the_same_rankings(tiny_bundle: Bundle) -> None:
+    numpy_engine = Engine.from_bundle(tiny_bundle)
+    keras_engine = Engine.from_bundle(tiny_bundle, "keras")
+    texts = ["hello", "where is my order", "", "zzz", "the number is 42 and more words than seen"]
+    for ours, theirs in zip(numpy_engine.rank_batch(texts), keras_engine.rank_batch(texts), strict=True):
+        assert [name for name, _ in ours.intents] == [name for name, _ in theirs.intents]
+        assert np.allclose([s for _, s in ours.intents], [s for _, s in theirs.intents], atol=1e-5)
+
+
+def test_unknown_backend_is_refused(tiny_bundle: Bundle) -> None:
+    with pytest.raises(ValueError, match="unknown engine 'torch'"):
+        Engine.from_bundle(tiny_bundle, "torch")
