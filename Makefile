@@ -6,7 +6,7 @@ PORT ?= 5000
 MODEL ?= $(or $(CHATBOT_MODEL),models/chatbot_model.h5)
 DATA ?= data/intents.json
 
-.PHONY: install install-dev model run test lint format clean
+.PHONY: install install-dev model run test lint format bench clean
 
 install: $(VENV)/.installed
 
@@ -43,6 +43,11 @@ lint: install-dev
 format: install-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+bench: install $(MODEL)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(PY) bench/latency.py --model $(MODEL)
+	$(PY) bench/http.py --model $(MODEL)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage

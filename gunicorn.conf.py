@@ -2,7 +2,10 @@
 
 import os
 
-from app.config import server_settings
+# The forward pass multiplies small matrices: BLAS threads only add contention between workers.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from app.config import server_settings  # after the BLAS setting, which numpy reads at import
 
 _settings = server_settings(os.environ)
 

@@ -1,0 +1,1 @@
+"""Benchmarks for the chatbot service (run from the repository root)."""
