@@ -1,13 +1,24 @@
 """gunicorn settings; the values that vary per deployment come from the environment (app/config.py)."""
 
+import importlib.util
 import os
+from pathlib import Path
 
 # The forward pass multiplies small matrices: BLAS threads only add contention between workers.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from app.config import server_settings  # after the BLAS setting, which numpy reads at import
 
-_settings = server_settings(os.environ)
+def _server_settings() -> dict:
+    """Read the settings with app/config.py alone: importing the app package here would load
+    Flask, numpy and NLTK before gunicorn has even chosen which application to serve."""
+    path = Path(__file__).resolve().parent / "app" / "config.py"
+    spec = importlib.util.spec_from_file_location("_chatbot_settings", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.server_settings(os.environ)
+
+
+_settings = _server_settings()
 
 bind = f"{_settings['host']}:{_settings['port']}"
 workers = _settings["workers"]

@@ -24,7 +24,7 @@ def predict() -> Response:
     """Answer the original clients: plain text, or the parse result when JSON is accepted."""
     text = message_text(read_legacy_data(), "data")
     reply = current_bot().dialogue.reply(text)
-    if request.accept_mimetypes.best_match(["text/plain", "application/json"]) == "application/json":
+    if wants_json():
         return jsonify(parse_result(text, reply))
     return Response(reply.response, mimetype="text/plain")
 
@@ -73,6 +73,13 @@ def parse_result(text: str, reply: Reply) -> dict[str, Any]:
         "response": reply.response,
         "fallback": reply.fallback,
     }
+
+
+def wants_json() -> bool:
+    """Say whether the client prefers JSON to plain text (most send ``*/*``: plain text)."""
+    if "json" not in request.headers.get("Accept", ""):
+        return False  # skips parsing the Accept header on the common path
+    return request.accept_mimetypes.best_match(["text/plain", "application/json"]) == "application/json"
 
 
 def _intent(name: str, confidence: float) -> dict[str, Any]:

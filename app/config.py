@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from chatbot.config import DEFAULT_MODEL_PATH
-from chatbot.engine import BACKENDS
+from chatbot.config import DEFAULT_MODEL_PATH, ENGINES
 
 T = TypeVar("T")
 
@@ -57,8 +56,8 @@ def _positive_int(raw: str) -> int:
 
 
 def _engine(raw: str) -> str:
-    if raw not in BACKENDS:
-        raise ValueError(f"must be one of {', '.join(BACKENDS)}")
+    if raw not in ENGINES:
+        raise ValueError(f"must be one of {', '.join(ENGINES)}")
     return raw
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 DEFAULT_DATA_PATH = Path("data/intents.json")
 DEFAULT_MODEL_PATH = Path("models/chatbot_model.h5")
+ENGINES = ("numpy", "keras")  # forward passes that serve a bundle; numpy needs no TensorFlow
 
 
 @dataclass(frozen=True)

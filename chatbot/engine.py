@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from chatbot.bundle import Bundle
+from chatbot.config import ENGINES
 from chatbot.errors import UnsupportedModelError
 from chatbot.text import tokenize
 
@@ -32,7 +33,6 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
 }
 PASS_THROUGH = frozenset({"InputLayer", "NotEqual", "Dropout", "SpatialDropout1D", "GaussianNoise"})
 RECURRENT = frozenset({"LSTM", "Bidirectional"})
-BACKENDS = ("numpy", "keras")
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,8 @@ class Engine:
     @classmethod
     def from_bundle(cls, bundle: Bundle, backend: str = "numpy") -> Engine:
         """Prepare the forward pass of a loaded bundle in numpy (default) or Keras."""
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown engine {backend!r}; choose one of {', '.join(BACKENDS)}")
+        if backend not in ENGINES:
+            raise ValueError(f"unknown engine {backend!r}; choose one of {', '.join(ENGINES)}")
         if backend == "keras":
             from chatbot.model import keras_forward  # imports TensorFlow: only when asked for
 
@@ -166,7 +166,7 @@ def recurrent_step(
 
     def step(values: Array, mask: Array) -> tuple[Array, Array]:
         results = [
-            runner.run(project(values), mask, backwards)
+            runner.run(project(values), mask, backwards, return_sequences)
             for runner, project, backwards in zip(runners, projections, directions, strict=True)
         ]
         if return_sequences:
@@ -193,39 +193,51 @@ class LSTMRunner:
             raise UnsupportedModelError(
                 "stateful LSTMs and return_state are not supported by the numpy engine"
             )
-        self.kernel, self.recurrent_kernel = arrays[0], arrays[1]
-        self.units = self.recurrent_kernel.shape[0]
-        self.bias = arrays[2] if config.get("use_bias", True) else np.zeros(4 * self.units, np.float32)
+        kernel, recurrent_kernel = arrays[0], arrays[1]
+        self.units = units = recurrent_kernel.shape[0]
+        bias = arrays[2] if config.get("use_bias", True) else np.zeros(4 * units, np.float32)
         self.act = activation(config, "activation")
         self.recurrent_act = activation(config, "recurrent_activation")
+        # With Keras' default activations, sigmoid(x) = 0.5 + 0.5 * tanh(x / 2): halving the gate
+        # columns lets one tanh call compute all four gates.
+        self.fused = config.get("activation") == "tanh" and config.get("recurrent_activation") == "sigmoid"
+        scale = np.full(4 * units, 0.5 if self.fused else 1.0, dtype=np.float32)
+        scale[2 * units : 3 * units] = 1.0
+        self.kernel, self.recurrent_kernel, self.bias = kernel * scale, recurrent_kernel * scale, bias * scale
 
     def project(self, values: Array) -> Array:
         """Apply the input kernel and bias: to every time step at once, outside the recurrence."""
         return values @ self.kernel + self.bias
 
-    def run(self, inputs: Array, mask: Array, backwards: bool) -> tuple[Array, Array]:
-        """Return all outputs and the last output over projected inputs; masked steps keep the state."""
+    def run(self, inputs: Array, mask: Array, backwards: bool, sequences: bool) -> tuple[Array | None, Array]:
+        """Return every step's output (if ``sequences``) and the last one; masked steps keep the state."""
         batch, length = inputs.shape[0], inputs.shape[1]
-        units, act, recurrent_act = self.units, self.act, self.recurrent_act
+        units = self.units
         hidden = np.zeros((batch, units), dtype=np.float32)
         cell = np.zeros((batch, units), dtype=np.float32)
-        outputs = np.empty((batch, length, units), dtype=np.float32)
+        outputs = np.empty((batch, length, units), dtype=np.float32) if sequences else None
         full = mask.all(axis=0)
         for t in range(length - 1, -1, -1) if backwards else range(length):
-            gates = inputs[:, t] + hidden @ self.recurrent_kernel
-            sigmoid = recurrent_act(gates)  # input, forget and output gates in one call
-            new_cell = sigmoid[:, units : 2 * units] * cell + sigmoid[:, :units] * act(
-                gates[:, 2 * units : 3 * units]
-            )
-            new_hidden = sigmoid[:, 3 * units :] * act(new_cell)
+            gates, candidate = self._gates(inputs[:, t] + hidden @ self.recurrent_kernel)
+            new_cell = gates[:, units : 2 * units] * cell + gates[:, :units] * candidate
+            new_hidden = gates[:, 3 * units :] * self.act(new_cell)
             if full[t]:
                 cell, hidden = new_cell, new_hidden
             else:
                 step_mask = mask[:, t : t + 1]
                 cell = np.where(step_mask, new_cell, cell)
                 hidden = np.where(step_mask, new_hidden, hidden)
-            outputs[:, t] = hidden
+            if outputs is not None:
+                outputs[:, t] = hidden
         return outputs, hidden
+
+    def _gates(self, z: Array) -> tuple[Array, Array]:
+        """Return the gate activations (input, forget, -, output columns) and the cell candidate."""
+        units = self.units
+        if self.fused:
+            activated = np.tanh(z)
+            return activated * 0.5 + 0.5, activated[:, 2 * units : 3 * units]
+        return self.recurrent_act(z), self.act(z[:, 2 * units : 3 * units])
 
 
 def dense_step(arrays: list[Array], act: Callable[[Array], Array], use_bias: bool) -> Step:

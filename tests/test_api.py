@@ -212,3 +212,20 @@ def test_cors_other_origin_gets_no_headers(client) -> None:
 def test_predict_decodes_percent_escapes_only_in_json(client, request_kwargs, text: str) -> None:
     response = client.post("/predict", headers={"Accept": "application/json"}, **request_kwargs)
     assert response.get_json()["text"] == text
+
+
+def test_cors_wildcard_allows_any_origin(dialogue) -> None:
+    from app import create_app
+
+    client = create_app({"TESTING": True, "CORS_ORIGINS": ("*",)}, dialogue=dialogue).test_client()
+    response = client.post("/predict", json={"data": "hi"}, headers={"Origin": "http://127.0.0.1:7777"})
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+def test_no_cors_headers_when_no_origin_is_configured(dialogue) -> None:
+    from app import create_app
+
+    client = create_app({"TESTING": True, "CORS_ORIGINS": ()}, dialogue=dialogue).test_client()
+    response = client.post("/predict", json={"data": "hi"}, headers={"Origin": "http://127.0.0.1:8001"})
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert "Vary" not in response.headers

@@ -1,0 +1,481 @@
+"""Benchmark ``POST /predict`` over HTTP: our app against a hello-world Flask app, same gunicorn settings.
+
+Run from the repository root::
+
+    .venv/bin/python bench/http.py [--model PATH] [--rounds 3] [--duration 10] \
+        [--connections 8] [--threads 2] [--workers 2]
+
+Each round starts a fresh gunicorn for each app, one app at a time (the order alternates between
+rounds), measures the time from start to the first 200 answer, warms it up, reads the total PSS of
+the master and its workers, loads it with wrk, reads the PSS again and stops it. The medians are
+printed as a markdown table; the raw rounds go to bench/results/http.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+# Run as ``python bench/http.py``, this file's folder comes first on sys.path and this file would
+# shadow the standard library's ``http`` package, which requests imports: drop that entry first.
+BENCH_DIR = Path(__file__).resolve().parent
+if sys.path and Path(sys.path[0] or ".").resolve() == BENCH_DIR:
+    del sys.path[0]
+
+import requests  # noqa: E402
+
+REPO = BENCH_DIR.parent
+GUNICORN_CONF = REPO / "gunicorn.conf.py"
+WRK_SCRIPT = BENCH_DIR / "wrk_predict.lua"
+RESULTS_PATH = BENCH_DIR / "results" / "http.json"
+DEFAULT_MODEL = REPO / "models" / "chatbot_model.h5"
+FORBIDDEN_PORT = 5000  # the development server's port: never bind it
+
+BODY = '{"data":"What\'s%20up?"}'
+HEADERS = {"Content-Type": "text/plain"}
+POLL_INTERVAL_S = 0.01
+START_TIMEOUT_S = 120.0
+STOP_TIMEOUT_S = 30.0  # above gunicorn.conf.py's graceful_timeout (20 s)
+
+
+@dataclass(frozen=True)
+class Target:
+    """One app to benchmark: its name and the WSGI spec given to gunicorn (None: the config's)."""
+
+    name: str
+    wsgi: str | None
+
+
+OURS = Target("ours", None)  # gunicorn.conf.py's wsgi_app = "app:create_app()"
+HELLO = Target("hello", "bench.hello_app:create_app()")
+
+
+@dataclass
+class Server:
+    """A gunicorn master we started, in its own process group, and where it logs."""
+
+    process: subprocess.Popen[bytes]
+    started_at: float
+    url: str
+    access_log: Path
+    error_log: Path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Read the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="trained .h5 bundle for our app")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; each runs both apps")
+    parser.add_argument("--duration", type=int, default=10, help="seconds of wrk load per app and round")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of wrk warm-up before the PSS reading")
+    parser.add_argument("--connections", type=int, default=8, help="wrk -c")
+    parser.add_argument("--threads", type=int, default=2, help="wrk -t")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (WEB_CONCURRENCY)")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the gunicorn logs and print where")
+    args = parser.parse_args(argv)
+    for name in ("rounds", "duration", "warmup", "connections", "threads", "workers"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    if args.threads > args.connections:
+        parser.error("wrk needs --connections >= --threads")
+    if not args.model.is_file():
+        parser.error(
+            f"no model at {args.model}: train one with "
+            "`.venv/bin/python -m chatbot train --out models/chatbot_model.h5`"
+        )
+    return args
+
+
+def find_wrk() -> str:
+    """Return the path of wrk, or exit saying how to install it."""
+    path = shutil.which("wrk")
+    if path is None:
+        sys.exit("bench/http.py needs wrk on PATH: install it with `apt-get install -y wrk`")
+    return path
+
+
+def free_port() -> int:
+    """Return a loopback TCP port that is free now (never 5000)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port != FORBIDDEN_PORT:
+            return port
+
+
+def server_env(port: int, workers: int, model: Path) -> dict[str, str]:
+    """Return the environment of a gunicorn server: ours and the hello app get the same one."""
+    env = dict(os.environ)
+    env.update(
+        HOST="127.0.0.1",
+        PORT=str(port),
+        WEB_CONCURRENCY=str(workers),
+        CHATBOT_MODEL=str(model.resolve()),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def server_command(target: Target) -> list[str]:
+    """Return the gunicorn command line; a WSGI spec on it overrides the config's wsgi_app."""
+    command = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)]
+    if target.wsgi is not None:
+        command.append(target.wsgi)
+    return command
+
+
+def start_server(target: Target, env: dict[str, str], log_dir: Path, tag: str) -> Server:
+    """Start gunicorn for one app in a new process group, its logs going to files."""
+    access_log = log_dir / f"{tag}.access.log"
+    error_log = log_dir / f"{tag}.error.log"
+    with access_log.open("wb") as out, error_log.open("wb") as err:
+        started_at = time.perf_counter()
+        process = subprocess.Popen(
+            server_command(target), cwd=REPO, env=env, stdout=out, stderr=err, start_new_session=True
+        )
+    url = f"http://127.0.0.1:{env['PORT']}/predict"
+    return Server(process, started_at, url, access_log, error_log)
+
+
+def wait_first_200(server: Server) -> tuple[float, str]:
+    """Poll POST /predict every 10 ms; return the seconds from Popen to the first 200 and its body."""
+    deadline = server.started_at + START_TIMEOUT_S
+    last = "no answer"
+    while time.perf_counter() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(
+                f"gunicorn exited with {server.process.returncode}:\n{log_tail(server.error_log)}"
+            )
+        try:
+            answer = requests.post(server.url, data=BODY, headers=HEADERS, timeout=5)
+        except requests.RequestException as exc:
+            last = type(exc).__name__
+        else:
+            if answer.status_code == 200:
+                return time.perf_counter() - server.started_at, answer.text
+            last = f"HTTP {answer.status_code}"
+        time.sleep(POLL_INTERVAL_S)
+    raise RuntimeError(f"no 200 from {server.url} in {START_TIMEOUT_S:.0f} s (last: {last})")
+
+
+def proc_stat(pid: int) -> tuple[int, int]:
+    """Return (ppid, process group) of a process from /proc/<pid>/stat."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "; comm may hold spaces
+    return int(fields[1]), int(fields[2])
+
+
+def all_proc_stats() -> dict[int, tuple[int, int]]:
+    """Return (ppid, process group) of every process still there."""
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stats[int(entry.name)] = proc_stat(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError, ValueError):
+                continue  # gone while we looked
+    return stats
+
+
+def process_tree(root: int) -> list[int]:
+    """Return root and all its descendants, by walking the ppid of every process."""
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in all_proc_stats().items():
+        children.setdefault(ppid, []).append(pid)
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def pss_kib(pid: int) -> int:
+    """Return a process's proportional set size in KiB (0 if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return 0
+
+
+def server_pss(master: int) -> dict[str, Any]:
+    """Return the total PSS (MiB) of a master and its workers, and how many processes that is."""
+    tree = process_tree(master)
+    return {"pss_mib": round(sum(pss_kib(pid) for pid in tree) / 1024, 1), "processes": len(tree)}
+
+
+def run_wrk(wrk: str, url: str, threads: int, connections: int, duration: int) -> dict[str, Any]:
+    """Run wrk with bench/wrk_predict.lua and return the numbers of its JSON line."""
+    command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "-s", str(WRK_SCRIPT), url]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
+    return parse_wrk_output(done.stdout)
+
+
+def parse_wrk_output(stdout: str) -> dict[str, Any]:
+    """Return the JSON object that wrk_predict.lua's done() printed after "JSON "."""
+    for line in stdout.splitlines():
+        if line.startswith("JSON "):
+            result = json.loads(line[len("JSON ") :])
+            result["errors_total"] = sum(value for key, value in result.items() if key.startswith("errors_"))
+            return result
+    raise RuntimeError(f"no JSON line in the wrk output:\n{stdout}")
+
+
+def stop_server(server: Server) -> int | None:
+    """Stop a master and every process of its group: SIGTERM, wait, then SIGKILL if needed."""
+    pgid = server.process.pid  # start_new_session: the master leads its own group
+    if server.process.poll() is None:
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            kill_group(pgid)
+            server.process.wait()
+    if group_members(pgid):  # a worker outliving its master
+        kill_group(pgid)
+    return server.process.returncode
+
+
+def group_members(pgid: int) -> list[int]:
+    """Return the processes still in a process group."""
+    return [pid for pid, (_, group) in all_proc_stats().items() if group == pgid]
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL a process group we started."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """Return the last lines of a log file."""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def scan_logs(server: Server) -> dict[str, Any]:
+    """Count worker boots, problems in the error log and statuses in the access log."""
+    error_lines = server.error_log.read_text(errors="replace").splitlines()
+    problems = [
+        line
+        for line in error_lines
+        if re.search(r"\[(ERROR|CRITICAL|WARNING)\]|WORKER TIMEOUT|Traceback|was sent", line)
+    ]
+    statuses = Counter(
+        match.group(1) for match in re.finditer(r'" (\d{3}) ', server.access_log.read_text(errors="replace"))
+    )
+    return {
+        "worker_boots": sum("Booting worker" in line for line in error_lines),
+        "problem_lines": problems[:20],
+        "access_log_statuses": dict(sorted(statuses.items())),  # whole life: polls, warm-up, load
+    }
+
+
+def bench_once(target: Target, args: argparse.Namespace, wrk: str, log_dir: Path, tag: str) -> dict[str, Any]:
+    """Start one app, measure its start, memory and throughput, and stop it."""
+    env = server_env(free_port(), args.workers, args.model)
+    server = start_server(target, env, log_dir, tag)
+    try:
+        start_s, first_answer = wait_first_200(server)
+        warmup = run_wrk(wrk, server.url, args.threads, args.connections, args.warmup)
+        pss_warm = server_pss(server.process.pid)
+        load = run_wrk(wrk, server.url, args.threads, args.connections, args.duration)
+        pss_load = server_pss(server.process.pid)
+    finally:
+        exit_code = stop_server(server)
+    return {
+        "app": target.name,
+        "port": int(env["PORT"]),
+        "start_to_first_200_s": round(start_s, 4),
+        "first_answer": first_answer,
+        "warmup": warmup,
+        "pss_after_warmup": pss_warm,
+        "load": load,
+        "pss_after_load": pss_load,
+        "exit_code": exit_code,
+        "logs": scan_logs(server),
+    }
+
+
+def run_rounds(args: argparse.Namespace, wrk: str, log_dir: Path) -> list[dict[str, Any]]:
+    """Run every round, both apps each, alternating which goes first."""
+    rounds = []
+    for number in range(1, args.rounds + 1):
+        order = (OURS, HELLO) if number % 2 else (HELLO, OURS)
+        results = {}
+        for target in order:
+            print(f"round {number}/{args.rounds}: {target.name} ...", file=sys.stderr, flush=True)
+            results[target.name] = bench_once(target, args, wrk, log_dir, f"r{number}-{target.name}")
+            print(f"  {brief(results[target.name])}", file=sys.stderr, flush=True)
+        rounds.append({"round": number, "order": [target.name for target in order], "results": results})
+    return rounds
+
+
+def brief(result: dict[str, Any]) -> str:
+    """Return a one-line progress note for one run."""
+    load = result["load"]
+    return (
+        f"{load['requests_per_s']:.0f} req/s, p50 {load['latency_p50_us'] / 1000:.2f} ms, "
+        f"p99 {load['latency_p99_us'] / 1000:.2f} ms, start {result['start_to_first_200_s']:.2f} s, "
+        f"PSS {result['pss_after_load']['pss_mib']} MiB, errors {load['errors_total']}"
+    )
+
+
+def summarise(rounds: list[dict[str, Any]], app: str) -> dict[str, Any]:
+    """Return the medians over the rounds of one app (errors and worker boots are summed)."""
+    runs = [one["results"][app] for one in rounds]
+
+    def median(get: Any) -> float:
+        return statistics.median(get(run) for run in runs)
+
+    return {
+        "requests_per_s": median(lambda run: run["load"]["requests_per_s"]),
+        "latency_p50_ms": median(lambda run: run["load"]["latency_p50_us"] / 1000),
+        "latency_p99_ms": median(lambda run: run["load"]["latency_p99_us"] / 1000),
+        "start_to_first_200_s": median(lambda run: run["start_to_first_200_s"]),
+        "pss_after_warmup_mib": median(lambda run: run["pss_after_warmup"]["pss_mib"]),
+        "pss_after_load_mib": median(lambda run: run["pss_after_load"]["pss_mib"]),
+        "errors": sum(run["load"]["errors_total"] for run in runs),
+        "worker_boots": sum(run["logs"]["worker_boots"] for run in runs),
+    }
+
+
+def ratios(ours: dict[str, Any], hello: dict[str, Any]) -> dict[str, float]:
+    """Return ours/hello for throughput and start time."""
+    return {
+        "requests_per_s": round(ours["requests_per_s"] / hello["requests_per_s"], 3),
+        "start_to_first_200_s": round(ours["start_to_first_200_s"] / hello["start_to_first_200_s"], 3),
+    }
+
+
+def markdown_table(medians: dict[str, dict[str, Any]], ratio: dict[str, float]) -> str:
+    """Format the medians and ratios as a markdown table."""
+    lines = [
+        "| app | req/s | p50 (ms) | p99 (ms) | start to first 200 (s) | PSS warm (MiB) | PSS after load (MiB) | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for app, row in medians.items():
+        lines.append(
+            f"| {app} | {row['requests_per_s']:.0f} | {row['latency_p50_ms']:.2f} | {row['latency_p99_ms']:.2f} "
+            f"| {row['start_to_first_200_s']:.3f} | {row['pss_after_warmup_mib']:.1f} "
+            f"| {row['pss_after_load_mib']:.1f} | {row['errors']} |"
+        )
+    lines.append(
+        f"| **ours/hello** | {ratio['requests_per_s']:.3f} | | | {ratio['start_to_first_200_s']:.3f} | | | |"
+    )
+    return "\n".join(lines)
+
+
+def command_output(command: list[str]) -> str:
+    """Return a command's stripped output, or "" when it fails."""
+    try:
+        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=10, check=False)
+    except OSError:
+        return ""
+    return (done.stdout or done.stderr).strip()
+
+
+def cpu_model() -> str:
+    """Return the CPU model name from /proc/cpuinfo."""
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def machine_info(wrk: str) -> dict[str, Any]:
+    """Describe the machine, the software and the code being measured."""
+    return {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": cpu_model(),
+        "load_average_at_start": os.getloadavg(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "gunicorn": importlib.metadata.version("gunicorn"),
+        "flask": importlib.metadata.version("flask"),
+        "wrk": command_output([wrk, "-v"]).partition("\n")[0],
+        "git_commit": command_output(["git", "rev-parse", "--short", "HEAD"]),
+        "git_dirty": bool(command_output(["git", "status", "--porcelain", "--untracked-files=no"])),
+    }
+
+
+def settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Record the benchmark's settings and the environment the servers inherit."""
+    return {
+        "model": str(args.model.resolve()),
+        "rounds": args.rounds,
+        "duration_s": args.duration,
+        "warmup_s": args.warmup,
+        "wrk_threads": args.threads,
+        "wrk_connections": args.connections,
+        "gunicorn_workers": args.workers,
+        "gunicorn_conf": str(GUNICORN_CONF.relative_to(REPO)),
+        "hello_wsgi": HELLO.wsgi,
+        "inherited_chatbot_env": {
+            key: value for key, value in os.environ.items() if key.startswith("CHATBOT_")
+        },
+        "body": BODY,
+    }
+
+
+def write_results(report: dict[str, Any]) -> None:
+    """Write the report to bench/results/http.json."""
+    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_PATH.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print the table and write the JSON report."""
+    args = parse_args(argv)
+    wrk = find_wrk()
+    machine = machine_info(wrk)
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-http-"))
+    try:
+        rounds = run_rounds(args, wrk, log_dir)
+    finally:
+        if args.keep_logs:
+            print(f"gunicorn logs: {log_dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(log_dir, ignore_errors=True)
+    medians = {app: summarise(rounds, app) for app in (OURS.name, HELLO.name)}
+    ratio = ratios(medians[OURS.name], medians[HELLO.name])
+    write_results(
+        {
+            "settings": settings(args),
+            "machine": machine,
+            "rounds": rounds,
+            "medians": medians,
+            "ratios": ratio,
+        }
+    )
+    print(markdown_table(medians, ratio))
+    print(f"\nraw rounds: {RESULTS_PATH.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
