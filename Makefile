@@ -46,8 +46,8 @@ format: install-dev
 
 bench: install $(MODEL)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
-	$(PY) bench/latency.py --model $(MODEL)
-	$(PY) bench/http.py --model $(MODEL)
+	$(PY) -m bench.latency --model $(MODEL)
+	$(PY) -m bench.throughput --model $(MODEL)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage

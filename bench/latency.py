@@ -4,7 +4,7 @@ Each path runs the same code (tokenise, encode, classify, choose the answer); on
 differs: ours in numpy, Keras ``model.predict`` (the original design) and Keras under
 ``tf.function``. Rounds are interleaved so that the shared machine's noise hits every path alike.
 
-    .venv/bin/python bench/latency.py [--model models/chatbot_model.h5] [--rounds 3]
+    .venv/bin/python -m bench.latency [--model models/chatbot_model.h5] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -13,13 +13,9 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.machine import describe_machine
 from chatbot.bundle import Bundle
@@ -32,6 +28,7 @@ CALLS = {"numpy (ours)": 3000, "keras tf.function": 1000, "keras model.predict":
 
 def build_paths(bundle: Bundle) -> dict[str, Callable[[str], object]]:
     """Return the three predict paths, each a dialogue over its own forward pass."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from chatbot.model import load_keras_model
 
     model = load_keras_model(bundle)

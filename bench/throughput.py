@@ -2,13 +2,13 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/http.py [--model PATH] [--rounds 3] [--duration 10] \
+    .venv/bin/python -m bench.throughput [--model PATH] [--rounds 3] [--duration 10] \
         [--connections 8] [--threads 2] [--workers 2]
 
 Each round starts a fresh gunicorn for each app, one app at a time (the order alternates between
 rounds), measures the time from start to the first 200 answer, warms it up, reads the total PSS of
 the master and its workers, loads it with wrk, reads the PSS again and stops it. The medians are
-printed as a markdown table; the raw rounds go to bench/results/http.json.
+printed as a markdown table; the raw rounds go to bench/results/throughput.json.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import contextlib
 import importlib.metadata
 import json
 import os
-import platform
 import re
 import shutil
 import signal
@@ -30,22 +29,19 @@ import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-# Run as ``python bench/http.py``, this file's folder comes first on sys.path and this file would
-# shadow the standard library's ``http`` package, which requests imports: drop that entry first.
-BENCH_DIR = Path(__file__).resolve().parent
-if sys.path and Path(sys.path[0] or ".").resolve() == BENCH_DIR:
-    del sys.path[0]
+import requests
 
-import requests  # noqa: E402
+from bench.machine import describe_machine
+
+BENCH_DIR = Path(__file__).resolve().parent
 
 REPO = BENCH_DIR.parent
 GUNICORN_CONF = REPO / "gunicorn.conf.py"
 WRK_SCRIPT = BENCH_DIR / "wrk_predict.lua"
-RESULTS_PATH = BENCH_DIR / "results" / "http.json"
+RESULTS_PATH = BENCH_DIR / "results" / "throughput.json"
 DEFAULT_MODEL = REPO / "models" / "chatbot_model.h5"
 FORBIDDEN_PORT = 5000  # the development server's port: never bind it
 
@@ -108,7 +104,7 @@ def find_wrk() -> str:
     """Return the path of wrk, or exit saying how to install it."""
     path = shutil.which("wrk")
     if path is None:
-        sys.exit("bench/http.py needs wrk on PATH: install it with `apt-get install -y wrk`")
+        sys.exit("bench/throughput.py needs wrk on PATH: install it with `apt-get install -y wrk`")
     return path
 
 
@@ -389,37 +385,15 @@ def markdown_table(medians: dict[str, dict[str, Any]], ratio: dict[str, float]) 
     return "\n".join(lines)
 
 
-def command_output(command: list[str]) -> str:
-    """Return a command's stripped output, or "" when it fails."""
-    try:
-        done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=10, check=False)
-    except OSError:
-        return ""
-    return (done.stdout or done.stderr).strip()
-
-
-def cpu_model() -> str:
-    """Return the CPU model name from /proc/cpuinfo."""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
 def machine_info(wrk: str) -> dict[str, Any]:
     """Describe the machine, the software and the code being measured."""
+    wrk_version = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)
     return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu_model": cpu_model(),
+        **describe_machine(),
         "load_average_at_start": os.getloadavg(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
         "gunicorn": importlib.metadata.version("gunicorn"),
         "flask": importlib.metadata.version("flask"),
-        "wrk": command_output([wrk, "-v"]).partition("\n")[0],
-        "git_commit": command_output(["git", "rev-parse", "--short", "HEAD"]),
-        "git_dirty": bool(command_output(["git", "status", "--porcelain", "--untracked-files=no"])),
+        "wrk": (wrk_version.stdout or wrk_version.stderr).partition("\n")[0],
     }
 
 
@@ -443,7 +417,7 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def write_results(report: dict[str, Any]) -> None:
-    """Write the report to bench/results/http.json."""
+    """Write the report to bench/results/throughput.json."""
     RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_PATH.write_text(json.dumps(report, indent=2) + "\n")
 

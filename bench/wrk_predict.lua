@@ -1,4 +1,4 @@
--- POST /predict as the original clients do; print a summary line "JSON {...}" for bench/http.py.
+-- POST /predict as the original clients do; print a summary line "JSON {...}" for bench/throughput.py.
 wrk.method = "POST"
 wrk.body = [[{"data":"What's%20up?"}]]
 wrk.headers["Content-Type"] = "text/plain"
