@@ -107,9 +107,8 @@ def numpy_forward(bundle: Bundle) -> Forward:
 
     def forward(token_ids: Array) -> Array:
         # Padding is at the end: columns that are padding in every row change nothing, so skip them.
-        used = token_ids.any(axis=0)
-        length = int(used.nonzero()[0][-1]) + 1 if used.any() else 0
-        values = token_ids[:, :length]
+        used = np.flatnonzero(token_ids.any(axis=0))
+        values = token_ids[:, : used[-1] + 1 if used.size else 0]
         mask = values != 0
         for step in steps:
             values, mask = step(values, mask)
@@ -169,6 +168,9 @@ def recurrent_step(
             runner.run(project(values), mask, backwards, return_sequences)
             for runner, project, backwards in zip(runners, projections, directions, strict=True)
         ]
+        if len(results) == 1:
+            outputs, last = results[0]
+            return (outputs, mask) if return_sequences else (last, mask[:, :1])
         if return_sequences:
             return np.concatenate([outputs for outputs, _ in results], axis=-1), mask
         return np.concatenate([last for _, last in results], axis=-1), mask[:, :1]
@@ -216,10 +218,15 @@ class LSTMRunner:
         hidden = np.zeros((batch, units), dtype=np.float32)
         cell = np.zeros((batch, units), dtype=np.float32)
         outputs = np.empty((batch, length, units), dtype=np.float32) if sequences else None
-        full = mask.all(axis=0)
-        for t in range(length - 1, -1, -1) if backwards else range(length):
-            gates, candidate = self._gates(inputs[:, t] + hidden @ self.recurrent_kernel)
-            new_cell = gates[:, units : 2 * units] * cell + gates[:, :units] * candidate
+        full = mask.all(axis=0).tolist()
+        steps = range(length - 1, -1, -1) if backwards else range(length)
+        for position, t in enumerate(steps):
+            if position == 0:  # the state is still zero: skip the products with it
+                gates, candidate = self._gates(inputs[:, t])
+                new_cell = gates[:, :units] * candidate
+            else:
+                gates, candidate = self._gates(inputs[:, t] + hidden @ self.recurrent_kernel)
+                new_cell = gates[:, units : 2 * units] * cell + gates[:, :units] * candidate
             new_hidden = gates[:, 3 * units :] * self.act(new_cell)
             if full[t]:
                 cell, hidden = new_cell, new_hidden
