@@ -42,6 +42,7 @@ class Bundle:
     data_sha256: str
     versions: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
+    history: dict[str, list[float]] = field(default_factory=dict)  # per-epoch training curves
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     @property
@@ -106,6 +107,7 @@ class Bundle:
             "data_sha256": self.data_sha256,
             "versions": self.versions,
             "metrics": self.metrics,
+            "history": self.history,
             "created_at": self.created_at,
         }
 
@@ -155,6 +157,7 @@ class Bundle:
                 data_sha256=metadata["data_sha256"],
                 versions=metadata.get("versions", {}),
                 metrics=metadata.get("metrics", {}),
+                history=metadata.get("history", {}),
                 created_at=metadata["created_at"],
             )
         except (KeyError, TypeError, ValueError) as exc:
