@@ -6,7 +6,7 @@ PORT ?= 5000
 MODEL ?= $(or $(CHATBOT_MODEL),models/chatbot_model.h5)
 DATA ?= data/intents.json
 
-.PHONY: install install-dev model run test lint format bench clean
+.PHONY: install install-dev model run test lint format bench bench-accuracy clean
 
 install: $(VENV)/.installed
 
@@ -48,6 +48,11 @@ bench: install $(MODEL)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) -m bench.latency --model $(MODEL)
 	$(PY) -m bench.throughput --model $(MODEL)
+
+CLINC ?= ../shared/datasets/clinc150
+
+bench-accuracy: install
+	$(PY) -m bench.accuracy --clinc $(CLINC)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage

@@ -1,16 +1,23 @@
-"""Command-line interface: ``chatbot train | predict | chat | serve``."""
+"""Command-line interface: ``chatbot train | evaluate | predict | chat | serve``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
+from chatbot.bundle import Bundle
 from chatbot.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH, ModelConfig
+from chatbot.data import load_intents
 from chatbot.dialogue import load_dialogue
-from chatbot.errors import ChatbotError
+from chatbot.engine import Engine
+from chatbot.errors import ChatbotError, IntentsError
+from chatbot.evaluate import calibrate, evaluate, labelled_examples, load_out_of_scope
 
 EXIT_USER_ERROR = 2
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--out", type=Path, default=DEFAULT_MODEL_PATH, help="model file to write (%(default)s)"
     )
+    train.add_argument("--val", type=Path, help="validation intents (default: a stratified split)")
+    train.add_argument(
+        "--oos-val", type=Path, help="out-of-scope queries, one a line: calibrates the threshold"
+    )
     train.add_argument("--epochs", type=int, help="upper bound on training epochs")
     train.add_argument("--seed", type=int, help="random seed")
     train.set_defaults(command=run_train)
@@ -45,6 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="model file (%(default)s)")
     predict.add_argument("text", help="the message")
     predict.set_defaults(command=run_predict)
+
+    evaluate = commands.add_parser("evaluate", help="measure a model on labelled and out-of-scope queries")
+    evaluate.add_argument("--data", type=Path, required=True, help="intents file with the test queries")
+    evaluate.add_argument("--oos", type=Path, help="out-of-scope queries, one a line")
+    evaluate.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="model file (%(default)s)")
+    evaluate.add_argument("--out", type=Path, default=Path("evaluation"), help="report folder (%(default)s)")
+    evaluate.add_argument("--threshold", type=float, help="fallback threshold (default: the bundle's)")
+    evaluate.set_defaults(command=run_evaluate)
 
     chat = commands.add_parser("chat", help="chat with the bot in the terminal")
     chat.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="model file (%(default)s)")
@@ -61,14 +80,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_train(args: argparse.Namespace) -> int:
     """Validate the intents, train, and write the bundle."""
-    from chatbot.data import load_intents
+    from chatbot import plots  # matplotlib: imported only by the commands that draw
 
-    intents = load_intents(args.data)  # fail on bad data before the slow TensorFlow import
+    # Read every input before the slow TensorFlow import, so that bad data fails at once.
+    intents = load_intents(args.data)
+    validation = load_intents(args.val) if args.val else None
+    out_of_scope = load_out_of_scope(args.oos_val) if args.oos_val else None
+    if out_of_scope is not None and validation is None:
+        raise IntentsError("--oos-val needs --val: the threshold is calibrated on both")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from chatbot.train import train
 
-    bundle = train(intents, ModelConfig().replace(epochs=args.epochs, seed=args.seed))
+    bundle = train(intents, ModelConfig().replace(epochs=args.epochs, seed=args.seed), validation)
+    if out_of_scope is not None:
+        bundle, accuracy = calibrate(bundle, validation, out_of_scope)
+        print(
+            f"threshold {bundle.config.threshold:.4f}: accuracy {accuracy:.4f} on validation + out-of-scope"
+        )
     bundle.save(args.out)
+    curves = plots.training_curves(bundle.history, args.out.with_suffix(".training.png"))
     metrics = bundle.metrics
     validation = metrics.get("validation_accuracy")
     print(
@@ -76,9 +106,58 @@ def run_train(args: argparse.Namespace) -> int:
         f"in {metrics['seconds']:.1f} s: {int(metrics['epochs'])} epochs, "
         f"train accuracy {metrics['train_accuracy']:.3f}"
         + (f", validation accuracy {validation:.3f}" if validation is not None else "")
-        + f"\nsaved {args.out} (fingerprint {bundle.fingerprint})"
+        + f"\nsaved {args.out} (fingerprint {bundle.fingerprint}) and {curves}"
     )
     return 0
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Evaluate a model, write the reports and figures, and print a summary."""
+    from chatbot import plots
+
+    engine = Engine.from_bundle(Bundle.load(args.model))
+    texts, tags = labelled_examples(load_intents(args.data))
+    out_of_scope = load_out_of_scope(args.oos) if args.oos else []
+    with tqdm(total=len(texts) + len(out_of_scope), desc="evaluating", disable=None) as bar:
+        report = evaluate(engine, texts, tags, out_of_scope, args.threshold, bar.update)
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary = {key: report[key] for key in ("metadata", "overall", "confused_pairs")}
+    for name, value in (
+        ("report", summary),
+        ("intent_report", report["per_intent"]),
+        ("errors", report["errors"]),
+    ):
+        (args.out / f"{name}.json").write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+    predictions = report["predictions"]
+    plots.confusion_matrix(
+        predictions["expected"], predictions["predicted"], args.out / "confusion_matrix.png"
+    )
+    plots.confidence_histogram(
+        report["confidences"], report["overall"]["threshold"], args.out / "confidence_histogram.png"
+    )
+    print(format_summary(report))
+    print(
+        f"\nwrote {args.out}/: report.json intent_report.json errors.json confusion_matrix.png confidence_histogram.png"
+    )
+    return 0
+
+
+def format_summary(report: dict) -> str:
+    """Format the headline figures and the weakest intents as a plain-text table."""
+    overall = report["overall"]
+    lines = [
+        f"{'in-scope queries':<34}{report['metadata']['in_scope_queries']:>10}",
+        f"{'out-of-scope queries':<34}{report['metadata']['out_of_scope_queries']:>10}",
+        f"{'in-scope accuracy (no threshold)':<34}{overall['in_scope_accuracy']:>10.2%}",
+        f"{'in-scope accuracy at threshold':<34}{overall['in_scope_accuracy_at_threshold']:>10.2%}",
+        f"{'threshold':<34}{overall['threshold']:>10.4f}",
+    ]
+    if "out_of_scope_recall" in overall:
+        lines.append(f"{'out-of-scope recall':<34}{overall['out_of_scope_recall']:>10.2%}")
+    weakest = sorted(report["per_intent"].items(), key=lambda item: item[1]["f1"])[:5]
+    lines += ["", "weakest intents          precision  recall      f1"]
+    lines += [f"{tag:<24}{m['precision']:>10.2f}{m['recall']:>8.2f}{m['f1']:>8.2f}" for tag, m in weakest]
+    return "\n".join(lines)
 
 
 def run_predict(args: argparse.Namespace) -> int:

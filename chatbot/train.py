@@ -18,6 +18,7 @@ import chatbot
 from chatbot.bundle import Bundle
 from chatbot.config import ModelConfig
 from chatbot.data import Intent, fingerprint_intents
+from chatbot.errors import IntentsError
 from chatbot.model import build_model
 from chatbot.text import tokenize
 from chatbot.vocab import UNK_ID, Vocabulary, build_vocabulary
@@ -72,9 +73,11 @@ class EpochLogger(keras.callbacks.Callback):
             log.info("epoch %d  %s", epoch + 1, figures)
 
 
-def make_examples(intents: Sequence[Intent], labels: Sequence[str]) -> Examples:
-    """Tokenise every pattern of the intents that are labels."""
+def make_examples(intents: Sequence[Intent], labels: Sequence[str], strict: bool = False) -> Examples:
+    """Tokenise every pattern of the intents that are labels; with ``strict``, all must be."""
     label_to_index = {label: index for index, label in enumerate(labels)}
+    if strict and (unknown := sorted({i.tag for i in intents if i.patterns} - set(label_to_index))):
+        raise IntentsError(f"validation intents not in the training data: {', '.join(unknown)}")
     pairs = [
         (tokenize(pattern), label_to_index[intent.tag])
         for intent in intents
@@ -103,11 +106,14 @@ def can_split(label_ids: np.ndarray, config: ModelConfig) -> bool:
     return config.validation_split > 0 and counts.min() >= config.min_patterns_for_validation
 
 
-def train(intents: Sequence[Intent], config: ModelConfig | None = None) -> Bundle:
+def train(
+    intents: Sequence[Intent], config: ModelConfig | None = None, validation: Sequence[Intent] | None = None
+) -> Bundle:
     """Train on the intents and return the bundle.
 
-    With enough data, a stratified split measures how well the model generalises and for how many
-    epochs. The model is then refitted on every pattern for at least that many epochs, and on until
+    With a validation set, the model stops early on it and keeps its best epoch. Without one, when
+    the data allows, a stratified split measures how well the model generalises and for how many
+    epochs; the model is then refitted on every pattern for at least that many epochs, and on until
     it gives every pattern its own intent with ``config.fit_confidence``, so that the bot never
     misreads or hesitates over its own examples.
     """
@@ -118,22 +124,31 @@ def train(intents: Sequence[Intent], config: ModelConfig | None = None) -> Bundl
     longest = max(len(tokens) for tokens in examples.tokens)
     config = config.replace(max_length=max(1, min(config.max_length, longest)))
     metrics: dict[str, float] = {}
-    min_epochs = 1
-    if can_split(examples.label_ids, config):
-        train_rows, validation_rows = stratified_split(
-            examples.label_ids, config.validation_split, config.seed
+    if validation is not None:
+        model, vocabulary, history = _fit(
+            examples, len(labels), config, make_examples(validation, labels, strict=True)
         )
-        _, _, history = _fit(
-            examples.subset(train_rows), len(labels), config, examples.subset(validation_rows)
-        )
-        min_epochs = int(np.argmax(history["val_accuracy"])) + 1
-        metrics["validation_accuracy"] = float(history["val_accuracy"][min_epochs - 1])
-        log.info(
-            "validation accuracy %.4f at epoch %d; refitting on all patterns",
-            metrics["validation_accuracy"],
-            min_epochs,
-        )
-    model, vocabulary, history = _fit(examples, len(labels), config, None, min_epochs)
+        metrics["validation_accuracy"] = float(max(history["val_accuracy"]))
+        fit_history = history
+    else:
+        min_epochs = 1
+        fit_history = {}
+        if can_split(examples.label_ids, config):
+            train_rows, validation_rows = stratified_split(
+                examples.label_ids, config.validation_split, config.seed
+            )
+            _, _, fit_history = _fit(
+                examples.subset(train_rows), len(labels), config, examples.subset(validation_rows)
+            )
+            min_epochs = int(np.argmax(fit_history["val_accuracy"])) + 1
+            metrics["validation_accuracy"] = float(fit_history["val_accuracy"][min_epochs - 1])
+            log.info(
+                "validation accuracy %.4f at epoch %d; refitting on all patterns",
+                metrics["validation_accuracy"],
+                min_epochs,
+            )
+        model, vocabulary, history = _fit(examples, len(labels), config, None, min_epochs)
+        fit_history = fit_history or history
     x = vocabulary.encode_batch(examples.tokens, config.max_length)
     metrics["train_accuracy"] = accuracy(model, x, examples.label_ids)
     metrics["epochs"] = float(len(history["loss"]))
@@ -148,6 +163,7 @@ def train(intents: Sequence[Intent], config: ModelConfig | None = None) -> Bundl
         data_sha256=fingerprint_intents(list(intents)),
         versions=library_versions(),
         metrics=metrics,
+        history={name: [float(value) for value in values] for name, values in fit_history.items()},
     )
 
 

@@ -1,0 +1,148 @@
+"""Evaluation metrics and threshold calibration, on hand-made figures and the tiny bot."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from chatbot.data import validate_intents
+from chatbot.evaluate import (
+    OUT_OF_SCOPE,
+    calibrate,
+    choose_threshold,
+    confused_pairs,
+    evaluate,
+    labelled_examples,
+    load_out_of_scope,
+    per_intent_metrics,
+)
+from tests.conftest import TINY_INTENTS, run_cli, write_json
+
+
+def test_choose_threshold_maximises_accuracy_with_out_of_scope_as_a_class() -> None:
+    correct = np.array([True, True, True, False])
+    in_scope = np.array([0.9, 0.8, 0.45, 0.6])
+    out_of_scope = np.array([0.3, 0.5, 0.7])
+    threshold, accuracy = choose_threshold(correct, in_scope, out_of_scope)
+    # At 0.8: the 0.9 and 0.8 correct ones stay; 0.3, 0.5 and 0.7 are rejected: 5 of 7 right.
+    assert threshold == 0.8
+    assert accuracy == pytest.approx(5 / 7)
+
+
+def test_choose_threshold_prefers_no_threshold_without_out_of_scope_cost() -> None:
+    threshold, accuracy = choose_threshold(np.array([True, True]), np.array([0.9, 0.2]), np.array([]))
+    assert (threshold, accuracy) == (0.0, 1.0)
+
+
+def test_per_intent_metrics() -> None:
+    report = per_intent_metrics(["a", "a", "b", "b"], ["a", "b", "b", "b"], ["a", "b", "c"])
+    assert report["a"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3), "support": 2}
+    assert report["b"]["precision"] == pytest.approx(2 / 3)
+    assert report["c"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
+
+
+def test_confused_pairs_are_counted_most_first() -> None:
+    pairs = confused_pairs(["a", "a", "a", "b", "c"], ["b", "b", "a", "a", "c"])
+    assert pairs == [
+        {"expected": "a", "predicted": "b", "count": 2},
+        {"expected": "b", "predicted": "a", "count": 1},
+    ]
+
+
+def test_load_out_of_scope_skips_blank_lines(tmp_path) -> None:
+    path = tmp_path / "oos.txt"
+    path.write_text("play music\n\n  book a flight  \n", encoding="utf-8")
+    assert load_out_of_scope(path) == ["play music", "book a flight"]
+
+
+def test_evaluate_the_tiny_bot(engine) -> None:
+    texts, tags = labelled_examples(validate_intents(TINY_INTENTS))
+    report = evaluate(engine, texts, tags, ["zzz qqq", "asdf"], threshold=0.5)
+    assert report["overall"]["in_scope_accuracy"] == 1.0
+    assert report["overall"]["out_of_scope_recall"] == 1.0  # no known word: always a fallback
+    assert report["metadata"]["in_scope_queries"] == 20
+    assert set(report["per_intent"]) == {"greeting", "goodbye", "order", "order_number"}
+    assert all(
+        error["expected"] == OUT_OF_SCOPE or error["predicted"] == OUT_OF_SCOPE for error in report["errors"]
+    )
+
+
+def test_calibrate_stores_the_threshold_in_the_bundle(tiny_bundle) -> None:
+    validation = validate_intents(TINY_INTENTS)
+    calibrated, accuracy = calibrate(tiny_bundle, validation, ["zzz", "where is the moon"])
+    assert 0.0 <= calibrated.config.threshold <= 1.0
+    assert accuracy >= 20 / 22
+    assert calibrated.weights is tiny_bundle.weights
+
+
+@pytest.mark.slow
+def test_train_with_validation_calibrates_and_evaluate_writes_reports(tmp_path) -> None:
+    train_file = write_json(tmp_path / "train.json", TINY_INTENTS)
+    validation = {
+        "intents": [
+            {"tag": "greeting", "patterns": ["hello there", "hey"], "responses": ["-"]},
+            {"tag": "goodbye", "patterns": ["bye bye"], "responses": ["-"]},
+        ]
+    }
+    validation_file = write_json(tmp_path / "val.json", validation)
+    oos = tmp_path / "oos.txt"
+    oos.write_text("what is the capital of france\nplay some jazz\n", encoding="utf-8")
+    model = tmp_path / "model.h5"
+    trained = run_cli(
+        "train",
+        "--data",
+        str(train_file),
+        "--val",
+        str(validation_file),
+        "--oos-val",
+        str(oos),
+        "--out",
+        str(model),
+    )
+    assert trained.returncode == 0, trained.stderr
+    assert "threshold " in trained.stdout
+    assert (tmp_path / "model.training.png").read_bytes().startswith(b"\x89PNG")
+    evaluated = run_cli(
+        "evaluate",
+        "--data",
+        str(validation_file),
+        "--oos",
+        str(oos),
+        "--model",
+        str(model),
+        "--out",
+        str(tmp_path / "ev"),
+    )
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "in-scope accuracy (no threshold)" in evaluated.stdout
+    report = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert report["metadata"] == {**report["metadata"], "in_scope_queries": 3, "out_of_scope_queries": 2}
+    assert set(json.loads((tmp_path / "ev" / "intent_report.json").read_text())) >= {"greeting", "goodbye"}
+    assert isinstance(json.loads((tmp_path / "ev" / "errors.json").read_text()), list)
+    for name in ("confusion_matrix.png", "confidence_histogram.png"):
+        assert (tmp_path / "ev" / name).read_bytes().startswith(b"\x89PNG")
+
+
+def test_oos_val_needs_val(tmp_path) -> None:
+    train_file = write_json(tmp_path / "train.json", TINY_INTENTS)
+    oos = tmp_path / "oos.txt"
+    oos.write_text("x\n", encoding="utf-8")
+    result = run_cli(
+        "train", "--data", str(train_file), "--oos-val", str(oos), "--out", str(tmp_path / "m.h5")
+    )
+    assert result.returncode == 2
+    assert "--oos-val needs --val" in result.stderr
+
+
+def test_validation_tags_must_be_trained(tmp_path) -> None:
+    train_file = write_json(tmp_path / "train.json", TINY_INTENTS)
+    validation = write_json(
+        tmp_path / "val.json", {"intents": [{"tag": "weather", "patterns": ["rain?"], "responses": ["-"]}]}
+    )
+    result = run_cli(
+        "train", "--data", str(train_file), "--val", str(validation), "--out", str(tmp_path / "m.h5")
+    )
+    assert result.returncode == 2
+    assert "validation intents not in the training data: weather" in result.stderr
