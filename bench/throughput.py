@@ -35,12 +35,15 @@ from typing import Any
 import requests
 
 from bench.machine import describe_machine
+from chatbot.bundle import Bundle
 
 BENCH_DIR = Path(__file__).resolve().parent
 
 REPO = BENCH_DIR.parent
 GUNICORN_CONF = REPO / "gunicorn.conf.py"
-WRK_SCRIPT = BENCH_DIR / "wrk_predict.lua"
+# The original curl body, the same every time, and a new message of known words every time.
+WRK_SCRIPTS = {"repeated": BENCH_DIR / "wrk_predict.lua", "varied": BENCH_DIR / "wrk_varied.lua"}
+WRK_SUMMARY = BENCH_DIR / "wrk_summary.lua"
 RESULTS_PATH = BENCH_DIR / "results" / "throughput.json"
 DEFAULT_MODEL = REPO / "models" / "chatbot_model.h5"
 FORBIDDEN_PORT = 5000  # the development server's port: never bind it
@@ -222,10 +225,18 @@ def server_pss(master: int) -> dict[str, Any]:
     return {"pss_mib": round(sum(pss_kib(pid) for pid in tree) / 1024, 1), "processes": len(tree)}
 
 
-def run_wrk(wrk: str, url: str, threads: int, connections: int, duration: int) -> dict[str, Any]:
-    """Run wrk with bench/wrk_predict.lua and return the numbers of its JSON line."""
-    command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "-s", str(WRK_SCRIPT), url]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 60, check=False)
+def run_wrk(
+    wrk: str, url: str, args: argparse.Namespace, duration: int, mode: str, words: Path
+) -> dict[str, Any]:
+    """Run wrk with the mode's script and return the numbers of its JSON line."""
+    command = [
+        *(wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{duration}s"),
+        *("-s", str(WRK_SCRIPTS[mode]), url, "--", str(words)),
+    ]
+    env = {**os.environ, "WRK_SUMMARY_LUA": str(WRK_SUMMARY)}
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=duration + 60, check=False, env=env
+    )
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
     return parse_wrk_output(done.stdout)
@@ -291,14 +302,15 @@ def scan_logs(server: Server) -> dict[str, Any]:
 
 
 def bench_once(target: Target, args: argparse.Namespace, wrk: str, log_dir: Path, tag: str) -> dict[str, Any]:
-    """Start one app, measure its start, memory and throughput, and stop it."""
+    """Start one app, measure its start, memory and throughput (each message mode), and stop it."""
     env = server_env(free_port(), args.workers, args.model)
+    words = log_dir / "words.txt"
     server = start_server(target, env, log_dir, tag)
     try:
         start_s, first_answer = wait_first_200(server)
-        warmup = run_wrk(wrk, server.url, args.threads, args.connections, args.warmup)
+        warmup = run_wrk(wrk, server.url, args, args.warmup, "repeated", words)
         pss_warm = server_pss(server.process.pid)
-        load = run_wrk(wrk, server.url, args.threads, args.connections, args.duration)
+        load = {mode: run_wrk(wrk, server.url, args, args.duration, mode, words) for mode in WRK_SCRIPTS}
         pss_load = server_pss(server.process.pid)
     finally:
         exit_code = stop_server(server)
@@ -332,7 +344,7 @@ def run_rounds(args: argparse.Namespace, wrk: str, log_dir: Path) -> list[dict[s
 
 def brief(result: dict[str, Any]) -> str:
     """Return a one-line progress note for one run."""
-    load = result["load"]
+    load = result["load"]["repeated"]
     return (
         f"{load['requests_per_s']:.0f} req/s, p50 {load['latency_p50_us'] / 1000:.2f} ms, "
         f"p99 {load['latency_p99_us'] / 1000:.2f} ms, start {result['start_to_first_200_s']:.2f} s, "
@@ -347,22 +359,31 @@ def summarise(rounds: list[dict[str, Any]], app: str) -> dict[str, Any]:
     def median(get: Any) -> float:
         return statistics.median(get(run) for run in runs)
 
+    summary: dict[str, Any] = {}
+    for mode in WRK_SCRIPTS:
+        loads = [run["load"][mode] for run in runs]
+        summary[f"{mode}_requests_per_s"] = statistics.median(load["requests_per_s"] for load in loads)
+        summary[f"{mode}_latency_p50_ms"] = statistics.median(load["latency_p50_us"] / 1000 for load in loads)
+        summary[f"{mode}_latency_p99_ms"] = statistics.median(load["latency_p99_us"] / 1000 for load in loads)
     return {
-        "requests_per_s": median(lambda run: run["load"]["requests_per_s"]),
-        "latency_p50_ms": median(lambda run: run["load"]["latency_p50_us"] / 1000),
-        "latency_p99_ms": median(lambda run: run["load"]["latency_p99_us"] / 1000),
+        **summary,
         "start_to_first_200_s": median(lambda run: run["start_to_first_200_s"]),
         "pss_after_warmup_mib": median(lambda run: run["pss_after_warmup"]["pss_mib"]),
         "pss_after_load_mib": median(lambda run: run["pss_after_load"]["pss_mib"]),
-        "errors": sum(run["load"]["errors_total"] for run in runs),
+        "errors": sum(run["load"][mode]["errors_total"] for run in runs for mode in WRK_SCRIPTS),
         "worker_boots": sum(run["logs"]["worker_boots"] for run in runs),
     }
 
 
 def ratios(ours: dict[str, Any], hello: dict[str, Any]) -> dict[str, float]:
-    """Return ours/hello for throughput and start time."""
+    """Return ours/hello for throughput in each message mode and for start time."""
     return {
-        "requests_per_s": round(ours["requests_per_s"] / hello["requests_per_s"], 3),
+        **{
+            f"{mode}_requests_per_s": round(
+                ours[f"{mode}_requests_per_s"] / hello[f"{mode}_requests_per_s"], 3
+            )
+            for mode in WRK_SCRIPTS
+        },
         "start_to_first_200_s": round(ours["start_to_first_200_s"] / hello["start_to_first_200_s"], 3),
     }
 
@@ -370,17 +391,22 @@ def ratios(ours: dict[str, Any], hello: dict[str, Any]) -> dict[str, float]:
 def markdown_table(medians: dict[str, dict[str, Any]], ratio: dict[str, float]) -> str:
     """Format the medians and ratios as a markdown table."""
     lines = [
-        "| app | req/s | p50 (ms) | p99 (ms) | start to first 200 (s) | PSS warm (MiB) | PSS after load (MiB) | errors |",
+        "| app | req/s, repeated message | p50 / p99 (ms) | req/s, varied messages | p50 / p99 (ms) "
+        "| start to first 200 (s) | PSS warm / after load (MiB) | errors |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for app, row in medians.items():
         lines.append(
-            f"| {app} | {row['requests_per_s']:.0f} | {row['latency_p50_ms']:.2f} | {row['latency_p99_ms']:.2f} "
-            f"| {row['start_to_first_200_s']:.3f} | {row['pss_after_warmup_mib']:.1f} "
-            f"| {row['pss_after_load_mib']:.1f} | {row['errors']} |"
+            f"| {app} | {row['repeated_requests_per_s']:.0f} "
+            f"| {row['repeated_latency_p50_ms']:.2f} / {row['repeated_latency_p99_ms']:.2f} "
+            f"| {row['varied_requests_per_s']:.0f} "
+            f"| {row['varied_latency_p50_ms']:.2f} / {row['varied_latency_p99_ms']:.2f} "
+            f"| {row['start_to_first_200_s']:.3f} "
+            f"| {row['pss_after_warmup_mib']:.1f} / {row['pss_after_load_mib']:.1f} | {row['errors']} |"
         )
     lines.append(
-        f"| **ours/hello** | {ratio['requests_per_s']:.3f} | | | {ratio['start_to_first_200_s']:.3f} | | | |"
+        f"| **ours / hello** | **{ratio['repeated_requests_per_s']:.2f}** | "
+        f"| **{ratio['varied_requests_per_s']:.2f}** | | **{ratio['start_to_first_200_s']:.2f}** | | |"
     )
     return "\n".join(lines)
 
@@ -422,12 +448,25 @@ def write_results(report: dict[str, Any]) -> None:
     RESULTS_PATH.write_text(json.dumps(report, indent=2) + "\n")
 
 
+def write_words(model: Path, path: Path) -> None:
+    """Write the words of the bot's patterns, one a line, for the varied-messages wrk script."""
+    bundle = Bundle.load(model)
+    words = {
+        word
+        for intent in bundle.intents
+        for text in intent.patterns
+        for word in re.findall(r"[a-z]+", text.lower())
+    }
+    path.write_text("\n".join(sorted(words)) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print the table and write the JSON report."""
     args = parse_args(argv)
     wrk = find_wrk()
     machine = machine_info(wrk)
     log_dir = Path(tempfile.mkdtemp(prefix="bench-http-"))
+    write_words(args.model, log_dir / "words.txt")
     try:
         rounds = run_rounds(args, wrk, log_dir)
     finally:
