@@ -62,7 +62,7 @@ class Dialogue:
 
     def reply(self, message: str, context: str | None = None) -> Reply:
         """Answer one message in a conversation that is in ``context``."""
-        return self.reply_batch([message], context)[0]
+        return self.decide(self.engine.rank(message), context)
 
     def reply_batch(self, messages: Sequence[str], context: str | None = None) -> list[Reply]:
         """Answer several independent messages with one forward pass."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
 }
 PASS_THROUGH = frozenset({"InputLayer", "NotEqual", "Dropout", "SpatialDropout1D", "GaussianNoise"})
 RECURRENT = frozenset({"LSTM", "Bidirectional"})
+RANKING_CACHE_SIZE = 1024
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ class Engine:
         self.labels = bundle.labels
         self.max_length = bundle.config.max_length
         self.forward = forward or numpy_forward(bundle)
+        # Chat traffic repeats itself ("hi", "thanks", quick-reply labels): the ranking of a token
+        # sequence never changes for a loaded model, so recent ones are kept (per engine, bounded).
+        self.rank_tokens = lru_cache(maxsize=RANKING_CACHE_SIZE)(self._rank_tokens)
 
     @classmethod
     def from_bundle(cls, bundle: Bundle, backend: str = "numpy") -> Engine:
@@ -74,18 +79,21 @@ class Engine:
 
     def rank(self, text: str) -> Ranking:
         """Classify one text."""
-        return self.rank_batch([text])[0]
+        return self.rank_tokens(tuple(tokenize(text)))
 
     def rank_batch(self, texts: Sequence[str]) -> list[Ranking]:
         """Classify several texts in one forward pass."""
-        vocabulary = self.bundle.vocabulary
         token_lists = [tokenize(text) for text in texts]
-        probabilities = self.forward(vocabulary.encode_batch(token_lists, self.max_length))
-        rankings = []
-        for tokens, row in zip(token_lists, probabilities.tolist(), strict=True):
-            ranked = sorted(zip(self.labels, row, strict=True), key=_score, reverse=True)
-            rankings.append(Ranking(tuple(ranked), vocabulary.count_known(tokens)))
-        return rankings
+        probabilities = self.forward(self.bundle.vocabulary.encode_batch(token_lists, self.max_length))
+        return [self._ranking(tokens, row) for tokens, row in zip(token_lists, probabilities, strict=True)]
+
+    def _rank_tokens(self, tokens: tuple[str, ...]) -> Ranking:
+        probabilities = self.forward(self.bundle.vocabulary.encode_batch([tokens], self.max_length))
+        return self._ranking(tokens, probabilities[0])
+
+    def _ranking(self, tokens: Sequence[str], probabilities: Array) -> Ranking:
+        ranked = sorted(zip(self.labels, probabilities.tolist(), strict=True), key=_score, reverse=True)
+        return Ranking(tuple(ranked), self.bundle.vocabulary.count_known(tokens))
 
 
 def numpy_forward(bundle: Bundle) -> Forward:

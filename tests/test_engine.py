@@ -166,3 +166,12 @@ def test_keras_backend_gives_the_same_rankings(tiny_bundle: Bundle) -> None:
 def test_unknown_backend_is_refused(tiny_bundle: Bundle) -> None:
     with pytest.raises(ValueError, match="unknown engine 'torch'"):
         Engine.from_bundle(tiny_bundle, "torch")
+
+
+def test_rank_remembers_recent_token_sequences(engine: Engine) -> None:
+    engine.rank_tokens.cache_clear()
+    first = engine.rank("Hello there!")
+    second = engine.rank("hello there")  # other text, same tokens: answered from the cache
+    assert second is first
+    assert engine.rank_tokens.cache_info().hits == 1
+    assert engine.rank("hello") is not first
