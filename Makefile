@@ -6,7 +6,7 @@ PORT ?= 5000
 MODEL ?= $(or $(CHATBOT_MODEL),models/chatbot_model.h5)
 DATA ?= data/intents.json
 
-.PHONY: install install-dev model run test lint format bench bench-accuracy clean
+.PHONY: install install-dev model run test lint format bench bench-accuracy clean screenshots
 
 install: $(VENV)/.installed
 
@@ -53,6 +53,9 @@ CLINC ?= ../shared/datasets/clinc150
 
 bench-accuracy: install
 	$(PY) -m bench.accuracy --clinc $(CLINC)
+
+screenshots: install-dev $(MODEL)
+	$(PY) scripts/screenshots.py --model $(MODEL)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage

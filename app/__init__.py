@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Flask
 
-from app import api, cors, errors, health
+from app import api, cors, errors, health, pages
 from app.bot import Bot
 from app.config import app_settings
 from app.sessions import MemorySessionStore
@@ -28,4 +28,5 @@ def create_app(test_config: Mapping[str, Any] | None = None, dialogue: Dialogue 
     cors.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(pages.bp)
     return app

@@ -147,12 +147,7 @@ class Bundle:
                 weights=weights,
                 vocabulary=Vocabulary(tuple(metadata["vocabulary"])),
                 labels=tuple(metadata["labels"]),
-                intents=tuple(
-                    Intent(
-                        **{**item, "patterns": tuple(item["patterns"]), "responses": tuple(item["responses"])}
-                    )
-                    for item in metadata["intents"]
-                ),
+                intents=tuple(_intent_from_metadata(item) for item in metadata["intents"]),
                 config=ModelConfig.from_dict(metadata["config"]),
                 data_sha256=metadata["data_sha256"],
                 versions=metadata.get("versions", {}),
@@ -162,6 +157,12 @@ class Bundle:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{path}: incomplete bundle metadata ({exc!r})") from exc
+
+
+def _intent_from_metadata(item: dict[str, Any]) -> Intent:
+    """Rebuild an intent from its JSON form, where tuples were written as lists."""
+    lists = {key: tuple(item[key]) for key in ("patterns", "responses", "quick_replies") if key in item}
+    return Intent(**{**item, **lists})
 
 
 def _read_weights(group: h5py.Group) -> Weights:

@@ -18,7 +18,7 @@ from chatbot.errors import IntentsError
 log = logging.getLogger(__name__)
 
 FALLBACK_TAG = "fallback"
-KNOWN_KEYS = frozenset({"tag", "patterns", "responses", "context_set", "context_filter"})
+KNOWN_KEYS = frozenset({"tag", "patterns", "responses", "context_set", "context_filter", "quick_replies"})
 
 
 @dataclass(frozen=True)
@@ -30,10 +30,16 @@ class Intent:
     responses: tuple[str, ...]
     context_set: str | None = None  # a matched intent sets the session's context to this
     context_filter: str | None = None  # the intent is eligible only in this context
+    quick_replies: tuple[str, ...] = ()  # button labels offered with the answer; a click sends the label
 
     def to_dict(self) -> dict[str, Any]:
         """Return the intent as it appears in intents.json."""
-        return {key: value for key, value in asdict(self).items() if value is not None}
+        # Absent optional fields stay absent, so adding a field leaves existing data hashes unchanged.
+        return {
+            key: value
+            for key, value in asdict(self).items()
+            if value is not None and not (key == "quick_replies" and not value)
+        }
 
 
 def load_intents(path: str | Path) -> list[Intent]:
@@ -84,12 +90,14 @@ def _validate_intent(entry: Any, index: int, source: str) -> Intent:
     responses = _string_list(entry["responses"], f'{where}: "responses"')
     if not responses:
         raise IntentsError(f'{where}: "responses" is empty')
+    quick_replies = _string_list(entry.get("quick_replies", []), f'{where}: "quick_replies"')
     return Intent(
         tag=tag,
         patterns=tuple(patterns),
         responses=tuple(responses),
         context_set=_optional_string(entry, "context_set", where),
         context_filter=_optional_string(entry, "context_filter", where),
+        quick_replies=tuple(quick_replies),
     )
 
 

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
+from flask import Flask
+
+from app import create_app
+from chatbot.dialogue import Dialogue
+from chatbot.engine import Engine
 
 GREETINGS = {"Hello!", "Hi there."}
 
@@ -135,7 +142,40 @@ def test_chat_keeps_context_per_session(client) -> None:
         "intent": {"name": "order_number", "confidence": second["intent"]["confidence"]},
         "fallback": False,
         "context": None,
+        "quick_replies": [],
     }
+
+
+def with_quick_replies(tiny_bundle, buttons: dict[str, tuple[str, ...]], drop: str = "") -> Flask:
+    """Return an app whose bot offers the given quick replies, per intent tag."""
+    intents = tuple(
+        dataclasses.replace(intent, quick_replies=buttons.get(intent.tag, ()))
+        for intent in tiny_bundle.intents
+        if intent.tag != drop
+    )
+    engine = Engine.from_bundle(dataclasses.replace(tiny_bundle, intents=intents))
+    return create_app({"TESTING": True}, dialogue=Dialogue(engine, threshold=0.5))
+
+
+@pytest.mark.parametrize(
+    ("message", "quick_replies"),
+    [
+        ("hello", ["Track my order", "Bye"]),  # the answering intent's buttons
+        ("bye", []),  # an intent without quick replies
+        ("purple zebra", ["Start again"]),  # a fallback offers the fallback intent's buttons
+    ],
+)
+def test_chat_offers_the_answering_intents_quick_replies(tiny_bundle, message: str, quick_replies) -> None:
+    buttons = {"greeting": ("Track my order", "Bye"), "fallback": ("Start again",)}
+    app = with_quick_replies(tiny_bundle, buttons)
+    body = app.test_client().post("/api/v1/chat", json={"message": message}).get_json()
+    assert body["quick_replies"] == quick_replies
+
+
+def test_chat_fallback_without_a_fallback_intent_offers_no_quick_replies(tiny_bundle) -> None:
+    app = with_quick_replies(tiny_bundle, {"greeting": ("Bye",)}, drop="fallback")
+    body = app.test_client().post("/api/v1/chat", json={"message": "purple zebra"}).get_json()
+    assert (body["fallback"], body["quick_replies"]) == (True, [])
 
 
 def test_chat_makes_a_session_id_when_absent(client) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import h5py
@@ -23,6 +24,18 @@ def test_save_and_load_round_trip(tiny_bundle: Bundle, tmp_path: Path) -> None:
     assert loaded.config == tiny_bundle.config
     assert set(loaded.versions) >= {"chatbot", "keras", "tensorflow", "numpy", "nltk"}
     assert len(loaded.data_sha256) == 64
+
+
+def test_quick_replies_survive_a_round_trip(tiny_bundle: Bundle, tmp_path: Path) -> None:
+    first, *others = tiny_bundle.intents
+    intents = (dataclasses.replace(first, quick_replies=("Track my order", "Bye")), *others)
+    loaded = Bundle.load(dataclasses.replace(tiny_bundle, intents=intents).save(tmp_path / "m.h5"))
+    assert loaded.intents == intents
+    assert loaded.intents[0].quick_replies == ("Track my order", "Bye")
+    with h5py.File(tmp_path / "m.h5") as file:
+        stored = json.loads(file[METADATA_KEY][()])["intents"]
+    expected = [["Track my order", "Bye"], *[None] * len(others)]  # absent when empty
+    assert [item.get("quick_replies") for item in stored] == expected
 
 
 def test_save_leaves_no_temporary_files(tiny_bundle: Bundle, tmp_path: Path) -> None:

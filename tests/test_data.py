@@ -68,6 +68,21 @@ INVALID = [
         id="context-set-not-string",
     ),
     pytest.param(lambda i: i.__setitem__(0, "hi"), "intent 0: expected an object", id="intent-not-object"),
+    pytest.param(
+        lambda i: i[0].update(quick_replies="Shipping"),
+        "intent 0 ('greeting'): \"quick_replies\" must be a list of non-empty strings",
+        id="quick-replies-not-list",
+    ),
+    pytest.param(
+        lambda i: i[4].update(quick_replies=["Shipping", " "]),
+        "intent 4 ('fallback'): \"quick_replies\"[1] must be a non-empty string",
+        id="empty-quick-reply",
+    ),
+    pytest.param(
+        lambda i: i[2].update(quick_replies=[{"label": "Yes"}]),
+        "intent 2 ('order'): \"quick_replies\"[0] must be a non-empty string",
+        id="quick-reply-not-string",
+    ),
 ]
 
 
@@ -90,6 +105,23 @@ def test_unknown_keys_are_a_warning(caplog: pytest.LogCaptureFixture) -> None:
         intents = validate_intents(data)
     assert intents[0].tag == "greeting"
     assert "intent 0 ('greeting'): unknown key 'emoji' is ignored" in caplog.text
+
+
+def test_quick_replies_are_optional_button_labels(tiny_intents) -> None:
+    intents = validate_intents(with_change(lambda i: i[0].update(quick_replies=["Track an order", "Bye"])))
+    assert intents[0].quick_replies == ("Track an order", "Bye")
+    assert intents[0].to_dict()["quick_replies"] == ("Track an order", "Bye")
+    assert [intent.quick_replies for intent in tiny_intents] == [()] * len(tiny_intents)
+
+
+def test_no_quick_replies_keep_the_data_hash(tiny_intents) -> None:
+    # An empty list is the same as none, and neither appears in the hashed form: models trained
+    # before quick replies existed keep their data_sha256.
+    empty = validate_intents(with_change(lambda i: i[0].update(quick_replies=[])))
+    assert all("quick_replies" not in intent.to_dict() for intent in [*tiny_intents, *empty])
+    assert fingerprint_intents(empty) == fingerprint_intents(tiny_intents)
+    with_buttons = validate_intents(with_change(lambda i: i[0].update(quick_replies=["Bye"])))
+    assert fingerprint_intents(with_buttons) != fingerprint_intents(tiny_intents)
 
 
 def test_fallback_may_have_no_patterns(tiny_intents) -> None:

@@ -53,3 +53,18 @@ def test_responses_are_plain_text(intents) -> None:
     for intent in intents:
         for response in intent.responses:
             assert "<" not in response and ">" not in response, response
+
+
+def test_quick_replies_are_phrases_the_bot_was_trained_on(intents) -> None:
+    # A button sends its label: as a training pattern, it reaches the intended intent (the server
+    # tests check that every pattern is classified as its own intent).
+    owner = {
+        pattern: intent.tag for intent in intents if intent.tag != FALLBACK_TAG for pattern in intent.patterns
+    }
+    offered = {label: owner.get(label) for intent in intents for label in intent.quick_replies}
+    assert offered == {
+        "Shipping": "shipping",
+        "Returns": "returns",
+        "Order status": "order_status",
+        "Talk to a person": "contact",
+    }

@@ -1,0 +1,511 @@
+"""The chat page and the embeddable widget in headless Chromium, against real gunicorn servers.
+
+Other sites are played by small static servers on other loopback ports: a page there is a
+different origin, so the browser applies CORS exactly as it would for a real embedding site.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, Route, expect, sync_playwright
+
+from chatbot.config import ModelConfig
+from chatbot.data import load_intents, validate_intents
+from tests.conftest import DEFAULT_INTENTS, ROOT, Server, free_port
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+PAGE_TITLE = "Chat assistant"
+WIDGET = ROOT / "app" / "static"
+XSS = '<img src=x onerror="window.__xss=1">'
+XSS_INTENTS = {
+    "intents": [
+        {
+            "tag": "greeting",
+            "patterns": ["hi", "hello", "hey there", "good morning", "hello bot"],
+            "responses": [XSS],
+            "quick_replies": ["<b>bold</b>"],
+        },
+        {
+            "tag": "goodbye",
+            "patterns": ["bye", "goodbye", "see you later", "cya", "talk to you soon"],
+            "responses": ["Bye!"],
+        },
+    ]
+}
+LEGACY_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Legacy client</title><script src="jquery.min.js"></script></head>
+<body>
+<p id="answer">waiting</p>
+<script>
+var text = "Hello";
+$.ajax({url: "BOT_URL/predict", type: 'POST', contentType: 'text/plain', data: '{"data":"'+text+'"}',
+        success: function (response) { $("#answer").text(response); },
+        error: function () { $("#answer").text("no answer"); }});
+</script>
+</body>
+</html>
+"""
+EMBED_PAGE = """<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Another site</title>
+<style>body {{ font-family: serif; }} button {{ background: red; }} div {{ padding: 7px; }}</style></head>
+<body>
+<h1>A site that embeds the chat</h1>
+<p>Some content of the host page.</p>
+<script src="{script}" {attributes} defer></script>
+</body>
+</html>
+"""
+
+
+def responses_of(tag: str) -> set[str]:
+    """Return the default bot's responses of one intent."""
+    return {
+        response
+        for intent in load_intents(DEFAULT_INTENTS)
+        if intent.tag == tag
+        for response in intent.responses
+    }
+
+
+# ---- servers ---------------------------------------------------------------------------------
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    """Serve files from a folder without logging every request to stderr."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class StaticSite:
+    """Another website: a folder served over HTTP on its own loopback port, so its own origin."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=root))
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, name=f"site {self.url}")
+
+    def __enter__(self) -> StaticSite:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=10)
+
+    def page(self, name: str, html: str) -> str:
+        """Publish a page and return its URL."""
+        (self.root / name).write_text(html, encoding="utf-8")
+        return f"{self.url}/{name}"
+
+    def embed(self, name: str, script: str, **data: str) -> str:
+        """Publish a page that embeds the widget with one script tag, and return its URL."""
+        attributes = " ".join(f'data-{key.replace("_", "-")}="{value}"' for key, value in data.items())
+        return self.page(name, EMBED_PAGE.format(script=script, attributes=attributes))
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StaticSite]:
+    """Serve a site whose origin the bot allows; it carries jQuery from the xstatic package."""
+    import xstatic.pkg.jquery
+
+    root = tmp_path_factory.mktemp("site")
+    shutil.copy(Path(xstatic.pkg.jquery.BASE_DIR) / "jquery.min.js", root / "jquery.min.js")
+    with StaticSite(root) as site:
+        yield site
+
+
+@pytest.fixture(scope="module")
+def stranger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StaticSite]:
+    """Serve a site whose origin the bot does not allow."""
+    import xstatic.pkg.jquery
+
+    root = tmp_path_factory.mktemp("stranger")
+    shutil.copy(Path(xstatic.pkg.jquery.BASE_DIR) / "jquery.min.js", root / "jquery.min.js")
+    with StaticSite(root) as site:
+        yield site
+
+
+@pytest.fixture(scope="module")
+def module_servers() -> Iterator:
+    """Start gunicorn servers shared by the tests of this module, and stop them at its end."""
+    servers: list[Server] = []
+
+    def start(model_path: Path, env: dict[str, str] | None = None) -> Server:
+        server = Server(model_path, env)
+        servers.append(server)
+        return server.start()
+
+    yield start
+    for server in servers:
+        server.stop()
+        server.log_file.close()
+
+
+@pytest.fixture(scope="module")
+def bot(module_servers, default_model_path: Path, site: StaticSite) -> Server:
+    """Serve the default bot, allowing cross-origin requests from ``site`` only."""
+    return module_servers(default_model_path, {"CHATBOT_CORS_ORIGINS": site.url})
+
+
+@pytest.fixture(scope="module")
+def xss_bot(module_servers, site: StaticSite, tmp_path_factory: pytest.TempPathFactory) -> Server:
+    """Serve a bot whose answer and quick reply are HTML, allowing ``site``."""
+    from chatbot.train import train
+
+    path = tmp_path_factory.mktemp("xss") / "model.h5"
+    train(validate_intents(XSS_INTENTS), ModelConfig(epochs=200, seed=7)).save(path)
+    return module_servers(path, {"CHATBOT_CORS_ORIGINS": site.url})
+
+
+# ---- browser ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    """Start Playwright's driver (bundled in its wheel; it downloads nothing)."""
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing: apt-get install chromium"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI installs it: a missing browser there is a broken setup
+        pytest.skip(message)
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright) -> Iterator[Browser]:
+    """Launch Debian's Chromium once for the module."""
+    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """Open a desktop-sized page in a fresh context: empty sessionStorage, no cache."""
+    context = browser.new_context(viewport=DESKTOP)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def send(page: Page, text: str) -> None:
+    """Type a message and press Enter."""
+    box = page.get_by_role("textbox")
+    box.fill(text)
+    box.press("Enter")
+
+
+def bot_bubbles(page: Page):
+    return page.locator(".cb-log .cb-row-bot:not(.cb-welcome) .cb-bubble")
+
+
+def user_bubbles(page: Page):
+    return page.locator(".cb-log .cb-row-user .cb-bubble")
+
+
+def texts(locator) -> list[str]:
+    """Return the bubbles' text without the prefix that only screen readers hear."""
+    prefixes = ("The bot said: ", "You said: ")
+    return [
+        next((text.removeprefix(p) for p in prefixes if text.startswith(p)), text)
+        for text in locator.all_text_contents()
+    ]
+
+
+def wait_for_answers(page: Page, count: int) -> list[str]:
+    """Wait until the bot has answered ``count`` times and return its answers."""
+    expect(bot_bubbles(page)).to_have_count(count)
+    return texts(bot_bubbles(page))
+
+
+# ---- the chat page ---------------------------------------------------------------------------
+
+
+def test_chat_page_answers_a_greeting(page: Page, bot: Server) -> None:
+    page.goto(bot.url + "/")
+    expect(page).to_have_title(PAGE_TITLE)
+    expect(page.get_by_role("region", name=PAGE_TITLE)).to_be_visible()
+    expect(page.get_by_role("log", name="Conversation")).to_have_attribute("aria-live", "polite")
+    box = page.get_by_label(f"Message to {PAGE_TITLE}")
+    expect(box).to_be_visible()
+    expect(page.locator(".cb-welcome")).to_be_visible()
+    send(page, "Hello")
+    assert texts(user_bubbles(page)) == ["Hello"]
+    assert wait_for_answers(page, 1)[0] in responses_of("greeting")
+    expect(box).to_have_value("")
+    expect(page.get_by_role("status")).to_be_hidden()
+
+
+def test_typing_indicator_shows_while_waiting_and_one_message_at_a_time(page: Page, bot: Server) -> None:
+    held: list[Route] = []
+    page.route("**/api/v1/chat", lambda route: held.append(route))  # held until the test lets it go
+    page.goto(bot.url + "/")
+    send(page, "Hello")
+    typing = page.get_by_role("status")
+    expect(typing).to_be_visible()
+    expect(typing).to_contain_text("The bot is typing")
+    expect(page.get_by_role("button", name="Send")).to_be_disabled()
+    send(page, "Are you there?")  # Enter while an answer is on its way sends nothing
+    expect(page.get_by_role("textbox")).to_have_value("Are you there?")
+    assert len(held) == 1
+    held[0].continue_()
+    assert wait_for_answers(page, 1)[0] in responses_of("greeting")
+    expect(typing).to_be_hidden()
+    assert texts(user_bubbles(page)) == ["Hello"]
+
+
+def test_empty_text_is_not_sent(page: Page, bot: Server) -> None:
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.goto(bot.url + "/")
+    send_button = page.get_by_role("button", name="Send")
+    expect(send_button).to_be_disabled()
+    for text in ("", "   ", "\t"):
+        send(page, text)
+    page.get_by_role("textbox").fill("  ")
+    expect(send_button).to_be_disabled()
+    expect(user_bubbles(page)).to_have_count(0)
+    assert not [url for url in requests if url.endswith("/api/v1/chat")]
+
+
+def test_context_survives_a_reload(page: Page, bot: Server) -> None:
+    page.goto(bot.url + "/")
+    send(page, "Where is my order?")
+    assert wait_for_answers(page, 1)[0] in responses_of("order_status")
+    page.reload()
+    expect(user_bubbles(page)).to_have_count(1)
+    assert texts(user_bubbles(page)) == ["Where is my order?"]
+    assert wait_for_answers(page, 1)[0] in responses_of("order_status")
+    send(page, "It is 30917")  # answered only in the order_number context of the same session
+    assert wait_for_answers(page, 2)[1] in responses_of("order_number_given")
+    stored = page.evaluate("JSON.parse(sessionStorage.getItem('chatbot-widget:' + location.origin))")
+    assert len(stored["sessionId"]) == 32
+    assert [message["role"] for message in stored["messages"]] == ["user", "bot", "user", "bot"]
+
+
+def test_quick_replies_send_their_label(page: Page, bot: Server) -> None:
+    page.goto(bot.url + "/")
+    send(page, "What can you do?")
+    assert wait_for_answers(page, 1)[0] in responses_of("help")
+    group = page.get_by_role("group", name="Suggested replies")
+    expect(group.get_by_role("button")).to_have_text(
+        ["Shipping", "Returns", "Order status", "Talk to a person"]
+    )
+    page.reload()  # the buttons come back with the transcript
+    group.get_by_role("button", name="Shipping").click()
+    assert texts(user_bubbles(page)) == ["What can you do?", "Shipping"]
+    assert wait_for_answers(page, 2)[1] in responses_of("shipping")
+    expect(group).to_be_hidden()  # the shipping intent offers none
+    send(page, "blah blah blah")
+    assert wait_for_answers(page, 3)[2] in responses_of("fallback")
+    group.get_by_role("button", name="Talk to a person").press("Enter")  # keyboard works too
+    assert wait_for_answers(page, 4)[3] in responses_of("contact")
+
+
+@pytest.mark.parametrize("where", ["chat page", "other site"])
+def test_bot_text_is_shown_as_text_and_runs_nothing(
+    page: Page, xss_bot: Server, site: StaticSite, where
+) -> None:
+    if where == "chat page":  # this page also has a Content-Security-Policy: the other site has none
+        url = xss_bot.url + "/"
+    else:
+        url = site.embed("xss.html", f"{xss_bot.url}/static/widget.js", title="Chat")
+    page.goto(url)
+    if where == "other site":
+        page.get_by_role("button", name="Chat").click()
+    for attempt in range(2):
+        if attempt == 0:
+            send(page, "hello")
+        else:
+            page.reload()
+            if where == "other site":
+                expect(page.get_by_role("dialog")).to_be_visible()  # it stays open across a reload
+        assert wait_for_answers(page, 1) == [XSS]
+        expect(page.get_by_text(XSS)).to_be_visible()
+        expect(page.get_by_role("button", name="<b>bold</b>")).to_be_visible()
+        assert page.locator("img, b").count() == 0  # no element was made from bot text
+        assert page.evaluate("window.__xss") is None
+
+
+# ---- other sites: the embed snippet and the original jQuery client ---------------------------
+
+
+@pytest.mark.parametrize(("allowed", "answered"), [(True, True), (False, False)])
+def test_original_jquery_snippet_from_another_origin(
+    page: Page, bot: Server, site: StaticSite, stranger: StaticSite, allowed: bool, answered: bool
+) -> None:
+    origin = site if allowed else stranger
+    page.goto(origin.page("legacy.html", LEGACY_PAGE.replace("BOT_URL", bot.url)))
+    answer = page.locator("#answer")
+    expect(answer).not_to_have_text("waiting")
+    if answered:
+        assert answer.text_content() in responses_of("greeting")
+    else:
+        expect(answer).to_have_text("no answer")
+
+
+def test_widget_embedded_with_one_script_tag(page: Page, bot: Server, site: StaticSite) -> None:
+    page.goto(site.embed("embed.html", f"{bot.url}/static/widget.js", title="Acme help"))
+    launcher = page.get_by_role("button", name="Acme help")
+    expect(launcher).to_have_attribute("aria-expanded", "false")
+    dialog = page.get_by_role("dialog", name="Acme help")
+    expect(dialog).to_be_hidden()
+    launcher.click()
+    expect(launcher).to_have_attribute("aria-expanded", "true")
+    expect(dialog).to_be_visible()
+    box = page.get_by_label("Message to Acme help")
+    expect(box).to_be_focused()
+    box.fill("Hello")
+    box.press("Enter")
+    assert wait_for_answers(page, 1)[0] in responses_of("greeting")
+    box.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(launcher).to_be_focused()
+    page.keyboard.press("Enter")  # the launcher opens again from the keyboard, conversation intact
+    expect(dialog).to_be_visible()
+    assert texts(user_bubbles(page)) == ["Hello"]
+    # The host page's CSS stays out of the widget: its buttons are not red, its divs not padded.
+    assert launcher.evaluate("e => getComputedStyle(e).backgroundColor") != "rgb(255, 0, 0)"
+    page.get_by_role("button", name="Close chat").click()
+    expect(dialog).to_be_hidden()
+
+
+def test_widget_on_a_site_the_bot_does_not_allow_says_so(
+    page: Page, bot: Server, stranger: StaticSite
+) -> None:
+    page.goto(stranger.embed("embed.html", f"{bot.url}/static/widget.js", title="Acme help"))
+    page.get_by_role("button", name="Acme help").click()
+    send(page, "Hello")
+    expect(page.get_by_role("alert")).to_contain_text("Can't reach the chat service")
+    expect(bot_bubbles(page)).to_have_count(0)
+
+
+# ---- failures --------------------------------------------------------------------------------
+
+
+def test_server_down_message(page: Page, site: StaticSite) -> None:
+    # No build step: the widget's two files work from any static host, here pointed at a closed port.
+    for name in ("widget.js", "widget.css"):
+        shutil.copy(WIDGET / name, site.root / name)
+    closed = f"http://127.0.0.1:{free_port()}"
+    page.goto(site.embed("down.html", "widget.js", bot_url=closed, title="Help"))
+    page.get_by_role("button", name="Help").click()
+    send(page, "Hello")
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("Can't reach the chat service right now")
+    expect(alert.get_by_role("button", name="Try again")).to_be_visible()
+    assert texts(user_bubbles(page)) == ["Hello"]
+    expect(page.get_by_role("status")).to_be_hidden()
+    alert.get_by_role("button", name="Try again").click()  # still down: the message comes back
+    expect(page.get_by_role("alert")).to_have_count(1)
+    assert texts(user_bubbles(page)) == ["Hello"]
+
+
+def test_retry_after_errors(page: Page, bot: Server) -> None:
+    failures = iter(["abort", "500"])
+
+    def fail_twice(route: Route) -> None:
+        failure = next(failures, None)
+        if failure == "abort":
+            route.abort("connectionrefused")
+        elif failure == "500":
+            route.fulfill(status=500, content_type="application/json", body='{"error": {}}')
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/chat", fail_twice)
+    page.goto(bot.url + "/")
+    send(page, "Hello")
+    expect(page.get_by_role("alert")).to_contain_text("Can't reach the chat service")
+    page.get_by_role("button", name="Try again").click()
+    expect(page.get_by_role("alert")).to_contain_text("had a problem (error 500)")
+    page.get_by_role("button", name="Try again").click()
+    assert wait_for_answers(page, 1)[0] in responses_of("greeting")
+    expect(page.get_by_role("alert")).to_have_count(0)
+    assert texts(user_bubbles(page)) == ["Hello"]
+
+
+def test_an_answer_that_never_comes_times_out(page: Page, bot: Server) -> None:
+    page.clock.install()  # the page's timers run on a clock the test moves
+    held: list[Route] = []
+    page.route("**/api/v1/chat", lambda route: held.append(route))
+    page.goto(bot.url + "/")
+    send(page, "Hello")
+    expect(page.get_by_role("status")).to_be_visible()
+    page.clock.run_for(9_000)
+    expect(page.get_by_role("alert")).to_have_count(0)
+    page.clock.run_for(2_000)  # past the widget's 10 s limit
+    expect(page.get_by_role("alert")).to_contain_text("took too long to answer")
+    expect(page.get_by_role("status")).to_be_hidden()
+    page.unroute("**/api/v1/chat")
+    page.get_by_role("button", name="Try again").click()
+    assert wait_for_answers(page, 1)[0] in responses_of("greeting")
+
+
+def test_server_error_message_is_shown(page: Page, serve, tiny_model_path: Path) -> None:
+    server = serve(tiny_model_path, {"CHATBOT_MAX_MESSAGE_CHARS": "10"})
+    page.goto(server.url + "/")
+    send(page, "hello there, bot")
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text('"message" has 16 characters; the limit is 10')
+    expect(alert.get_by_role("button")).to_have_count(0)  # the same text would fail again
+    expect(page.get_by_role("textbox")).to_have_value("hello there, bot")  # to shorten it
+    send(page, "hello")
+    expect(alert).to_have_count(0)
+    assert wait_for_answers(page, 1)[0] in {"Hello!", "Hi there."}
+
+
+# ---- layout ----------------------------------------------------------------------------------
+
+
+def test_phone_layout(browser: Browser, bot: Server, site: StaticSite) -> None:
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        page.goto(bot.url + "/")
+        panel = page.get_by_role("region", name=PAGE_TITLE)
+        expect(panel).to_be_visible()
+        assert panel.bounding_box() == {"x": 0, "y": 0, **PHONE}
+        page.goto(site.embed("phone.html", f"{bot.url}/static/widget.js", title="Acme help"))
+        page.get_by_role("button", name="Acme help").click()
+        dialog = page.get_by_role("dialog", name="Acme help")
+        expect(dialog).to_be_visible()
+        assert dialog.bounding_box() == {"x": 0, "y": 0, **PHONE}  # full screen on a phone
+        page.get_by_role("button", name="Close chat").click()
+        expect(page.get_by_role("button", name="Acme help")).to_be_visible()
+    finally:
+        context.close()
