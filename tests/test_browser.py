@@ -346,7 +346,7 @@ def test_bot_text_is_shown_as_text_and_runs_nothing(
         url = site.embed("xss.html", f"{xss_bot.url}/static/widget.js", title="Chat")
     page.goto(url)
     if where == "other site":
-        page.get_by_role("button", name="Chat").click()
+        page.get_by_role("button", name="Chat", exact=True).click()
     for attempt in range(2):
         if attempt == 0:
             send(page, "hello")

@@ -139,7 +139,7 @@
           return "The chat service sent an answer this page can't read. Please try again.";
         default:
           if (!this.retryable && this.detail) {
-            return "The message could not be answered: " + this.detail + ".";
+            return "The message could not be answered: " + this.detail.replace(/\.+$/, "") + ".";
           }
           return "The chat service had a problem (error " + this.status + "). Please try again in a moment.";
       }
