@@ -33,10 +33,13 @@ def build_paths(bundle: Bundle) -> dict[str, Callable[[str], object]]:
 
     model = load_keras_model(bundle)
     threshold = bundle.config.threshold
+    # No ranking cache: every call runs the whole path, forward pass included.
     engines = {
-        "numpy (ours)": Engine.from_bundle(bundle),
-        "keras tf.function": Engine.from_bundle(bundle, "keras"),
-        "keras model.predict": Engine(bundle, lambda token_ids: model.predict(token_ids, verbose=0)),
+        "numpy (ours)": Engine.from_bundle(bundle, cache_size=0),
+        "keras tf.function": Engine.from_bundle(bundle, "keras", cache_size=0),
+        "keras model.predict": Engine(
+            bundle, lambda token_ids: model.predict(token_ids, verbose=0), cache_size=0
+        ),
     }
     return {name: Dialogue(engine, threshold).reply for name, engine in engines.items()}
 

@@ -53,25 +53,29 @@ class Ranking:
 class Engine:
     """Classify texts with a bundle's model."""
 
-    def __init__(self, bundle: Bundle, forward: Forward | None = None) -> None:
+    def __init__(
+        self, bundle: Bundle, forward: Forward | None = None, cache_size: int = RANKING_CACHE_SIZE
+    ) -> None:
         self.bundle = bundle
         self.labels = bundle.labels
         self.max_length = bundle.config.max_length
         self.forward = forward or numpy_forward(bundle)
         # Chat traffic repeats itself ("hi", "thanks", quick-reply labels): the ranking of a token
         # sequence never changes for a loaded model, so recent ones are kept (per engine, bounded).
-        self.rank_tokens = lru_cache(maxsize=RANKING_CACHE_SIZE)(self._rank_tokens)
+        self.rank_tokens = lru_cache(maxsize=cache_size)(self._rank_tokens)
 
     @classmethod
-    def from_bundle(cls, bundle: Bundle, backend: str = "numpy") -> Engine:
+    def from_bundle(
+        cls, bundle: Bundle, backend: str = "numpy", cache_size: int = RANKING_CACHE_SIZE
+    ) -> Engine:
         """Prepare the forward pass of a loaded bundle in numpy (default) or Keras."""
         if backend not in ENGINES:
             raise ValueError(f"unknown engine {backend!r}; choose one of {', '.join(ENGINES)}")
         if backend == "keras":
             from chatbot.model import keras_forward  # imports TensorFlow: only when asked for
 
-            return cls(bundle, keras_forward(bundle))
-        return cls(bundle)
+            return cls(bundle, keras_forward(bundle), cache_size)
+        return cls(bundle, cache_size=cache_size)
 
     def predict_proba(self, token_ids: Array) -> Array:
         """Return (batch, labels) probabilities for padded token ids."""
