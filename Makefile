@@ -31,7 +31,13 @@ $(MODEL): $(DATA) | $(VENV)/.installed
 run: install model
 	PORT=$(PORT) CHATBOT_MODEL=$(MODEL) $(VENV)/bin/gunicorn --config gunicorn.conf.py
 
-test: install-dev
+# The browser tests drive Debian's Chromium (Playwright from PyPI brings only its driver).
+CHROMIUM ?= /usr/bin/chromium
+
+$(CHROMIUM):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
+test: install-dev $(CHROMIUM)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
