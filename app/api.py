@@ -11,7 +11,6 @@ from app.bot import current_bot
 from app.errors import ApiError
 from app.payload import field, message_text, read_json_object, read_legacy_data, session_id
 from app.sessions import SessionState
-from chatbot.data import FALLBACK_TAG
 from chatbot.dialogue import Reply
 
 bp = Blueprint("api", __name__)
@@ -62,7 +61,7 @@ def chat() -> Response:
         intent=_intent(reply.intent, reply.confidence),
         fallback=reply.fallback,
         context=reply.context,
-        quick_replies=quick_replies(reply),
+        quick_replies=list(reply.quick_replies),
     )
 
 
@@ -75,12 +74,6 @@ def parse_result(text: str, reply: Reply) -> dict[str, Any]:
         "response": reply.response,
         "fallback": reply.fallback,
     }
-
-
-def quick_replies(reply: Reply) -> list[str]:
-    """Return the buttons offered with a reply: those of the intent whose response was given."""
-    intent = current_bot().dialogue.intents.get(FALLBACK_TAG if reply.fallback else reply.intent)
-    return list(intent.quick_replies) if intent else []
 
 
 def wants_json() -> bool:

@@ -27,6 +27,7 @@ class Reply:
     fallback: bool
     context: str | None
     ranking: Ranking
+    quick_replies: tuple[str, ...] = ()  # buttons offered with the response: its intent's
 
 
 def is_below_threshold(confidence: float, threshold: float) -> bool:
@@ -87,16 +88,16 @@ class Dialogue:
             fallback,
         )
         if fallback:
-            return Reply(self.fallback_response(), tag, confidence, True, context, ranking)
+            answer = self.intents.get(FALLBACK_TAG)
+            response = self.rng.choice(answer.responses) if answer else DEFAULT_FALLBACK_RESPONSE
+            return Reply(
+                response, tag, confidence, True, context, ranking, answer.quick_replies if answer else ()
+            )
         intent = self.intents[tag]
+        response = self.rng.choice(intent.responses)
         return Reply(
-            self.rng.choice(intent.responses), tag, confidence, False, next_context(intent, context), ranking
+            response, tag, confidence, False, next_context(intent, context), ranking, intent.quick_replies
         )
-
-    def fallback_response(self) -> str:
-        """Answer from the intent tagged ``fallback`` if the bot has one, else a default sentence."""
-        intent = self.intents.get(FALLBACK_TAG)
-        return self.rng.choice(intent.responses) if intent else DEFAULT_FALLBACK_RESPONSE
 
 
 def load_dialogue(model_path: str | Path, threshold: float | None = None, engine: str = "numpy") -> Dialogue:

@@ -104,3 +104,15 @@ def test_trained_bot_answers_and_follows_context(dialogue: Dialogue) -> None:
     second = dialogue.reply("the number is 42", first.context)
     assert (second.intent, second.fallback, second.context) == ("order_number", False, None)
     assert dialogue.reply("asdf qwerty zxcv").fallback
+
+
+def test_reply_offers_the_answering_intents_quick_replies(dialogue: Dialogue) -> None:
+    import dataclasses
+
+    dialogue.intents["greeting"] = dataclasses.replace(
+        dialogue.intents["greeting"], quick_replies=("Shipping",)
+    )
+    dialogue.intents["fallback"] = dataclasses.replace(dialogue.intents["fallback"], quick_replies=("Help",))
+    assert decide(dialogue, ("greeting", 0.9)).quick_replies == ("Shipping",)
+    assert decide(dialogue, ("greeting", 0.1)).quick_replies == ("Help",)
+    assert decide(dialogue, ("goodbye", 0.9)).quick_replies == ()
