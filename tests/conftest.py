@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -194,9 +195,9 @@ class Server:
         return requests.post(f"{self.url}{path}", json=payload, timeout=10, **kwargs)
 
 
-@pytest.fixture
-def serve() -> Iterator:
-    """Start real servers for a test and stop all of them afterwards."""
+@contextlib.contextmanager
+def running_servers() -> Iterator:
+    """Yield a function that starts real servers; stop all of them on exit."""
     servers: list[Server] = []
 
     def start(model_path: Path, env: dict[str, str] | None = None) -> Server:
@@ -204,10 +205,19 @@ def serve() -> Iterator:
         servers.append(server)
         return server.start()
 
-    yield start
-    for server in servers:
-        server.stop()
-        server.log_file.close()
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.stop()
+            server.log_file.close()
+
+
+@pytest.fixture
+def serve() -> Iterator:
+    """Start real servers for a test and stop all of them afterwards."""
+    with running_servers() as start:
+        yield start
 
 
 def write_json(path: Path, value: object) -> Path:

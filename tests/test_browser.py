@@ -19,7 +19,7 @@ from playwright.sync_api import Browser, Page, Playwright, Route, expect, sync_p
 
 from chatbot.config import ModelConfig
 from chatbot.data import load_intents, validate_intents
-from tests.conftest import DEFAULT_INTENTS, ROOT, Server, free_port
+from tests.conftest import DEFAULT_INTENTS, ROOT, Server, free_port, running_servers
 
 pytestmark = pytest.mark.slow
 
@@ -132,42 +132,34 @@ class StaticSite:
         return self.page(name, EMBED_PAGE.format(script=script, attributes=attributes))
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StaticSite]:
-    """Serve a site whose origin the bot allows; it carries jQuery from the xstatic package."""
+def jquery_site(tmp_path_factory: pytest.TempPathFactory, name: str) -> StaticSite:
+    """Return a static site that carries jQuery from the xstatic package (not yet serving)."""
     import xstatic.pkg.jquery
 
-    root = tmp_path_factory.mktemp("site")
+    root = tmp_path_factory.mktemp(name)
     shutil.copy(Path(xstatic.pkg.jquery.BASE_DIR) / "jquery.min.js", root / "jquery.min.js")
-    with StaticSite(root) as site:
+    return StaticSite(root)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StaticSite]:
+    """Serve a site whose origin the bot allows."""
+    with jquery_site(tmp_path_factory, "site") as site:
         yield site
 
 
 @pytest.fixture(scope="module")
 def stranger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StaticSite]:
     """Serve a site whose origin the bot does not allow."""
-    import xstatic.pkg.jquery
-
-    root = tmp_path_factory.mktemp("stranger")
-    shutil.copy(Path(xstatic.pkg.jquery.BASE_DIR) / "jquery.min.js", root / "jquery.min.js")
-    with StaticSite(root) as site:
+    with jquery_site(tmp_path_factory, "stranger") as site:
         yield site
 
 
 @pytest.fixture(scope="module")
 def module_servers() -> Iterator:
     """Start gunicorn servers shared by the tests of this module, and stop them at its end."""
-    servers: list[Server] = []
-
-    def start(model_path: Path, env: dict[str, str] | None = None) -> Server:
-        server = Server(model_path, env)
-        servers.append(server)
-        return server.start()
-
-    yield start
-    for server in servers:
-        server.stop()
-        server.log_file.close()
+    with running_servers() as start:
+        yield start
 
 
 @pytest.fixture(scope="module")
