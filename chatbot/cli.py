@@ -91,7 +91,8 @@ def run_train(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from chatbot.train import train
 
-    bundle = train(intents, ModelConfig().replace(epochs=args.epochs, seed=args.seed), validation)
+    config = ModelConfig.for_dataset(sum(len(intent.patterns) for intent in intents))
+    bundle = train(intents, config.replace(epochs=args.epochs, seed=args.seed), validation)
     if out_of_scope is not None:
         bundle, accuracy = calibrate(bundle, validation, out_of_scope)
         print(

@@ -12,6 +12,7 @@ from typing import Any
 
 DEFAULT_DATA_PATH = Path("data/intents.json")
 DEFAULT_MODEL_PATH = Path("models/chatbot_model.h5")
+LARGE_DATASET = 2000  # patterns from which ModelConfig.for_dataset picks the large model
 ENGINES = ("numpy", "keras")  # forward passes that serve a bundle; numpy needs no TensorFlow
 
 
@@ -22,8 +23,11 @@ class ModelConfig:
     embedding_dim: int = 32  # width of each word vector
     lstm_units: int = 32  # hidden size of the LSTM
     dense_units: int = 0  # hidden layer between the LSTM and the softmax; 0 drops it
+    bidirectional: bool = False  # read the text both ways (two LSTMs, outputs concatenated)
+    spatial_dropout: float = 0.0  # dropout of whole word vectors after the embedding
     dropout: float = 0.3  # dropout after the LSTM and the hidden dense layer
     word_dropout: float = 0.1  # share of known words replaced by <unk> in each training batch
+    label_smoothing: float = 0.0  # spreads this much of each target over the other intents
     max_length: int = 32  # longest token sequence the model reads; longer input is cut
     epochs: int = 300  # upper bound; training usually stops far sooner
     batch_size: int = 16
@@ -40,6 +44,30 @@ class ModelConfig:
         """Build a config from a mapping, ignoring keys this version does not know."""
         known = {field.name for field in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in values.items() if key in known})
+
+    @classmethod
+    def for_dataset(cls, examples: int) -> ModelConfig:
+        """Return the defaults for a bot with this many training patterns.
+
+        Small bots (the usual hand-written intents.json) train in seconds with the small model. From
+        LARGE_DATASET patterns on, a bigger, more regularised model generalises better (tuned on
+        CLINC150's train and validation splits: 150 intents, 15,000 patterns).
+        """
+        if examples < LARGE_DATASET:
+            return cls()
+        return cls(
+            embedding_dim=128,
+            lstm_units=128,
+            bidirectional=True,
+            spatial_dropout=0.4,
+            dropout=0.5,
+            word_dropout=0.3,
+            label_smoothing=0.2,
+            max_length=24,
+            epochs=30,
+            batch_size=128,
+            patience=5,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a JSON-ready dict."""

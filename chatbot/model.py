@@ -18,7 +18,10 @@ def build_model(vocabulary_size: int, num_labels: int, config: ModelConfig) -> k
     """Build and compile the classifier for token-id sequences padded with zeros."""
     token_ids = keras.Input(shape=(config.max_length,), dtype="int32", name="token_ids")
     x = layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True, name="embedding")(token_ids)
-    x = layers.LSTM(config.lstm_units, name="lstm")(x)
+    if config.spatial_dropout:
+        x = layers.SpatialDropout1D(config.spatial_dropout, name="embedding_dropout")(x)
+    lstm = layers.LSTM(config.lstm_units, name="lstm")
+    x = layers.Bidirectional(lstm, name="bilstm")(x) if config.bidirectional else lstm(x)
     x = layers.Dropout(config.dropout, name="lstm_dropout")(x)
     if config.dense_units:
         x = layers.Dense(config.dense_units, activation="relu", name="hidden")(x)
@@ -27,7 +30,8 @@ def build_model(vocabulary_size: int, num_labels: int, config: ModelConfig) -> k
     model = keras.Model(token_ids, intent, name="intent_classifier")
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
-        loss="sparse_categorical_crossentropy",
+        # One-hot targets, so that label smoothing can spread them.
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],
     )
     return model

@@ -73,6 +73,11 @@ class EpochLogger(keras.callbacks.Callback):
             log.info("epoch %d  %s", epoch + 1, figures)
 
 
+def one_hot(label_ids: np.ndarray, num_labels: int) -> np.ndarray:
+    """Return one-hot float targets for label ids."""
+    return np.eye(num_labels, dtype=np.float32)[label_ids]
+
+
 def make_examples(intents: Sequence[Intent], labels: Sequence[str], strict: bool = False) -> Examples:
     """Tokenise every pattern of the intents that are labels; with ``strict``, all must be."""
     label_to_index = {label: index for index, label in enumerate(labels)}
@@ -200,13 +205,14 @@ def _fit(
     vocabulary = build_vocabulary(examples.tokens)  # fitted on training text only
     model = build_model(len(vocabulary), num_labels, config)
     x = vocabulary.encode_batch(examples.tokens, config.max_length)
-    batches = WordDropoutBatches(x, examples.label_ids, config.batch_size, config.word_dropout, config.seed)
+    y = one_hot(examples.label_ids, num_labels)
+    batches = WordDropoutBatches(x, y, config.batch_size, config.word_dropout, config.seed)
     callbacks: list[keras.callbacks.Callback] = [EpochLogger(every=1 if len(x) > 2000 else 25)]
     validation_data = None
     if validation is not None:
         validation_data = (
             vocabulary.encode_batch(validation.tokens, config.max_length),
-            validation.label_ids,
+            one_hot(validation.label_ids, num_labels),
         )
         callbacks.append(
             keras.callbacks.EarlyStopping(

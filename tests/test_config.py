@@ -53,3 +53,13 @@ def test_model_config_merges_overrides_and_ignores_unknown_keys() -> None:
     config = ModelConfig().replace(epochs=5, seed=None)
     assert (config.epochs, config.seed) == (5, ModelConfig().seed)
     assert ModelConfig.from_dict({**config.to_dict(), "future_option": 1}) == config
+
+
+def test_large_datasets_get_the_large_model() -> None:
+    from chatbot.config import LARGE_DATASET
+
+    assert ModelConfig.for_dataset(LARGE_DATASET - 1) == ModelConfig()
+    large = ModelConfig.for_dataset(LARGE_DATASET)
+    assert large.bidirectional
+    assert large.lstm_units > ModelConfig().lstm_units
+    assert large.label_smoothing > 0

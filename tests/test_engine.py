@@ -78,6 +78,12 @@ def build(kind: str, config: ModelConfig, vocabulary_size: int, labels: int):
         ("trainer", ModelConfig(max_length=12, seed=1), 50, 7),
         (
             "trainer",
+            ModelConfig.for_dataset(10_000).replace(embedding_dim=16, lstm_units=12, max_length=10, seed=5),
+            120,
+            9,
+        ),
+        (
+            "trainer",
             ModelConfig(embedding_dim=16, lstm_units=24, dense_units=32, max_length=20, seed=2),
             300,
             20,

@@ -57,3 +57,20 @@ def test_training_is_reproducible(tiny_bundle, tiny_intents) -> None:
     from tests.conftest import TINY_CONFIG
 
     assert train(tiny_intents, TINY_CONFIG).fingerprint == tiny_bundle.fingerprint
+
+
+@pytest.mark.slow
+def test_large_model_trains_with_a_validation_set_and_serves_in_numpy(tiny_intents, tmp_path) -> None:
+    from chatbot.bundle import Bundle
+    from chatbot.train import train
+
+    config = ModelConfig.for_dataset(10_000).replace(embedding_dim=8, lstm_units=8, epochs=3)
+    bundle = Bundle.load(train(tiny_intents, config, validation=tiny_intents).save(tmp_path / "large.h5"))
+    assert {layer["class_name"] for layer in bundle.layers()} >= {"SpatialDropout1D", "Bidirectional"}
+    assert 1 <= bundle.metrics["epochs"] <= 3
+    assert set(bundle.history) >= {"loss", "val_loss", "accuracy", "val_accuracy"}
+    texts = ["hello", "where is my order", "zzz"]
+    numpy_rankings = Engine.from_bundle(bundle).rank_batch(texts)
+    keras_rankings = Engine.from_bundle(bundle, "keras").rank_batch(texts)
+    for ours, theirs in zip(numpy_rankings, keras_rankings, strict=True):
+        assert np.allclose([s for _, s in ours.intents], [s for _, s in theirs.intents], atol=1e-5)
