@@ -16,7 +16,8 @@ from chatbot.config import ModelConfig
 
 def build_model(vocabulary_size: int, num_labels: int, config: ModelConfig) -> keras.Model:
     """Build and compile the classifier for token-id sequences padded with zeros."""
-    token_ids = keras.Input(shape=(config.max_length,), dtype="int32", name="token_ids")
+    # Any length: training batches are cut to their longest row; serving pads to max_length.
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     x = layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True, name="embedding")(token_ids)
     if config.spatial_dropout:
         x = layers.SpatialDropout1D(config.spatial_dropout, name="embedding_dropout")(x)

@@ -74,3 +74,25 @@ def test_large_model_trains_with_a_validation_set_and_serves_in_numpy(tiny_inten
     keras_rankings = Engine.from_bundle(bundle, "keras").rank_batch(texts)
     for ours, theirs in zip(numpy_rankings, keras_rankings, strict=True):
         assert np.allclose([s for _, s in ours.intents], [s for _, s in theirs.intents], atol=1e-5)
+
+
+def test_batches_group_similar_lengths_and_cut_padding() -> None:
+    from chatbot.train import WordDropoutBatches
+
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 20, size=1000)
+    x = np.zeros((1000, 20), dtype=np.int32)
+    for row, length in enumerate(lengths):
+        x[row, :length] = 5
+    y = np.arange(1000)
+    batches = WordDropoutBatches(x, y, batch_size=32, rate=0.0, seed=1)
+    seen, widths, spreads = [], [], []
+    for index in range(len(batches)):
+        batch_x, batch_y = batches[index]
+        seen += batch_y.tolist()
+        widths.append(batch_x.shape[1])
+        assert batch_x.shape[1] == lengths[batch_y].max()  # cut to the longest row
+        spreads.append(lengths[batch_y].max() - lengths[batch_y].min())
+    assert sorted(seen) == list(range(1000))  # every row once per epoch
+    assert np.mean(spreads) < 3  # rows of similar length share a batch
+    assert np.mean(widths) < 20
