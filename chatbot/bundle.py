@@ -189,8 +189,8 @@ def _check_consistency(path: Path, bundle: Bundle, stored_fingerprint: str | Non
         if layers[name]["class_name"] == "Embedding"
         for values in layer_weights.values()
     ]
-    if not embeddings or embeddings[0].shape[0] != len(bundle.vocabulary):
-        rows = embeddings[0].shape[0] if embeddings else 0
+    if not embeddings or any(table.shape[0] != len(bundle.vocabulary) for table in embeddings):
+        rows = ", ".join(str(table.shape[0]) for table in embeddings) or "0"
         raise BundleError(
             f"{path}: vocabulary has {len(bundle.vocabulary)} words but the embedding has {rows} rows"
         )

@@ -28,6 +28,7 @@ class ModelConfig:
     dropout: float = 0.3  # dropout after the LSTM and the hidden dense layer
     word_dropout: float = 0.1  # share of known words replaced by <unk> in each training batch
     label_smoothing: float = 0.0  # spreads this much of each target over the other intents
+    ensemble_size: int = 1  # models trained with consecutive seeds; their probabilities are averaged
     max_length: int = 32  # longest token sequence the model reads; longer input is cut
     epochs: int = 300  # upper bound; training usually stops far sooner
     batch_size: int = 16
@@ -67,6 +68,7 @@ class ModelConfig:
             epochs=30,
             batch_size=128,
             patience=5,
+            ensemble_size=3,
         )
 
     def to_dict(self) -> dict[str, Any]:

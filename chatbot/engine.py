@@ -101,8 +101,61 @@ class Engine:
 
 
 def numpy_forward(bundle: Bundle) -> Forward:
-    """Compile the bundle's layers into one numpy function."""
-    layers = [layer for layer in bundle.layers() if layer["class_name"] not in PASS_THROUGH]
+    """Compile the bundle's model into one numpy function: a chain of layers, or an ensemble of
+    chains whose probabilities an Average layer joins."""
+    layers = bundle.layers()
+    outputs = [layer for layer in layers if layer["class_name"] == "Average"]
+    if not outputs:
+        chains = [layers]
+    elif len(outputs) == 1 and outputs[0] is layers[-1]:
+        by_name = {layer["name"]: layer for layer in layers}
+        chains = [chain_to(name, by_name) for name in inbound_names(outputs[0])]
+    else:
+        raise UnsupportedModelError("the numpy engine runs an Average layer only as the model's output")
+    branches = [chain_steps(chain, bundle.weights) for chain in chains]
+
+    def forward(token_ids: Array) -> Array:
+        # Padding is at the end: columns that are padding in every row change nothing, so skip them.
+        used = np.flatnonzero(token_ids.any(axis=0))
+        token_ids = token_ids[:, : used[-1] + 1 if used.size else 0]
+        probabilities = [run_steps(steps, token_ids) for steps in branches]
+        return probabilities[0] if len(probabilities) == 1 else np.mean(probabilities, axis=0)
+
+    return forward
+
+
+def run_steps(steps: list[Step], token_ids: Array) -> Array:
+    """Run a chain of steps over padded token ids."""
+    values, mask = token_ids, token_ids != 0
+    for step in steps:
+        values, mask = step(values, mask)
+    return values
+
+
+def inbound_names(layer: dict[str, Any]) -> list[str]:
+    """Return the names of the layers whose outputs a layer takes as its data input."""
+    nodes = layer.get("inbound_nodes") or [{"args": []}]
+    first = nodes[0]["args"][0] if nodes[0]["args"] else []
+    tensors = first if isinstance(first, list) else [first]
+    return [tensor["config"]["keras_history"][0] for tensor in tensors]
+
+
+def chain_to(name: str, by_name: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the layers from the model's input to the named layer, each feeding the next."""
+    chain = []
+    while name in by_name and by_name[name]["class_name"] != "InputLayer":
+        layer = by_name[name]
+        sources = inbound_names(layer)
+        if len(sources) != 1:
+            raise UnsupportedModelError(f"layer {name!r} has {len(sources)} inputs; the engine runs chains")
+        chain.append(layer)
+        name = sources[0]
+    return chain[::-1]
+
+
+def chain_steps(chain: list[dict[str, Any]], weights: dict[str, dict[str, Array]]) -> list[Step]:
+    """Compile a chain of Keras layers into numpy steps."""
+    layers = [layer for layer in chain if layer["class_name"] not in PASS_THROUGH]
     steps: list[Step] = []
     index = 0
     while index < len(layers):
@@ -111,22 +164,12 @@ def numpy_forward(bundle: Bundle) -> Forward:
         if layer["class_name"] == "Embedding" and following and following["class_name"] in RECURRENT:
             # Fold the recurrent layer's input projection into the embedding table: one lookup
             # replaces a lookup and a matrix product per request.
-            steps.append(embedded_recurrent_step(layer, following, bundle.weights))
+            steps.append(embedded_recurrent_step(layer, following, weights))
             index += 2
         else:
-            steps.append(build_step(layer, bundle.weights.get(layer["name"], {})))
+            steps.append(build_step(layer, weights.get(layer["name"], {})))
             index += 1
-
-    def forward(token_ids: Array) -> Array:
-        # Padding is at the end: columns that are padding in every row change nothing, so skip them.
-        used = np.flatnonzero(token_ids.any(axis=0))
-        values = token_ids[:, : used[-1] + 1 if used.size else 0]
-        mask = values != 0
-        for step in steps:
-            values, mask = step(values, mask)
-        return values
-
-    return forward
+    return steps
 
 
 def build_step(layer: dict[str, Any], weights: dict[str, Array]) -> Step:

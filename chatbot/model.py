@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
@@ -52,3 +52,24 @@ def keras_forward(bundle: Bundle) -> Callable[[np.ndarray], np.ndarray]:
     model = load_keras_model(bundle)
     call = tf.function(lambda token_ids: model(token_ids, training=False), reduce_retracing=True)
     return lambda token_ids: np.asarray(call(tf.constant(token_ids)))
+
+
+def average_models(members: Sequence[keras.Model]) -> keras.Model:
+    """Join trained models into one that averages their probabilities: an ensemble in one bundle.
+
+    Each member's layers are copied under a ``member<i>_`` prefix with their trained weights, so
+    the result is a plain functional model that Keras and the numpy engine both read.
+    """
+    token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+    outputs = []
+    for index, member in enumerate(members):
+        x = token_ids
+        for layer in member.layers:
+            if isinstance(layer, keras.layers.InputLayer):
+                continue
+            copy = layer.__class__.from_config({**layer.get_config(), "name": f"member{index}_{layer.name}"})
+            x = copy(x)
+            copy.set_weights(layer.get_weights())
+        outputs.append(x)
+    averaged = layers.Average(name="average")(outputs)
+    return keras.Model(token_ids, averaged, name="intent_ensemble")

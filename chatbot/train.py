@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import keras
@@ -19,7 +18,7 @@ from chatbot.bundle import Bundle
 from chatbot.config import ModelConfig
 from chatbot.data import Intent, fingerprint_intents
 from chatbot.errors import IntentsError
-from chatbot.model import build_model
+from chatbot.model import average_models, build_model
 from chatbot.text import tokenize
 from chatbot.vocab import UNK_ID, Vocabulary, build_vocabulary
 
@@ -40,7 +39,7 @@ class Examples:
         return Examples([self.tokens[i] for i in indices], self.label_ids[list(indices)])
 
 
-class WordDropoutBatches(keras.utils.PyDataset):
+class WordDropoutBatches:
     """Shuffled batches in which some known words become <unk>, so the <unk> embedding is trained.
 
     Rows of similar length share a batch (sorted within shuffled chunks of BUCKET_BATCHES batches)
@@ -48,22 +47,12 @@ class WordDropoutBatches(keras.utils.PyDataset):
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, rate: float, seed: int) -> None:
-        super().__init__()
         self.x, self.y, self.batch_size, self.rate = x, y, batch_size, rate
         self.lengths = np.maximum((x != 0).sum(axis=1), 1)
         self.rng = np.random.default_rng(seed)
-        self.on_epoch_end()
 
-    def __len__(self) -> int:
-        return math.ceil(len(self.x) / self.batch_size)
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        rows = self.batches[index]
-        x = self.x[rows, : self.lengths[rows].max()].copy()
-        x[(x > UNK_ID) & (self.rng.random(x.shape) < self.rate)] = UNK_ID
-        return x, self.y[rows]
-
-    def on_epoch_end(self) -> None:
+    def epoch(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield one epoch of batches, in a new order each time."""
         order = self.rng.permutation(len(self.x))
         chunk = BUCKET_BATCHES * self.batch_size
         batches = []
@@ -71,7 +60,21 @@ class WordDropoutBatches(keras.utils.PyDataset):
             part = order[start : start + chunk]
             part = part[np.argsort(self.lengths[part], kind="stable")]
             batches += [part[i : i + self.batch_size] for i in range(0, len(part), self.batch_size)]
-        self.batches = [batches[i] for i in self.rng.permutation(len(batches))]
+        for index in self.rng.permutation(len(batches)):
+            rows = batches[index]
+            x = self.x[rows, : self.lengths[rows].max()].copy()
+            x[(x > UNK_ID) & (self.rng.random(x.shape) < self.rate)] = UNK_ID
+            yield x, self.y[rows]
+
+    def dataset(self) -> tf.data.Dataset:
+        """Return the batches as a dataset that declares their varying width (Keras would guess it)."""
+        signature = (
+            tf.TensorSpec(shape=(None, None), dtype=tf.int32),
+            tf.TensorSpec(shape=(None, self.y.shape[1]), dtype=tf.float32),
+        )
+        batches = -(-len(self.x) // self.batch_size)
+        dataset = tf.data.Dataset.from_generator(self.epoch, output_signature=signature)
+        return dataset.apply(tf.data.experimental.assert_cardinality(batches))  # Keras counts epochs by it
 
 
 class EpochLogger(keras.callbacks.Callback):
@@ -144,10 +147,10 @@ def train(
     config = config.replace(max_length=max(1, min(config.max_length, longest)))
     metrics: dict[str, float] = {}
     if validation is not None:
-        model, vocabulary, history = _fit(
-            examples, len(labels), config, make_examples(validation, labels, strict=True)
-        )
-        metrics["validation_accuracy"] = float(max(history["val_accuracy"]))
+        held_out = make_examples(validation, labels, strict=True)
+        model, vocabulary, history = _fit_members(examples, len(labels), config, held_out)
+        x_validation = vocabulary.encode_batch(held_out.tokens, config.max_length)
+        metrics["validation_accuracy"] = accuracy(model, x_validation, held_out.label_ids)
         fit_history = history
     else:
         min_epochs = 1
@@ -166,7 +169,7 @@ def train(
                 metrics["validation_accuracy"],
                 min_epochs,
             )
-        model, vocabulary, history = _fit(examples, len(labels), config, None, min_epochs)
+        model, vocabulary, history = _fit_members(examples, len(labels), config, None, min_epochs)
         fit_history = fit_history or history
     x = vocabulary.encode_batch(examples.tokens, config.max_length)
     metrics["train_accuracy"] = accuracy(model, x, examples.label_ids)
@@ -207,6 +210,20 @@ def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(model(x, training=False), axis=1) == y))
 
 
+def _fit_members(
+    examples: Examples, num_labels: int, config: ModelConfig, validation: Examples | None, min_epochs: int = 1
+) -> tuple[keras.Model, Vocabulary, dict[str, list[float]]]:
+    """Fit ``config.ensemble_size`` models with consecutive seeds and join them into one."""
+    fits = [
+        _fit(examples, num_labels, config.replace(seed=config.seed + member), validation, min_epochs)
+        for member in range(config.ensemble_size)
+    ]
+    model, vocabulary, history = fits[0]  # every member builds the same sorted vocabulary
+    if len(fits) > 1:
+        model = average_models([member_model for member_model, _, _ in fits])
+    return model, vocabulary, history
+
+
 def _fit(
     examples: Examples,
     num_labels: int,
@@ -236,7 +253,12 @@ def _fit(
     else:
         callbacks.append(StopWhenFitted(x, examples.label_ids, min_epochs, config.fit_confidence))
     history = model.fit(
-        batches, epochs=config.epochs, validation_data=validation_data, callbacks=callbacks, verbose=0
+        batches.dataset(),
+        epochs=config.epochs,
+        validation_data=validation_data,
+        callbacks=callbacks,
+        shuffle=False,  # the batches shuffle themselves, by length bucket
+        verbose=0,
     )
     return model, vocabulary, history.history
 

@@ -57,6 +57,14 @@ def build(kind: str, config: ModelConfig, vocabulary_size: int, labels: int):
 
     if kind == "trainer":
         return build_model(vocabulary_size, labels, config)
+    if kind == "ensemble":
+        from chatbot.model import average_models
+
+        members = []
+        for seed in range(3):
+            keras.utils.set_random_seed(config.seed + seed)
+            members.append(build_model(vocabulary_size, labels, config))
+        return average_models(members)
     keras.utils.set_random_seed(config.seed)
     inputs = keras.Input(shape=(config.max_length,), dtype="int32")
     x = layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True)(inputs)
@@ -89,6 +97,12 @@ def build(kind: str, config: ModelConfig, vocabulary_size: int, labels: int):
             20,
         ),
         ("bidirectional", ModelConfig(embedding_dim=8, lstm_units=8, max_length=9, seed=3), 40, 3),
+        (
+            "ensemble",
+            ModelConfig.for_dataset(10_000).replace(embedding_dim=8, lstm_units=6, max_length=8, seed=6),
+            60,
+            5,
+        ),
         (
             "stacked",
             ModelConfig(embedding_dim=12, lstm_units=6, dense_units=10, max_length=15, seed=4),

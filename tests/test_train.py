@@ -33,8 +33,8 @@ def test_word_dropout_replaces_only_known_words() -> None:
     from chatbot.train import WordDropoutBatches
 
     x = np.tile(np.array([[5, 6, 7, 1, 0, 0]], dtype=np.int32), (400, 1))
-    batches = WordDropoutBatches(x, np.zeros(400, dtype=np.int32), batch_size=400, rate=0.25, seed=0)
-    dropped, _ = batches[0]
+    batches = WordDropoutBatches(x, np.zeros((400, 1), dtype=np.float32), batch_size=400, rate=0.25, seed=0)
+    dropped, _ = next(batches.epoch())
     assert (dropped[:, 4:] == 0).all() and (dropped[:, 3] == UNK_ID).all()
     share = (dropped[:, :3] == UNK_ID).mean()
     assert 0.2 < share < 0.3
@@ -60,13 +60,15 @@ def test_training_is_reproducible(tiny_bundle, tiny_intents) -> None:
 
 
 @pytest.mark.slow
-def test_large_model_trains_with_a_validation_set_and_serves_in_numpy(tiny_intents, tmp_path) -> None:
+def test_large_ensemble_trains_with_a_validation_set_and_serves_in_numpy(tiny_intents, tmp_path) -> None:
     from chatbot.bundle import Bundle
     from chatbot.train import train
 
-    config = ModelConfig.for_dataset(10_000).replace(embedding_dim=8, lstm_units=8, epochs=3)
+    config = ModelConfig.for_dataset(10_000).replace(embedding_dim=8, lstm_units=8, epochs=3, ensemble_size=2)
     bundle = Bundle.load(train(tiny_intents, config, validation=tiny_intents).save(tmp_path / "large.h5"))
-    assert {layer["class_name"] for layer in bundle.layers()} >= {"SpatialDropout1D", "Bidirectional"}
+    classes = [layer["class_name"] for layer in bundle.layers()]
+    assert classes.count("Bidirectional") == 2
+    assert {"SpatialDropout1D", "Average"} <= set(classes)
     assert 1 <= bundle.metrics["epochs"] <= 3
     assert set(bundle.history) >= {"loss", "val_loss", "accuracy", "val_accuracy"}
     texts = ["hello", "where is my order", "zzz"]
@@ -87,8 +89,7 @@ def test_batches_group_similar_lengths_and_cut_padding() -> None:
     y = np.arange(1000)
     batches = WordDropoutBatches(x, y, batch_size=32, rate=0.0, seed=1)
     seen, widths, spreads = [], [], []
-    for index in range(len(batches)):
-        batch_x, batch_y = batches[index]
+    for batch_x, batch_y in batches.epoch():
         seen += batch_y.tolist()
         widths.append(batch_x.shape[1])
         assert batch_x.shape[1] == lengths[batch_y].max()  # cut to the longest row
@@ -96,3 +97,16 @@ def test_batches_group_similar_lengths_and_cut_padding() -> None:
     assert sorted(seen) == list(range(1000))  # every row once per epoch
     assert np.mean(spreads) < 3  # rows of similar length share a batch
     assert np.mean(widths) < 20
+
+
+def test_dataset_declares_varying_widths() -> None:
+    from chatbot.train import WordDropoutBatches
+
+    # The first batches all have width 3 and a later one width 5: a guessed signature would break.
+    x = np.zeros((40, 5), dtype=np.int32)
+    x[:, :3] = 4
+    x[-4:, :5] = 4
+    y = np.eye(2, dtype=np.float32)[np.zeros(40, dtype=int)]
+    batches = WordDropoutBatches(x, y, batch_size=4, rate=0.0, seed=0)
+    widths = {batch_x.shape[1] for batch_x, _ in batches.dataset().as_numpy_iterator()}
+    assert widths == {3, 5}
