@@ -39,6 +39,7 @@ class ModelConfig:
     min_patterns_for_validation: int = 5  # every intent needs this many patterns to hold one out
     seed: int = 1337  # seeds numpy, Python and TensorFlow for reproducible training
     threshold: float = 0.5  # below this confidence the bot answers with the fallback
+    unknown_word_penalty: float = 0.0  # confidence taken off per share of unknown words, for fallback
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
@@ -69,6 +70,7 @@ class ModelConfig:
             batch_size=128,
             patience=5,
             ensemble_size=3,
+            unknown_word_penalty=0.5,
         )
 
     def to_dict(self) -> dict[str, Any]:

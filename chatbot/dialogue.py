@@ -35,6 +35,15 @@ def is_below_threshold(confidence: float, threshold: float) -> bool:
     return confidence < threshold
 
 
+def fallback_score(confidence: float, ranking: Ranking, unknown_word_penalty: float) -> float:
+    """Return the confidence less a penalty for the share of unknown words.
+
+    A query made of words the bot never saw is likely out of scope even when the softmax is sure.
+    """
+    unknown_share = 1.0 - ranking.known_words / ranking.words if ranking.words else 1.0
+    return confidence - unknown_word_penalty * unknown_share
+
+
 def has_no_known_word(ranking: Ranking) -> bool:
     """Say whether the message shares no word with the training data: any answer would be a guess."""
     return ranking.known_words == 0
@@ -58,6 +67,7 @@ class Dialogue:
     def __init__(self, engine: Engine, threshold: float, rng: random.Random | None = None) -> None:
         self.engine = engine
         self.threshold = threshold
+        self.unknown_word_penalty = engine.bundle.config.unknown_word_penalty
         self.intents = {intent.tag: intent for intent in engine.bundle.intents}
         self.rng = rng or random.Random()
 
@@ -77,7 +87,9 @@ class Dialogue:
             not eligible
             or tag == FALLBACK_TAG
             or has_no_known_word(ranking)
-            or is_below_threshold(confidence, self.threshold)
+            or is_below_threshold(
+                fallback_score(confidence, ranking, self.unknown_word_penalty), self.threshold
+            )
         )
         log.debug(
             "best eligible %s %.3f, threshold %.3f, known words %d, fallback %s",

@@ -43,6 +43,7 @@ class Ranking:
 
     intents: tuple[tuple[str, float], ...]
     known_words: int
+    words: int  # tokens in the text, known or not
 
     @property
     def top(self) -> tuple[str, float]:
@@ -97,7 +98,7 @@ class Engine:
 
     def _ranking(self, tokens: Sequence[str], probabilities: Array) -> Ranking:
         ranked = sorted(zip(self.labels, probabilities.tolist(), strict=True), key=_score, reverse=True)
-        return Ranking(tuple(ranked), self.bundle.vocabulary.count_known(tokens))
+        return Ranking(tuple(ranked), self.bundle.vocabulary.count_known(tokens), len(tokens))
 
 
 def numpy_forward(bundle: Bundle) -> Forward:

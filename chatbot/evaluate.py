@@ -17,6 +17,7 @@ import numpy as np
 
 from chatbot.bundle import Bundle
 from chatbot.data import Intent
+from chatbot.dialogue import fallback_score
 from chatbot.engine import Engine
 from chatbot.errors import IntentsError
 
@@ -57,7 +58,9 @@ def predict(
         for ranking in engine.rank_batch(texts[start : start + BATCH_SIZE]):
             label, confidence = ranking.top
             labels.append(label)
-            confidences.append(confidence if ranking.known_words else 0.0)  # no known word: fallback
+            # The dialogue's own fallback score; no known word means a fallback at any threshold.
+            score = fallback_score(confidence, ranking, engine.bundle.config.unknown_word_penalty)
+            confidences.append(score if ranking.known_words else -1.0)
         if progress:
             progress(min(BATCH_SIZE, len(texts) - start))
     return Predictions(labels, np.array(confidences, dtype=np.float64))
@@ -71,7 +74,8 @@ def choose_threshold(
     An in-scope query is right when its top label is correct and its confidence reaches the
     threshold; an out-of-scope query is right when its confidence is below it.
     """
-    candidates = np.unique(np.concatenate([in_scope_confidences, out_of_scope_confidences, [0.0, 1.0]]))
+    scores = np.concatenate([in_scope_confidences, out_of_scope_confidences, [0.0, 1.0]])
+    candidates = np.unique(np.clip(scores, 0.0, 1.0))  # a threshold is a probability
     in_scope_sorted = np.sort(in_scope_confidences[correct])
     out_sorted = np.sort(out_of_scope_confidences)
     kept_correct = len(in_scope_sorted) - np.searchsorted(in_scope_sorted, candidates, side="left")

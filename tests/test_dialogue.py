@@ -10,6 +10,7 @@ from chatbot.data import Intent
 from chatbot.dialogue import (
     DEFAULT_FALLBACK_RESPONSE,
     Dialogue,
+    fallback_score,
     has_no_known_word,
     is_below_threshold,
     is_eligible,
@@ -18,8 +19,10 @@ from chatbot.dialogue import (
 from chatbot.engine import Ranking
 
 
-def ranking(*pairs: tuple[str, float], known_words: int = 2) -> Ranking:
-    return Ranking(intents=tuple(pairs), known_words=known_words)
+def ranking(*pairs: tuple[str, float], known_words: int = 2, words: int | None = None) -> Ranking:
+    return Ranking(
+        intents=tuple(pairs), known_words=known_words, words=known_words if words is None else words
+    )
 
 
 @pytest.mark.parametrize(
@@ -28,6 +31,23 @@ def ranking(*pairs: tuple[str, float], known_words: int = 2) -> Ranking:
 )
 def test_is_below_threshold(confidence: float, threshold: float, expected: bool) -> None:
     assert is_below_threshold(confidence, threshold) is expected
+
+
+@pytest.mark.parametrize(
+    ("known", "words", "penalty", "expected"),
+    [(4, 4, 0.5, 0.9), (2, 4, 0.5, 0.65), (0, 4, 0.5, 0.4), (0, 0, 0.5, 0.4), (2, 4, 0.0, 0.9)],
+)
+def test_fallback_score_takes_off_the_unknown_share(
+    known: int, words: int, penalty: float, expected: float
+) -> None:
+    score = fallback_score(0.9, ranking(("a", 0.9), known_words=known, words=words), penalty)
+    assert score == pytest.approx(expected)
+
+
+def test_unknown_words_can_tip_a_reply_into_fallback(dialogue: Dialogue) -> None:
+    dialogue.unknown_word_penalty = 0.5
+    assert not decide(dialogue, ("greeting", 0.7), known_words=4).fallback
+    assert decide(dialogue, ("greeting", 0.7), known_words=2, words=4).fallback  # 0.7 - 0.25 < 0.5
 
 
 @pytest.mark.parametrize(("known", "expected"), [(0, True), (1, False), (5, False)])
@@ -51,8 +71,8 @@ def test_next_context(context_set, context, expected) -> None:
     assert next_context(Intent("t", ("p",), ("r",), context_set=context_set), context) == expected
 
 
-def decide(dialogue: Dialogue, *pairs: tuple[str, float], context=None, known_words: int = 2):
-    return dialogue.decide(ranking(*pairs, known_words=known_words), context)
+def decide(dialogue: Dialogue, *pairs: tuple[str, float], context=None, known_words: int = 2, words=None):
+    return dialogue.decide(ranking(*pairs, known_words=known_words, words=words), context)
 
 
 def test_confident_answer(dialogue: Dialogue) -> None:
