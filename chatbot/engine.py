@@ -182,14 +182,9 @@ def build_step(layer: dict[str, Any], weights: dict[str, Array]) -> Step:
         return lambda token_ids, mask: (table[token_ids], mask)
     if class_name == "Dense":
         return dense_step(arrays, activation(config, "activation"), config.get("use_bias", True))
-    if class_name == "LSTM":
-        runner = LSTMRunner(arrays, config)
-        return recurrent_step([runner], [runner.project], config)
-    if class_name == "Bidirectional":
-        forward, backward = bidirectional_runners(arrays, config)
-        return recurrent_step(
-            [forward, backward], [forward.project, backward.project], config["layer"]["config"]
-        )
+    if class_name in RECURRENT:
+        runners, recurrent_config = recurrent_runners(layer, arrays)
+        return recurrent_step(runners, [runner.project for runner in runners], recurrent_config)
     raise UnsupportedModelError(
         f"layer {layer['name']!r} ({class_name}) is not supported by the numpy engine; "
         "train the model with `chatbot train`"
@@ -201,13 +196,7 @@ def embedded_recurrent_step(embedding: dict[str, Any], layer: dict[str, Any], we
     if not embedding["config"].get("mask_zero"):
         raise UnsupportedModelError("the numpy engine expects Embedding(mask_zero=True) before an LSTM")
     table = _arrays(weights[embedding["name"]])[0]
-    arrays = _arrays(weights[layer["name"]])
-    if layer["class_name"] == "LSTM":
-        runners = [LSTMRunner(arrays, layer["config"])]
-        config = layer["config"]
-    else:
-        runners = list(bidirectional_runners(arrays, layer["config"]))
-        config = layer["config"]["layer"]["config"]
+    runners, config = recurrent_runners(layer, _arrays(weights[layer["name"]]))
     tables = [runner.project(table) for runner in runners]
     return recurrent_step(runners, [table.__getitem__ for table in tables], config)
 
@@ -234,13 +223,18 @@ def recurrent_step(
     return step
 
 
-def bidirectional_runners(arrays: list[Array], config: dict[str, Any]) -> tuple[LSTMRunner, LSTMRunner]:
-    """Return the forward and backward LSTMs of a Bidirectional(LSTM) layer."""
+def recurrent_runners(layer: dict[str, Any], arrays: list[Array]) -> tuple[list[LSTMRunner], dict[str, Any]]:
+    """Return the LSTM directions of an LSTM or Bidirectional(LSTM) layer, and the LSTM's config."""
+    config = layer["config"]
+    if layer["class_name"] == "LSTM":
+        return [LSTMRunner(arrays, config)], config
     inner = config["layer"]
     if inner["class_name"] != "LSTM" or config.get("merge_mode", "concat") != "concat":
         raise UnsupportedModelError("only Bidirectional(LSTM) with merge_mode='concat' is supported")
     half = len(arrays) // 2
-    return LSTMRunner(arrays[:half], inner["config"]), LSTMRunner(arrays[half:], inner["config"])
+    return [LSTMRunner(arrays[:half], inner["config"]), LSTMRunner(arrays[half:], inner["config"])], inner[
+        "config"
+    ]
 
 
 class LSTMRunner:

@@ -66,6 +66,20 @@ def predict(
     return Predictions(labels, np.array(confidences, dtype=np.float64))
 
 
+def predict_both(
+    engine: Engine,
+    texts: Sequence[str],
+    tags: Sequence[str],
+    out_of_scope: Sequence[str],
+    progress: Callable[[int], None] | None = None,
+) -> tuple[Predictions, Predictions, np.ndarray]:
+    """Classify labelled and out-of-scope queries; also say which labelled ones are right."""
+    in_scope = predict(engine, texts, progress)
+    outside = predict(engine, out_of_scope, progress)
+    correct = np.array([p == t for p, t in zip(in_scope.labels, tags, strict=True)], dtype=bool)
+    return in_scope, outside, correct
+
+
 def choose_threshold(
     correct: np.ndarray, in_scope_confidences: np.ndarray, out_of_scope_confidences: np.ndarray
 ) -> tuple[float, float]:
@@ -117,9 +131,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate the engine on labelled texts and out-of-scope queries; return one report dict."""
     threshold = engine.bundle.config.threshold if threshold is None else threshold
-    in_scope = predict(engine, texts, progress)
-    outside = predict(engine, out_of_scope, progress)
-    correct = np.array([p == t for p, t in zip(in_scope.labels, tags, strict=True)], dtype=bool)
+    in_scope, outside, correct = predict_both(engine, texts, tags, out_of_scope, progress)
     kept = in_scope.confidences >= threshold
     answered = [p if k else OUT_OF_SCOPE for p, k in zip(in_scope.labels, kept, strict=True)]
     overall = {
@@ -169,10 +181,7 @@ def calibrate(
     bundle: Bundle, validation: Sequence[Intent], out_of_scope: Sequence[str]
 ) -> tuple[Bundle, float]:
     """Return the bundle with the threshold that is best on validation and out-of-scope queries."""
-    engine = Engine.from_bundle(bundle)
     texts, tags = labelled_examples(validation)
-    in_scope = predict(engine, texts)
-    outside = predict(engine, out_of_scope)
-    correct = np.array([p == t for p, t in zip(in_scope.labels, tags, strict=True)], dtype=bool)
+    in_scope, outside, correct = predict_both(Engine.from_bundle(bundle), texts, tags, out_of_scope)
     threshold, accuracy = choose_threshold(correct, in_scope.confidences, outside.confidences)
     return dataclasses.replace(bundle, config=bundle.config.replace(threshold=threshold)), accuracy
