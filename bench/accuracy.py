@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 from bench.machine import describe_machine
-from chatbot.config import ModelConfig
 from chatbot.data import load_intents
 from chatbot.engine import Engine
 from chatbot.evaluate import calibrate, evaluate, labelled_examples, load_out_of_scope
@@ -44,9 +43,8 @@ def run(clinc: Path, out: Path) -> dict:
     validation = load_intents(clinc / "val.intents.json")
     out_of_scope = load_out_of_scope(clinc / "oos_val.txt")
     intents = load_intents(clinc / "train.intents.json")
-    config = ModelConfig.for_dataset(sum(len(intent.patterns) for intent in intents))
     started = time.perf_counter()
-    bundle = train(intents, config, validation)
+    bundle = train(intents, validation=validation)  # defaults sized for the data: the large model
     bundle, calibrated_accuracy = calibrate(bundle, validation, out_of_scope)
     seconds = time.perf_counter() - started
     bundle.save(out)

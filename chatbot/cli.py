@@ -12,7 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from chatbot.bundle import Bundle
-from chatbot.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH, ModelConfig
+from chatbot.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH
 from chatbot.data import load_intents
 from chatbot.dialogue import load_dialogue
 from chatbot.engine import Engine
@@ -89,10 +89,10 @@ def run_train(args: argparse.Namespace) -> int:
     if out_of_scope is not None and validation is None:
         raise IntentsError("--oos-val needs --val: the threshold is calibrated on both")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from chatbot.train import train
+    from chatbot.train import default_config, train
 
-    config = ModelConfig.for_dataset(sum(len(intent.patterns) for intent in intents))
-    bundle = train(intents, config.replace(epochs=args.epochs, seed=args.seed), validation)
+    config = default_config(intents).replace(epochs=args.epochs, seed=args.seed)
+    bundle = train(intents, config, validation)
     if out_of_scope is not None:
         bundle, accuracy = calibrate(bundle, validation, out_of_scope)
         print(

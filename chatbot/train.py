@@ -95,6 +95,11 @@ def one_hot(label_ids: np.ndarray, num_labels: int) -> np.ndarray:
     return np.eye(num_labels, dtype=np.float32)[label_ids]
 
 
+def default_config(intents: Sequence[Intent]) -> ModelConfig:
+    """Return the defaults for these intents: the small model, or the large one for big data."""
+    return ModelConfig.for_dataset(sum(len(intent.patterns) for intent in intents))
+
+
 def make_examples(intents: Sequence[Intent], labels: Sequence[str], strict: bool = False) -> Examples:
     """Tokenise every pattern of the intents that are labels; with ``strict``, all must be."""
     label_to_index = {label: index for index, label in enumerate(labels)}
@@ -140,9 +145,9 @@ def train(
     misreads or hesitates over its own examples.
     """
     started = time.perf_counter()
-    config = config or ModelConfig()
     labels = tuple(intent.tag for intent in intents if intent.patterns)
     examples = make_examples(intents, labels)
+    config = config or default_config(intents)
     longest = max(len(tokens) for tokens in examples.tokens)
     config = config.replace(max_length=max(1, min(config.max_length, longest)))
     metrics: dict[str, float] = {}
