@@ -33,6 +33,7 @@ class ModelConfig:
     epochs: int = 300  # upper bound; training usually stops far sooner
     batch_size: int = 16
     learning_rate: float = 0.005
+    ema_momentum: float = 0.0  # keep an average of the weights (Polyak); stop and serve on it; 0: off
     patience: int = 40  # epochs without improvement before early stopping
     fit_confidence: float = 0.9  # the final fit goes on until every pattern gets its intent this surely
     validation_split: float = 0.15  # held-out share when the data allows a stratified split
@@ -69,7 +70,8 @@ class ModelConfig:
             epochs=30,
             batch_size=128,
             patience=5,
-            ensemble_size=3,
+            ema_momentum=0.995,
+            ensemble_size=4,
             unknown_word_penalty=0.5,
         )
 

@@ -30,7 +30,9 @@ def build_model(vocabulary_size: int, num_labels: int, config: ModelConfig) -> k
     intent = layers.Dense(num_labels, activation="softmax", name="intent")(x)
     model = keras.Model(token_ids, intent, name="intent_classifier")
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
+        optimizer=keras.optimizers.Adam(
+            config.learning_rate, use_ema=config.ema_momentum > 0, ema_momentum=config.ema_momentum or 0.99
+        ),
         # One-hot targets, so that label smoothing can spread them.
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing),
         metrics=["accuracy"],

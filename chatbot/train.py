@@ -195,11 +195,16 @@ def train(
 
 
 class StopWhenFitted(keras.callbacks.Callback):
-    """Stop once past ``min_epochs`` and every example gets its own label with ``confidence``."""
+    """Stop once past ``min_epochs`` and every example gets its own label with ``confidence``.
+
+    The weights that passed are the ones kept: with weight averaging, Keras would otherwise end
+    the training on the raw weights of the last step.
+    """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, min_epochs: int, confidence: float) -> None:
         super().__init__()
         self.x, self.y, self.min_epochs, self.confidence = x, y, min_epochs, confidence
+        self.fitted_weights: list[np.ndarray] | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if epoch + 1 < self.min_epochs:
@@ -207,7 +212,12 @@ class StopWhenFitted(keras.callbacks.Callback):
         probabilities = np.asarray(self.model(self.x, training=False))
         own = probabilities[np.arange(len(self.y)), self.y]
         if (probabilities.argmax(axis=1) == self.y).all() and own.min() >= self.confidence:
+            self.fitted_weights = self.model.get_weights()
             self.model.stop_training = True
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self.fitted_weights is not None:
+            self.model.set_weights(self.fitted_weights)
 
 
 def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
@@ -244,6 +254,9 @@ def _fit(
     y = one_hot(examples.label_ids, num_labels)
     batches = WordDropoutBatches(x, y, config.batch_size, config.word_dropout, config.seed)
     callbacks: list[keras.callbacks.Callback] = [EpochLogger(every=1 if len(x) > 2000 else 25)]
+    if config.ema_momentum:
+        # First, so that the callbacks after it (and validation) see the averaged weights.
+        callbacks.insert(0, keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     validation_data = None
     if validation is not None:
         validation_data = (

@@ -78,6 +78,42 @@ def test_large_ensemble_trains_with_a_validation_set_and_serves_in_numpy(tiny_in
         assert np.allclose([s for _, s in ours.intents], [s for _, s in theirs.intents], atol=1e-5)
 
 
+@pytest.mark.slow
+def test_weight_averaging_serves_the_averaged_weights_that_scored_best(tiny_intents) -> None:
+    import keras
+
+    from chatbot.model import load_keras_model
+    from chatbot.train import make_examples, one_hot, train
+    from tests.conftest import TINY_CONFIG
+
+    config = TINY_CONFIG.replace(ema_momentum=0.9, epochs=30, patience=5, label_smoothing=0.1)
+    bundle = train(tiny_intents, config, validation=tiny_intents)
+    best = int(np.argmax(bundle.history["val_accuracy"]))  # the epoch early stopping kept
+    examples = make_examples(tiny_intents, bundle.labels)
+    x = bundle.vocabulary.encode_batch(examples.tokens, bundle.config.max_length)
+    y = one_hot(examples.label_ids, len(bundle.labels))
+    loss = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(y, load_keras_model(bundle)(x))
+    # The loss is a continuous function of the weights: the raw weights would not give it.
+    assert float(loss) == pytest.approx(bundle.history["val_loss"][best], rel=1e-4)
+
+
+def test_stop_when_fitted_keeps_the_weights_it_checked() -> None:
+    import keras
+
+    from chatbot.train import StopWhenFitted
+
+    model = keras.Sequential([keras.Input(shape=(1,)), keras.layers.Dense(2, activation="softmax")])
+    model.set_weights([np.array([[0.0, 0.0]], dtype=np.float32), np.array([5.0, -5.0], dtype=np.float32)])
+    checked = [w.copy() for w in model.get_weights()]
+    callback = StopWhenFitted(np.zeros((3, 1), dtype=np.float32), np.zeros(3, dtype=int), 1, 0.9)
+    callback.set_model(model)
+    callback.on_epoch_end(0)
+    assert model.stop_training
+    model.set_weights([np.ones_like(w) for w in checked])  # what Keras does with averaged weights
+    callback.on_train_end()
+    assert all((a == b).all() for a, b in zip(model.get_weights(), checked, strict=True))
+
+
 def test_batches_group_similar_lengths_and_cut_padding() -> None:
     from chatbot.train import WordDropoutBatches
 
