@@ -37,7 +37,17 @@ CHROMIUM ?= /usr/bin/chromium
 $(CHROMIUM):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
-test: install-dev $(CHROMIUM)
+# The scale-out test runs a real redis-server and nginx as plain processes on 127.0.0.1.
+REDIS_SERVER ?= /usr/bin/redis-server
+NGINX ?= /usr/sbin/nginx
+
+$(REDIS_SERVER):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server
+
+$(NGINX):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx
+
+test: install-dev $(CHROMIUM) $(REDIS_SERVER) $(NGINX)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
@@ -53,6 +63,7 @@ format: install-dev
 bench: install $(MODEL)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) -m bench.latency --model $(MODEL)
+	$(PY) -m bench.metrics_overhead --model $(MODEL)
 	$(PY) -m bench.throughput --model $(MODEL)
 
 CLINC ?= ../shared/datasets/clinc150

@@ -1,11 +1,22 @@
-"""gunicorn settings; the values that vary per deployment come from the environment (app/config.py)."""
+"""gunicorn settings; the values that vary per deployment come from the environment (app/config.py).
+
+The hooks at the end make a preloaded app reloadable (SIGHUP loads the new model in the master
+before fresh workers are forked) and keep Prometheus' per-worker files in order.
+"""
 
 import importlib.util
 import os
+import shutil
+import signal
+import tempfile
+from functools import partial
 from pathlib import Path
 
 # The forward pass multiplies small matrices: BLAS threads only add contention between workers.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+_METRICS_OWNER = "_CHATBOT_METRICS_MASTER"  # the master pid that prepared the metrics directory
+_METRICS_TEMPORARY = "_CHATBOT_METRICS_TEMPORARY"  # set when the directory is ours to delete
 
 
 def _server_settings() -> dict:
@@ -18,7 +29,26 @@ def _server_settings() -> dict:
     return module.server_settings(os.environ)
 
 
+def _prepare_metrics_dir(directory: str | None) -> None:
+    """Give prometheus_client's multiprocess mode an empty directory, once per master process.
+
+    It must be in the environment before the app imports prometheus_client. gunicorn reads this
+    file again on SIGHUP: the same master keeps its directory, so counters survive a reload.
+    """
+    if os.environ.get(_METRICS_OWNER) == str(os.getpid()):
+        return
+    if directory is None:
+        directory = tempfile.mkdtemp(prefix="chatbot-metrics-")
+        os.environ[_METRICS_TEMPORARY] = directory
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    for stale in Path(directory).glob("*.db"):  # left by an earlier server: not this one's counts
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    os.environ[_METRICS_OWNER] = str(os.getpid())
+
+
 _settings = _server_settings()
+_prepare_metrics_dir(_settings["metrics_dir"])
 
 bind = f"{_settings['host']}:{_settings['port']}"
 workers = _settings["workers"]
@@ -31,5 +61,47 @@ preload_app = True  # load the model once in the master; forked workers share it
 accesslog = "-"
 errorlog = "-"
 loglevel = "info"
+# The app's and the core's log lines (session store outages, model reloads) go to stderr in
+# gunicorn's format. gunicorn's own loggers are left out here, so they keep their handlers.
+logconfig_dict = {
+    "root": {"level": "WARNING", "handlers": ["error_console"]},
+    "loggers": {
+        "app": {"level": "INFO", "handlers": ["error_console"], "propagate": False},
+        "chatbot": {"level": "INFO", "handlers": ["error_console"], "propagate": False},
+    },
+}
 wsgi_app = "app:create_app()"
 control_socket_disable = True  # unused; one shared default path would clash between instances
+
+
+def on_reload(server) -> None:
+    """On SIGHUP, load the model in the master, so the workers forked next serve it.
+
+    gunicorn restarts the workers on SIGHUP but keeps a preloaded app as it was. A bundle that
+    does not load is refused: the new workers then serve the old model.
+    """
+    from app.reload import reload_model
+    from chatbot.errors import BundleError
+
+    try:
+        reload_model(server.app.wsgi())
+    except BundleError as exc:
+        server.log.error("model reload refused, still serving the old model: %s", exc)
+
+
+def post_fork(server, worker) -> None:
+    """Let POST /admin/reload in this worker reach every worker, through a SIGHUP to the master."""
+    server.app.wsgi().extensions["chatbot"].restart_workers = partial(os.kill, server.pid, signal.SIGHUP)
+
+
+def child_exit(server, worker) -> None:
+    """Drop the live gauges of a worker that is gone (its counters still count)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    """Remove the metrics directory when this server made it."""
+    if directory := os.environ.get(_METRICS_TEMPORARY):
+        shutil.rmtree(directory, ignore_errors=True)

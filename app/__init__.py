@@ -8,11 +8,12 @@ from typing import Any
 
 from flask import Flask
 
-from app import api, cors, errors, health, pages
+from app import admin, api, cors, errors, health, metrics, pages
 from app.bot import Bot
 from app.config import app_settings
-from app.sessions import MemorySessionStore
-from chatbot.dialogue import Dialogue, load_dialogue
+from app.reload import load_configured_dialogue
+from app.sessions import build_session_store
+from chatbot.dialogue import Dialogue
 
 
 def create_app(test_config: Mapping[str, Any] | None = None, dialogue: Dialogue | None = None) -> Flask:
@@ -22,11 +23,16 @@ def create_app(test_config: Mapping[str, Any] | None = None, dialogue: Dialogue 
     if test_config:
         app.config.update(test_config)
     if dialogue is None:
-        dialogue = load_dialogue(app.config["MODEL_PATH"], app.config["THRESHOLD"], app.config["ENGINE"])
-    app.extensions["chatbot"] = Bot(dialogue=dialogue, sessions=MemorySessionStore(app.config["SESSION_TTL"]))
+        dialogue = load_configured_dialogue(app)
+    bot = Bot(
+        dialogue=dialogue, sessions=build_session_store(app.config["REDIS_URL"], app.config["SESSION_TTL"])
+    )
+    app.extensions["chatbot"] = bot
+    metrics.init_app(app, bot)  # first: its timer starts before any other hook can answer
     errors.init_app(app)
     cors.init_app(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(admin.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(pages.bp)
     return app

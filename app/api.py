@@ -9,8 +9,9 @@ from flask import Blueprint, Response, jsonify, request
 
 from app.bot import current_bot
 from app.errors import ApiError
+from app.metrics import observe_replies
 from app.payload import field, message_text, read_json_object, read_legacy_data, session_id
-from app.sessions import SessionState
+from app.sessions import Turn
 from chatbot.dialogue import Reply
 
 bp = Blueprint("api", __name__)
@@ -23,7 +24,7 @@ MAX_BATCH = 256
 def predict() -> Response:
     """Answer the original clients: plain text, or the parse result when JSON is accepted."""
     text = message_text(read_legacy_data(), "data")
-    reply = current_bot().dialogue.reply(text)
+    reply = answer(text)
     if wants_json():
         return jsonify(parse_result(text, reply))
     return Response(reply.response, mimetype="text/plain")
@@ -39,11 +40,12 @@ def parse() -> Response:
             raise ApiError(422, "invalid_field", f'"texts" must be an array of 1 to {MAX_BATCH} strings')
         texts = [message_text(text, f"texts[{i}]") for i, text in enumerate(texts)]
         replies = current_bot().dialogue.reply_batch(texts)
+        observe_replies(replies)
         return jsonify(
             results=[parse_result(text, reply) for text, reply in zip(texts, replies, strict=True)]
         )
     text = message_text(field(payload, "text"), "text")
-    return jsonify(parse_result(text, current_bot().dialogue.reply(text)))
+    return jsonify(parse_result(text, answer(text)))
 
 
 @bp.post("/api/v1/chat")
@@ -52,9 +54,10 @@ def chat() -> Response:
     payload = read_json_object({"application/json"})
     message = message_text(field(payload, "message"), "message")
     session = session_id(payload["session_id"]) if "session_id" in payload else uuid.uuid4().hex
-    bot = current_bot()
-    reply = bot.dialogue.reply(message, bot.sessions.get(session).context)
-    bot.sessions.save(session, SessionState(context=reply.context))
+    sessions = current_bot().sessions
+    state = sessions.get(session)
+    reply = answer(message, state.context)
+    sessions.save(session, state.after(Turn(message, reply.response, reply.intent), reply.context))
     return jsonify(
         session_id=session,
         response=reply.response,
@@ -63,6 +66,13 @@ def chat() -> Response:
         context=reply.context,
         quick_replies=list(reply.quick_replies),
     )
+
+
+def answer(text: str, context: str | None = None) -> Reply:
+    """Reply to one message and count the reply in the metrics."""
+    reply = current_bot().dialogue.reply(text, context)
+    observe_replies([reply])
+    return reply
 
 
 def parse_result(text: str, reply: Reply) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import current_app
@@ -10,12 +11,18 @@ from app.sessions import SessionStore
 from chatbot.dialogue import Dialogue
 
 
-@dataclass(frozen=True)
+@dataclass
 class Bot:
-    """The loaded dialogue (model included) and the conversation store of this process."""
+    """The loaded dialogue (model included) and the conversation store of this process.
+
+    ``dialogue`` is replaced whole by a model reload; a view reads it once per request, so each
+    answer comes from one model.
+    """
 
     dialogue: Dialogue
     sessions: SessionStore
+    # Under gunicorn: ask the master to restart every worker on the new model (set by post_fork).
+    restart_workers: Callable[[], None] | None = None
 
 
 def current_bot() -> Bot:

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from chatbot.config import DEFAULT_MODEL_PATH, ENGINES
 
 T = TypeVar("T")
+MIN_TOKEN_CHARS = 16
 
 
 def app_settings(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -24,6 +25,10 @@ def app_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         "MAX_MESSAGE_CHARS": _read(environ, "CHATBOT_MAX_MESSAGE_CHARS", _positive_int, 1000),
         "MAX_CONTENT_LENGTH": _read(environ, "CHATBOT_MAX_BODY_BYTES", _positive_int, 64 * 1024),
         "SESSION_TTL": _read(environ, "CHATBOT_SESSION_TTL", _positive_int, 30 * 60),
+        "REDIS_URL": _read(environ, "REDIS_URL", _redis_url, None),  # None: sessions in memory
+        # None: /admin/reload is disabled.
+        "ADMIN_TOKEN": _read(environ, "CHATBOT_ADMIN_TOKEN", _token, None, secret=True),
+        "METRICS_DIR": environ.get("PROMETHEUS_MULTIPROC_DIR") or None,  # set: multiprocess metrics
     }
 
 
@@ -35,17 +40,21 @@ def server_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         "workers": _read(environ, "WEB_CONCURRENCY", _positive_int, 1),
         "threads": _read(environ, "CHATBOT_THREADS", _positive_int, 4),
         "timeout": _read(environ, "CHATBOT_WORKER_TIMEOUT", _positive_int, 30),
+        "metrics_dir": environ.get("PROMETHEUS_MULTIPROC_DIR") or None,  # None: a temporary one
     }
 
 
-def _read(environ: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
+def _read(
+    environ: Mapping[str, str], name: str, parse: Callable[[str], T], default: T, secret: bool = False
+) -> T:
     raw = environ.get(name, "").strip()
     if not raw:
         return default
     try:
         return parse(raw)
     except ValueError as exc:
-        raise ValueError(f"environment variable {name}={raw!r}: {exc}") from exc
+        shown = "<hidden>" if secret else repr(raw)  # a secret never reaches the logs, even a bad one
+        raise ValueError(f"environment variable {name}={shown}: {exc}") from exc
 
 
 def _positive_int(raw: str) -> int:
@@ -66,6 +75,19 @@ def _probability(raw: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise ValueError("must be between 0 and 1")
     return value
+
+
+def _redis_url(raw: str) -> str:
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    return raw
+
+
+def _token(raw: str) -> str:
+    # A short bearer token can be guessed; the endpoint it guards swaps the model in production.
+    if len(raw) < MIN_TOKEN_CHARS:
+        raise ValueError(f"must be at least {MIN_TOKEN_CHARS} characters")
+    return raw
 
 
 def _origins(raw: str) -> tuple[str, ...]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 from flask import Blueprint, Response, jsonify
 
 import chatbot
@@ -18,14 +21,25 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """Say the model is loaded and the process can answer."""
-    return jsonify(status="ready", model=current_bot().dialogue.engine.bundle.fingerprint)
+    """Say the model is loaded and the process can answer, and whether conversations keep context.
+
+    A session store outage is reported as ``degraded`` with status 200: every replica shares the
+    store, so taking them out of the load balancer would stop a bot that can still answer.
+    """
+    bot = current_bot()
+    sessions = bot.sessions.status()
+    return jsonify(
+        status="ready" if sessions["available"] else "degraded",
+        model=bot.dialogue.engine.bundle.fingerprint,
+        sessions=sessions,
+    )
 
 
 @bp.get("/version")
 def version() -> Response:
-    """Describe the app and the model this process serves."""
-    bundle = current_bot().dialogue.engine.bundle
+    """Describe the app, the model this process serves and which process it is."""
+    dialogue = current_bot().dialogue  # read once: a reload may swap it meanwhile
+    bundle = dialogue.engine.bundle
     return jsonify(
         version=chatbot.__version__,
         model={
@@ -33,6 +47,7 @@ def version() -> Response:
             "trained_at": bundle.created_at,
             "intents": len(bundle.intents),
             "data_sha256": bundle.data_sha256,
-            "threshold": current_bot().dialogue.threshold,
+            "threshold": dialogue.threshold,
         },
+        served_by={"host": socket.gethostname(), "pid": os.getpid()},
     )

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import random
+import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -77,6 +80,16 @@ def tiny_bundle(tiny_intents: list[Intent], tmp_path_factory: pytest.TempPathFac
 def tiny_model_path(tiny_bundle: Bundle, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Return a fresh copy of the tiny bundle's file."""
     return tiny_bundle.save(tmp_path_factory.mktemp("tiny-copy") / "model.h5")
+
+
+@pytest.fixture(scope="session")
+def retrained_bundle(tiny_bundle: Bundle) -> Bundle:
+    """Return the tiny bot with slightly other weights: another model, as a retraining makes."""
+    weights = {layer: dict(values) for layer, values in tiny_bundle.weights.items()}
+    last_layer = list(weights)[-1]
+    bias = list(weights[last_layer])[-1]
+    weights[last_layer][bias] = weights[last_layer][bias] + 0.01
+    return dataclasses.replace(tiny_bundle, weights=weights, created_at="2030-01-01T00:00:00+00:00")
 
 
 @pytest.fixture(scope="session")
@@ -190,6 +203,15 @@ class Server:
         self.log_file.seek(0)
         return self.log_file.read()
 
+    def log_so_far(self) -> str:
+        """Return what the running server printed so far, leaving the file's offset to gunicorn."""
+        descriptor = self.log_file.fileno()
+        return os.pread(descriptor, os.fstat(descriptor).st_size, 0).decode(errors="replace")
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        """GET a path of the server."""
+        return requests.get(f"{self.url}{path}", timeout=10, **kwargs)
+
     def post(self, path: str, payload: dict, **kwargs) -> requests.Response:
         """POST JSON to the server."""
         return requests.post(f"{self.url}{path}", json=payload, timeout=10, **kwargs)
@@ -224,3 +246,139 @@ def write_json(path: Path, value: object) -> Path:
     """Write a JSON file and return its path."""
     path.write_text(json.dumps(value), encoding="utf-8")
     return path
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.05) -> object:
+    """Poll until ``condition()`` is truthy and return its value; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still not true after {timeout} s: {condition.__doc__ or condition}")
+        time.sleep(interval)
+
+
+def require_program(path: str) -> str:
+    """Return a system program's path; skip the test without it, except under CI where it fails."""
+    found = shutil.which(path, path=os.defpath + ":/usr/sbin:/usr/bin")
+    if found is None:
+        message = f"{path} is missing: make test installs it (apt-get install {Path(path).name})"
+        if os.environ.get("CI"):
+            pytest.fail(message)  # CI installs it: a missing program there is a broken setup
+        pytest.skip(message)
+    return found
+
+
+class Process:
+    """A system program run on loopback for a test, with its output in a file."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.log_path = directory / "output.log"
+        self.process: subprocess.Popen | None = None
+
+    def launch(self, command: list[str]) -> None:
+        """Start the program in its directory."""
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(command, cwd=self.directory, stdout=log, stderr=subprocess.STDOUT)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the program (SIGKILL is a crash) and wait for it."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def check_running(self) -> None:
+        """Fail with the program's output if it has exited."""
+        if self.process is not None and self.process.poll() is not None:
+            raise AssertionError(f"{self.process.args[0]} exited:\n{self.log_path.read_text()}")
+
+
+class RedisServer(Process):
+    """A real redis-server on a loopback port, with no persistence."""
+
+    def __init__(self, directory: Path) -> None:
+        super().__init__(directory)
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        """Start redis-server (again, on the same port after a stop) and wait until it answers."""
+        import redis
+
+        options = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.launch([require_program("redis-server"), *options, "--dir", str(self.directory)])
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+
+        def answers() -> bool:
+            """redis-server answers PING"""
+            self.check_running()
+            try:
+                return bool(client.ping())
+            except redis.ConnectionError:
+                return False
+
+        wait_until(answers, timeout=10)
+        client.close()
+        return self
+
+
+class Nginx(Process):
+    """A real nginx on a loopback port, balancing round-robin over the given upstream URLs."""
+
+    def __init__(self, directory: Path, upstreams: list[str]) -> None:
+        super().__init__(directory)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        servers = "".join(f"        server {url.removeprefix('http://')};\n" for url in upstreams)
+        temp_paths = "".join(
+            f"    {kind}_temp_path {directory / kind};\n"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        # As root, nginx would run its worker as nobody, who cannot enter pytest's private tmp dirs.
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        self.config = directory / "nginx.conf"
+        self.config.write_text(
+            f"{user}worker_processes 1;\npid {directory / 'nginx.pid'};\n"
+            f"error_log {directory / 'error.log'} warn;\nevents {{ worker_connections 64; }}\n"
+            f"http {{\n    access_log off;\n{temp_paths}"
+            f"    upstream chatbot {{\n{servers}    }}\n"
+            f"    server {{\n        listen 127.0.0.1:{self.port};\n"
+            "        location / { proxy_pass http://chatbot; proxy_set_header Host $host; }\n"
+            "    }\n}\n"
+        )
+
+    def start(self) -> Nginx:
+        """Start nginx in the foreground and wait until it proxies /healthz."""
+        nginx = require_program("nginx")
+        error_log = self.directory / "error.log"
+        paths = ["-p", str(self.directory), "-c", str(self.config), "-e", str(error_log)]
+        self.launch([nginx, *paths, "-g", "daemon off;"])
+
+        def proxies() -> bool:
+            """nginx proxies /healthz"""
+            self.check_running()
+            try:
+                return requests.get(f"{self.url}/healthz", timeout=1).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        wait_until(proxies, timeout=10)
+        return self
+
+
+@pytest.fixture
+def processes() -> Iterator[list[Process]]:
+    """Collect the system programs a test starts and stop every one afterwards, even on failure."""
+    started: list[Process] = []
+    yield started
+    for process in reversed(started):
+        process.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 from flask import Flask
@@ -191,11 +192,16 @@ def test_chat_rejects_bad_session_ids(client, session_id) -> None:
 
 def test_health_endpoints(client, tiny_bundle) -> None:
     assert client.get("/healthz").get_json() == {"status": "ok"}
-    assert client.get("/readyz").get_json() == {"status": "ready", "model": tiny_bundle.fingerprint}
+    assert client.get("/readyz").get_json() == {
+        "status": "ready",
+        "model": tiny_bundle.fingerprint,
+        "sessions": {"store": "memory", "available": True},
+    }
     version = client.get("/version").get_json()
     assert version["model"]["fingerprint"] == tiny_bundle.fingerprint
     assert version["model"]["intents"] == 5
     assert version["model"]["trained_at"] == tiny_bundle.created_at
+    assert version["served_by"]["pid"] == os.getpid()
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,16 @@ def test_defaults() -> None:
     assert settings["THRESHOLD"] is None
     assert settings["MAX_CONTENT_LENGTH"] == 64 * 1024
     assert settings["CORS_ORIGINS"] == ()
-    assert server_settings({}) == {"host": "0.0.0.0", "port": 5000, "workers": 1, "threads": 4, "timeout": 30}
+    assert (settings["REDIS_URL"], settings["ADMIN_TOKEN"], settings["METRICS_DIR"]) == (None, None, None)
+    assert settings["SESSION_TTL"] == 30 * 60
+    assert server_settings({}) == {
+        "host": "0.0.0.0",
+        "port": 5000,
+        "workers": 1,
+        "threads": 4,
+        "timeout": 30,
+        "metrics_dir": None,
+    }
 
 
 def test_values_from_the_environment() -> None:
@@ -24,8 +33,14 @@ def test_values_from_the_environment() -> None:
             "CHATBOT_THRESHOLD": "0.7",
             "CHATBOT_CORS_ORIGINS": "http://a.example, https://b.example/",
             "CHATBOT_MAX_MESSAGE_CHARS": "50",
+            "REDIS_URL": "redis://cache:6379/0",
+            "CHATBOT_ADMIN_TOKEN": " 0123456789abcdef ",
+            "PROMETHEUS_MULTIPROC_DIR": "/run/metrics",
         }
     )
+    assert settings["REDIS_URL"] == "redis://cache:6379/0"
+    assert settings["ADMIN_TOKEN"] == "0123456789abcdef"
+    assert settings["METRICS_DIR"] == "/run/metrics"
     assert settings["MODEL_PATH"] == "/m.h5"
     assert settings["THRESHOLD"] == 0.7
     assert settings["CORS_ORIGINS"] == ("http://a.example", "https://b.example")
@@ -41,12 +56,19 @@ def test_values_from_the_environment() -> None:
         ("CHATBOT_MAX_BODY_BYTES", "0", "positive integer"),
         ("PORT", "http", "invalid literal"),
         ("CHATBOT_ENGINE", "torch", "must be one of numpy, keras"),
+        ("REDIS_URL", "cache:6379", "must start with redis://"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:
     read = server_settings if name == "PORT" else app_settings
     with pytest.raises(ValueError, match=f"{name}='{value}': .*{message}"):
         read({name: value})
+
+
+def test_a_short_admin_token_is_refused_without_showing_it() -> None:
+    with pytest.raises(ValueError, match="CHATBOT_ADMIN_TOKEN=<hidden>: must be at least 16") as error:
+        app_settings({"CHATBOT_ADMIN_TOKEN": "hunter2"})
+    assert "hunter2" not in str(error.value)
 
 
 def test_model_config_merges_overrides_and_ignores_unknown_keys() -> None:

@@ -1,0 +1,49 @@
+"""Operator endpoints, behind a bearer token: ``POST /admin/reload`` swaps in a new model."""
+
+from __future__ import annotations
+
+import hmac
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from app.bot import current_bot
+from app.errors import ApiError, error_response
+from app.reload import reload_model
+from chatbot.errors import BundleError
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+@bp.before_request
+def require_token() -> tuple[Response, int] | None:
+    """Hide the endpoints when no token is set, and refuse requests without the right one."""
+    token = current_app.config["ADMIN_TOKEN"]
+    if token is None:
+        raise ApiError(404, "not_found", "admin endpoints are disabled: set CHATBOT_ADMIN_TOKEN")
+    if not is_authorized(request.headers.get("Authorization", ""), token):
+        response, status = error_response(401, "unauthorized", "send Authorization: Bearer <admin token>")
+        response.headers["WWW-Authenticate"] = 'Bearer realm="chatbot admin"'
+        return response, status
+    return None
+
+
+@bp.post("/reload")
+def reload() -> tuple[Response, int]:
+    """Load the bundle at CHATBOT_MODEL again; 422 and the old model keeps serving when it is bad."""
+    bot = current_bot()
+    old = bot.dialogue.engine.bundle.fingerprint
+    try:
+        bundle = reload_model(current_app).engine.bundle
+    except BundleError as exc:  # its messages name the file and the fault, for the operator
+        raise ApiError(422, "invalid_model", f"{exc}; still serving model {old}") from exc
+    model = {"fingerprint": bundle.fingerprint, "previous": old, "trained_at": bundle.created_at}
+    if bot.restart_workers is None:
+        return jsonify(status="reloaded", model=model), 200
+    bot.restart_workers()  # this worker already serves it; the others are replaced by fresh ones
+    return jsonify(status="restarting_workers", model=model), 202
+
+
+def is_authorized(header: str, token: str) -> bool:
+    """Check ``Bearer <token>`` in constant time, so timing does not reveal a prefix of the token."""
+    scheme, _, given = header.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())

@@ -1,0 +1,125 @@
+"""Prometheus metrics at ``/metrics``: requests, latency, predictions, fallbacks and the model served.
+
+Under gunicorn, gunicorn.conf.py points PROMETHEUS_MULTIPROC_DIR at a fresh directory before the
+app is imported. prometheus_client then keeps each worker's values in files there and ``/metrics``
+adds up every worker's, whichever worker answers the scrape. Without that variable (tests, one
+process) the values live in this app's own registry.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+
+import prometheus_client
+from flask import Blueprint, Flask, Response, current_app, g, request
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+import chatbot
+from app.bot import Bot
+from chatbot.dialogue import Reply
+
+bp = Blueprint("metrics", __name__)
+
+# Seconds; a /predict answer takes about a millisecond, a batch of 256 or a slow client far more.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class ModelInfo(Collector):
+    """Report the model this process serves when scraped, so a reload shows at once."""
+
+    def __init__(self, bot: Bot) -> None:
+        self.bot = bot
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield ``chatbot_model_info`` with the model's identity as labels and the value 1."""
+        bundle = self.bot.dialogue.engine.bundle
+        family = GaugeMetricFamily(
+            "chatbot_model_info",
+            "The model this replica serves (value 1).",
+            labels=["fingerprint", "trained_at", "app_version"],
+        )
+        family.add_metric([bundle.fingerprint, bundle.created_at, chatbot.__version__], 1)
+        yield family
+
+
+class Metrics:
+    """The service's metrics, registered in a registry of their own (one per app)."""
+
+    def __init__(self, bot: Bot, multiprocess_dir: str | None) -> None:
+        self.multiprocess_dir = multiprocess_dir
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "chatbot_http_requests",
+            "HTTP requests by endpoint, method and status.",
+            ["endpoint", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "chatbot_http_request_duration_seconds",
+            "Time to answer an HTTP request, by endpoint.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.predictions = Counter(
+            "chatbot_predictions",
+            "Replies by intent: the one answered, or the best guess when falling back.",
+            ["intent"],
+            registry=self.registry,
+        )
+        self.fallbacks = Counter("chatbot_fallbacks", "Replies that fell back.", registry=self.registry)
+        self.model_info = ModelInfo(bot)
+        self.registry.register(self.model_info)
+
+    def observe_replies(self, replies: Iterable[Reply]) -> None:
+        """Count the replies by intent and the fallbacks among them."""
+        for reply in replies:
+            self.predictions.labels(reply.intent).inc()
+            if reply.fallback:
+                self.fallbacks.inc()
+
+    def exposition(self) -> bytes:
+        """Render every metric of this app in the Prometheus text format, all workers summed."""
+        if self.multiprocess_dir is None:
+            return prometheus_client.generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=self.multiprocess_dir)
+        registry.register(self.model_info)
+        return prometheus_client.generate_latest(registry)
+
+
+def init_app(app: Flask, bot: Bot) -> None:
+    """Create the app's metrics and time and count every request."""
+    metrics = app.extensions["metrics"] = Metrics(bot, app.config["METRICS_DIR"])
+
+    @app.before_request
+    def start_timer() -> None:
+        g.metrics_started = time.perf_counter()
+
+    @app.after_request
+    def count_request(response: Response) -> Response:
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"  # bounded label values
+        metrics.requests.labels(endpoint, request.method, str(response.status_code)).inc()
+        started = g.pop("metrics_started", None)
+        if started is not None:
+            metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+        return response
+
+    app.register_blueprint(bp)
+
+
+def observe_replies(replies: Iterable[Reply]) -> None:
+    """Count replies in the metrics of the app handling this request."""
+    current_app.extensions["metrics"].observe_replies(replies)
+
+
+@bp.get("/metrics")
+def metrics_view() -> Response:
+    """Serve the metrics for a Prometheus scrape."""
+    return Response(
+        current_app.extensions["metrics"].exposition(), content_type=prometheus_client.CONTENT_TYPE_LATEST
+    )

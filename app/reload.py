@@ -1,0 +1,35 @@
+"""Swap the served model for the bundle at CHATBOT_MODEL without a restart; a bad bundle is refused.
+
+Three ways lead here. ``POST /admin/reload`` (app/admin.py) loads the bundle in the worker that got
+the request. gunicorn preloads the app, so the other workers only see a new model once they are
+forked again: the endpoint then sends SIGHUP to the master. On SIGHUP, ``on_reload`` in
+gunicorn.conf.py calls ``reload_model`` in the master before gunicorn forks fresh workers and
+stops the old ones gracefully. Either way the bundle is loaded and checked before it replaces the
+one in service, and any failure leaves the old model answering.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from chatbot.dialogue import Dialogue, load_dialogue
+
+log = logging.getLogger(__name__)
+
+
+def load_configured_dialogue(app: Flask) -> Dialogue:
+    """Load the bundle the app's settings name; raise BundleError when it cannot serve."""
+    config = app.config
+    return load_dialogue(config["MODEL_PATH"], config["THRESHOLD"], config["ENGINE"])
+
+
+def reload_model(app: Flask) -> Dialogue:
+    """Load the configured bundle and serve it in this process; on BundleError the old one stays."""
+    bot = app.extensions["chatbot"]
+    old = bot.dialogue.engine.bundle.fingerprint
+    dialogue = load_configured_dialogue(app)
+    bot.dialogue = dialogue
+    log.info("model reloaded: serving %s (was %s)", dialogue.engine.bundle.fingerprint, old)
+    return dialogue

@@ -1,0 +1,86 @@
+"""Prometheus metrics: in one process through the test client, and summed over gunicorn workers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from chatbot.bundle import Bundle
+
+
+def scrape(text: str) -> dict[tuple[str, frozenset], float]:
+    """Parse an exposition into {(sample name, labels): value}."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_metrics_count_requests_predictions_and_fallbacks(client, tiny_bundle: Bundle) -> None:
+    for _ in range(3):
+        assert client.post("/predict", json={"data": "hello"}).status_code == 200
+    client.post("/api/v1/parse", json={"texts": ["bye", "qwzx vvbn"]})
+    client.post("/api/v1/chat", json={"message": "where is my order"})
+    client.get("/nowhere")
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/plain; version=")
+    samples = scrape(response.get_data(as_text=True))
+    requests_total = "chatbot_http_requests_total"
+    assert value(samples, requests_total, endpoint="/predict", method="POST", status="200") == 3
+    assert value(samples, requests_total, endpoint="/api/v1/parse", method="POST", status="200") == 1
+    assert value(samples, requests_total, endpoint="unmatched", method="GET", status="404") == 1
+    assert value(samples, "chatbot_http_request_duration_seconds_count", endpoint="/predict") == 3
+    assert value(samples, "chatbot_http_request_duration_seconds_bucket", endpoint="/predict", le="+Inf") == 3
+    assert value(samples, "chatbot_predictions_total", intent="greeting") == 3
+    assert value(samples, "chatbot_predictions_total", intent="order") == 1
+    predictions = [v for (name, _), v in samples.items() if name == "chatbot_predictions_total"]
+    assert sum(predictions) == 6  # the gibberish counts under its best guess
+    assert value(samples, "chatbot_fallbacks_total") == 1  # the gibberish
+    model = {
+        "fingerprint": tiny_bundle.fingerprint,
+        "trained_at": tiny_bundle.created_at,
+        "app_version": "0.1.0",
+    }
+    assert value(samples, "chatbot_model_info", **model) == 1
+
+
+def test_apps_keep_their_own_metrics(app, client) -> None:
+    from app import create_app
+
+    client.post("/predict", json={"data": "hello"})
+    other = create_app({"TESTING": True}, dialogue=app.extensions["chatbot"].dialogue).test_client()
+    samples = scrape(other.get("/metrics").get_data(as_text=True))
+    assert value(samples, "chatbot_predictions_total", intent="greeting") == 0
+
+
+@pytest.mark.slow
+def test_gunicorn_workers_add_up_and_a_new_start_counts_afresh(
+    serve, tiny_model_path: Path, tmp_path
+) -> None:
+    env = {"WEB_CONCURRENCY": "2", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")}
+    for _ in range(2):  # the second server reuses the directory: it must not count the first's requests
+        server = serve(tiny_model_path, env)
+        pids = set()
+        for _ in range(30):  # a new connection each: both workers take some
+            pids.add(requests.get(f"{server.url}/version", timeout=10).json()["served_by"]["pid"])
+            assert (
+                requests.post(f"{server.url}/predict", json={"data": "hello"}, timeout=10).status_code == 200
+            )
+        samples = scrape(requests.get(f"{server.url}/metrics", timeout=10).text)
+        assert (
+            value(samples, "chatbot_http_requests_total", endpoint="/predict", method="POST", status="200")
+            == 30
+        )
+        assert value(samples, "chatbot_predictions_total", intent="greeting") == 30
+        assert len(pids) == 2, "the requests should have reached both workers"
+        server.stop()
+    assert list((tmp_path / "metrics").glob("*.db"))  # the directory given is used, and kept

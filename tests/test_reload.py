@@ -1,0 +1,114 @@
+"""Model reload under real gunicorn: POST /admin/reload and SIGHUP reach every worker, a bad bundle
+leaves the old model serving, and answers keep coming meanwhile."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+
+from chatbot.bundle import Bundle
+from tests.conftest import Server, wait_until
+
+pytestmark = pytest.mark.slow
+
+TOKEN = "reload-test-token-0123456789"
+WORKERS = 2
+
+
+def worker_pids(server: Server) -> set[int]:
+    """Return the pids of the gunicorn master's children: its workers."""
+    master = server.process.pid
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # gone meanwhile
+        if int(fields[1]) == master:
+            children.add(int(stat.parent.name))
+    return children
+
+
+def all_workers_serve(server: Server, fingerprint: str, not_before: set[int] = frozenset()) -> bool:
+    """Say whether every current worker (none of ``not_before``) answers /version with the model."""
+    workers = worker_pids(server)
+    if len(workers) != WORKERS or workers & not_before:
+        return False  # a reload is still replacing workers
+    seen: dict[int, str] = {}
+    for _ in range(12):  # a new connection each: the workers race to accept it
+        served = requests.get(f"{server.url}/version", timeout=5).json()
+        seen[served["served_by"]["pid"]] = served["model"]["fingerprint"]
+        if set(seen) == workers:
+            break
+    return set(seen) == workers and set(seen.values()) == {fingerprint}
+
+
+class Load:
+    """Send /predict requests from a thread until stopped, and keep every status."""
+
+    def __init__(self, server: Server) -> None:
+        self.server, self.statuses, self.running = server, [], True
+        self.thread = threading.Thread(target=self.run)
+
+    def run(self) -> None:
+        while self.running:
+            response = requests.post(f"{self.server.url}/predict", json={"data": "hello"}, timeout=10)
+            self.statuses.append(response.status_code)
+
+    def __enter__(self) -> Load:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.running = False
+        self.thread.join()
+
+
+def test_admin_reload_and_sighup_reach_every_worker(
+    serve, tmp_path: Path, tiny_model_path: Path, tiny_bundle: Bundle, retrained_bundle: Bundle
+) -> None:
+    model_path = Path(shutil.copy(tiny_model_path, tmp_path / "model.h5"))
+    server = serve(model_path, {"WEB_CONCURRENCY": str(WORKERS), "CHATBOT_ADMIN_TOKEN": TOKEN})
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    wait_until(lambda: all_workers_serve(server, tiny_bundle.fingerprint))
+
+    # POST /admin/reload lands on one worker, which asks the master to replace them all.
+    retrained_bundle.save(model_path)
+    before = worker_pids(server)
+    with Load(server) as load:
+        response = requests.post(f"{server.url}/admin/reload", headers=auth, timeout=10)
+        assert response.status_code == 202
+        assert response.json()["model"]["fingerprint"] == retrained_bundle.fingerprint
+        wait_until(lambda: all_workers_serve(server, retrained_bundle.fingerprint, not_before=before))
+    assert load.statuses and set(load.statuses) == {200}  # no downtime while the workers change
+
+    # A bad bundle is refused by the endpoint; the workers stay as they are.
+    model_path.write_bytes(b"garbage")
+    before = worker_pids(server)
+    response = requests.post(f"{server.url}/admin/reload", headers=auth, timeout=10)
+    assert response.status_code == 422
+    assert response.json()["error"]["code"] == "invalid_model"
+    assert worker_pids(server) == before
+    assert all_workers_serve(server, retrained_bundle.fingerprint)
+
+    # SIGHUP to the master: the new model is loaded there, then fresh workers are forked.
+    tiny_bundle.save(model_path)
+    before = worker_pids(server)
+    os.kill(server.process.pid, signal.SIGHUP)
+    wait_until(lambda: all_workers_serve(server, tiny_bundle.fingerprint, not_before=before))
+
+    # SIGHUP with a bad bundle: the workers are replaced, and serve the old model.
+    model_path.write_bytes(b"garbage")
+    before = worker_pids(server)
+    os.kill(server.process.pid, signal.SIGHUP)
+    wait_until(lambda: all_workers_serve(server, tiny_bundle.fingerprint, not_before=before))
+    assert "model reload refused, still serving the old model" in server.log_so_far()
+    metrics = requests.get(f"{server.url}/metrics", timeout=10).text
+    assert f'chatbot_model_info{{app_version="0.1.0",fingerprint="{tiny_bundle.fingerprint}"' in metrics
+    assert "model reloaded: serving" in server.log_so_far()
