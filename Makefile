@@ -6,7 +6,7 @@ PORT ?= 5000
 MODEL ?= $(or $(CHATBOT_MODEL),models/chatbot_model.h5)
 DATA ?= data/intents.json
 
-.PHONY: install install-dev model run test lint format bench bench-accuracy clean screenshots
+.PHONY: install install-dev model run test lint format bench bench-accuracy clean screenshots image-test
 
 install: $(VENV)/.installed
 
@@ -70,6 +70,11 @@ CLINC ?= ../shared/datasets/clinc150
 
 bench-accuracy: install
 	$(PY) -m bench.accuracy --clinc $(CLINC)
+
+# Build the Docker image with a local engine and base image, run it and check that it serves
+# (root; installs docker.io and debootstrap). See the README's Deployment section.
+image-test: install
+	PY=$(abspath $(PY)) bash scripts/image_test.sh
 
 screenshots: install-dev $(MODEL)
 	$(PY) scripts/screenshots.py --model $(MODEL)
