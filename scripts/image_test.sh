@@ -57,8 +57,11 @@ make_base_rootfs() {
 
 download_wheels() {
     log "wheels for requirements.txt into $CACHE/wheels"
+    # Every pin whatever its environment marker: the base's Python (3.11.2) needs pins that
+    # this host's Python skips, such as async-timeout.
+    sed 's/[[:space:]]*;.*//' requirements.txt >"$WORK/all-pins.txt"
     "$PY" -m pip download --quiet --disable-pip-version-check --only-binary=:all: \
-        -r requirements.txt -d "$CACHE/wheels" >"$WORK/pip.log" 2>&1 ||
+        -r "$WORK/all-pins.txt" -d "$CACHE/wheels" >"$WORK/pip.log" 2>&1 ||
         fail "pip download failed:$(tail -n 20 "$WORK/pip.log")"
 }
 
