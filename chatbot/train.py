@@ -269,7 +269,9 @@ def _fit(
             )
         )
     else:
-        callbacks.append(StopWhenFitted(x, examples.label_ids, min_epochs, config.fit_confidence))
+        # Label smoothing caps what the targets teach: (1 - smoothing + smoothing / labels) at most.
+        highest = 1.0 - config.label_smoothing + config.label_smoothing / num_labels
+        callbacks.append(StopWhenFitted(x, examples.label_ids, min_epochs, config.fit_confidence * highest))
     history = model.fit(
         batches.dataset(),
         epochs=config.epochs,

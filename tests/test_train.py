@@ -97,6 +97,18 @@ def test_weight_averaging_serves_the_averaged_weights_that_scored_best(tiny_inte
     assert float(loss) == pytest.approx(bundle.history["val_loss"][best], rel=1e-4)
 
 
+@pytest.mark.slow
+def test_refit_with_label_smoothing_stops_once_patterns_fit(tiny_intents) -> None:
+    from chatbot.train import train
+    from tests.conftest import TINY_CONFIG
+
+    # Smoothed targets never teach a confidence of 0.9: the bar is relative to what they teach.
+    config = TINY_CONFIG.replace(label_smoothing=0.3, epochs=150)
+    bundle = train(tiny_intents, config)
+    assert bundle.metrics["epochs"] < config.epochs
+    assert bundle.metrics["train_accuracy"] == 1.0
+
+
 def test_stop_when_fitted_keeps_the_weights_it_checked() -> None:
     import keras
 
