@@ -6,7 +6,8 @@ PORT ?= 5000
 MODEL ?= $(or $(CHATBOT_MODEL),models/chatbot_model.h5)
 DATA ?= data/intents.json
 
-.PHONY: install install-dev model run test lint format bench bench-accuracy clean screenshots image-test
+.PHONY: install install-dev model run test lint format bench bench-accuracy clean screenshots image-test \
+	load reliability-report
 
 install: $(VENV)/.installed
 
@@ -51,6 +52,7 @@ test: install-dev $(CHROMIUM) $(REDIS_SERVER) $(NGINX)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
+	$(PY) -m bench.reliability_report
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
@@ -65,6 +67,15 @@ bench: install $(MODEL)
 	$(PY) -m bench.latency --model $(MODEL)
 	$(PY) -m bench.metrics_overhead --model $(MODEL)
 	$(PY) -m bench.throughput --model $(MODEL)
+
+# 60 s of wrk on /predict and on /api/v1/chat; the figures go to docs/reliability.md.
+load: install $(MODEL)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	PY=$(PY) bench/load.sh $(MODEL)
+	$(PY) -m bench.reliability_report
+
+reliability-report: install
+	$(PY) -m bench.reliability_report
 
 CLINC ?= ../shared/datasets/clinc150
 

@@ -70,7 +70,7 @@ logconfig_dict = {
         "chatbot": {"level": "INFO", "handlers": ["error_console"], "propagate": False},
     },
 }
-wsgi_app = "app:create_app()"
+wsgi_app = "app:create_app_or_exit()"  # a bad model: one line and exit status 2
 control_socket_disable = True  # unused; one shared default path would clash between instances
 
 

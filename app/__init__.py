@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
 
-from app import admin, api, cors, errors, health, metrics, pages
+from app import admin, api, cors, errors, health, metrics, openapi, pages, ratelimit, security
 from app.bot import Bot
 from app.config import app_settings
 from app.reload import load_configured_dialogue
 from app.sessions import build_session_store
 from chatbot.dialogue import Dialogue
+from chatbot.errors import ChatbotError
+
+EXIT_BAD_SETUP = 2  # as the CLI's: a bad model or setting, which the operator must fix
 
 
 def create_app(test_config: Mapping[str, Any] | None = None, dialogue: Dialogue | None = None) -> Flask:
@@ -22,6 +26,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, dialogue: Dialogue 
     app.config.from_mapping(app_settings(os.environ))
     if test_config:
         app.config.update(test_config)
+    if app.debug:  # the debugger and its tracebacks would hand a stranger the code and a console
+        raise ValueError("debug mode is never allowed: the server answers every error as JSON")
     if dialogue is None:
         dialogue = load_configured_dialogue(app)
     bot = Bot(
@@ -30,9 +36,21 @@ def create_app(test_config: Mapping[str, Any] | None = None, dialogue: Dialogue 
     app.extensions["chatbot"] = bot
     metrics.init_app(app, bot)  # first: its timer starts before any other hook can answer
     errors.init_app(app)
+    security.init_app(app)
     cors.init_app(app)
+    ratelimit.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(pages.bp)
+    app.register_blueprint(openapi.bp)
     return app
+
+
+def create_app_or_exit() -> Flask:
+    """Build the app for gunicorn; a bad model or setting stops the start with one line, no traceback."""
+    try:
+        return create_app()
+    except (ChatbotError, ValueError) as exc:  # both carry messages written for the operator
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(EXIT_BAD_SETUP) from exc

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hmac
+import logging
+from pathlib import Path
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
@@ -11,6 +13,7 @@ from app.errors import ApiError, error_response
 from app.reload import reload_model
 from chatbot.errors import BundleError
 
+log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
@@ -35,7 +38,9 @@ def reload() -> tuple[Response, int]:
     try:
         bundle = reload_model(current_app).engine.bundle
     except BundleError as exc:  # its messages name the file and the fault, for the operator
-        raise ApiError(422, "invalid_model", f"{exc}; still serving model {old}") from exc
+        log.warning("model reload refused, still serving model %s: %s", old, exc)
+        message = without_directories(str(exc), current_app.config["MODEL_PATH"])
+        raise ApiError(422, "invalid_model", f"{message}; still serving model {old}") from exc
     model = {"fingerprint": bundle.fingerprint, "previous": old, "trained_at": bundle.created_at}
     if bot.restart_workers is None:
         return jsonify(status="reloaded", model=model), 200
@@ -47,3 +52,11 @@ def is_authorized(header: str, token: str) -> bool:
     """Check ``Bearer <token>`` in constant time, so timing does not reveal a prefix of the token."""
     scheme, _, given = header.partition(" ")
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def without_directories(message: str, model_path: str) -> str:
+    """Name the model file by its name alone: the server's directories are nobody's business."""
+    path = Path(model_path)
+    for shown in sorted({model_path, str(path), str(path.resolve())}, key=len, reverse=True):
+        message = message.replace(shown, path.name)
+    return message

@@ -6,13 +6,21 @@ server at start with a message naming the variable.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
+
+import limits
 
 from chatbot.config import DEFAULT_MODEL_PATH, ENGINES
 
 T = TypeVar("T")
 MIN_TOKEN_CHARS = 16
+DEFAULT_RATE_LIMIT = "60/minute"
+# A CSP frame-ancestors source: a keyword, a scheme, or a host with optional scheme, wildcard and port.
+_FRAME_SOURCE = re.compile(
+    r"'self'|'none'|\*|[a-z][a-z0-9+.-]*:|([a-z][a-z0-9+.-]*://)?(\*\.)?[a-z0-9.-]+(:(\d+|\*))?"
+)
 
 
 def app_settings(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -29,6 +37,12 @@ def app_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         # None: /admin/reload is disabled.
         "ADMIN_TOKEN": _read(environ, "CHATBOT_ADMIN_TOKEN", _token, None, secret=True),
         "METRICS_DIR": environ.get("PROMETHEUS_MULTIPROC_DIR") or None,  # set: multiprocess metrics
+        # Per client, over the chatbot and admin endpoints together; None: no limit ("off").
+        "RATE_LIMIT": _read(environ, "CHATBOT_RATE_LIMIT", _rate_limit, DEFAULT_RATE_LIMIT),
+        "TRUSTED_PROXIES": _read(environ, "CHATBOT_TRUSTED_PROXIES", _count, 0),
+        "FRAME_ANCESTORS": _read(environ, "CHATBOT_FRAME_ANCESTORS", _frame_ancestors, "'self'"),
+        # Never from FLASK_DEBUG: debug mode would serve tracebacks (create_app refuses it).
+        "DEBUG": False,
     }
 
 
@@ -64,6 +78,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _count(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError("must be 0 or a positive integer")
+    return value
+
+
 def _engine(raw: str) -> str:
     if raw not in ENGINES:
         raise ValueError(f"must be one of {', '.join(ENGINES)}")
@@ -92,3 +113,18 @@ def _token(raw: str) -> str:
 
 def _origins(raw: str) -> tuple[str, ...]:
     return tuple(origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip())
+
+
+def _rate_limit(raw: str) -> str | None:
+    if raw.lower() == "off":
+        return None
+    limits.parse_many(raw)  # raises ValueError naming the part it cannot read
+    return raw
+
+
+def _frame_ancestors(raw: str) -> str:
+    # The value goes into a Content-Security-Policy header: nothing may end the directive early.
+    sources = raw.replace(",", " ").split()
+    if bad := [source for source in sources if not _FRAME_SOURCE.fullmatch(source.lower())]:
+        raise ValueError(f"{bad[0]!r} is not a CSP source such as 'self', https://shop.example or 'none'")
+    return " ".join(sources)

@@ -37,7 +37,7 @@ def build_apps(model_path: Path) -> dict[str, object]:
     """Return test clients of the app with metrics and of the same app without them."""
     from app import create_app
 
-    config = {"TESTING": True, "MODEL_PATH": str(model_path)}
+    config = {"TESTING": True, "MODEL_PATH": str(model_path), "RATE_LIMIT": None}  # one client, flat out
     with_metrics = create_app(config)
     without = create_app(config, dialogue=with_metrics.extensions["chatbot"].dialogue)
     for hooks in (without.before_request_funcs, without.after_request_funcs):

@@ -7,7 +7,9 @@ This module alone knows that layout; it reads and writes it with h5py, never wit
 
 from __future__ import annotations
 
+import glob
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -62,23 +64,38 @@ class Bundle:
         return self.architecture["config"]["layers"]
 
     def save(self, path: str | Path) -> Path:
-        """Write the bundle atomically: a reader sees the old file or the new one, never a mix."""
+        """Write the bundle atomically: a reader sees the old file or the new one, never a mix.
+
+        The HDF5 file is built in memory and written with plain file calls: HDF5's own writes
+        cannot report a full disk cleanly (h5py crashed the process in our test). A save killed
+        midway leaves only a hidden temporary file, which the next save to that path removes.
+        """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(descriptor)
+        buffer = io.BytesIO()
+        with h5py.File(buffer, "w") as file:
+            self._write(file)
+        descriptor, temporary = tempfile.mkstemp(
+            prefix=f"{_temporary_prefix(path)}{os.getpid()}.", suffix=".tmp", dir=path.parent
+        )
         try:
-            with h5py.File(temporary, "w") as file:
-                self._write(file)
-            with open(temporary, "rb+") as written:
+            with os.fdopen(descriptor, "wb") as written:
+                written.write(buffer.getbuffer())
+                written.flush()
                 os.fsync(written.fileno())
             Bundle.load(temporary)  # a file that does not read back never replaces a good one
             os.chmod(temporary, 0o644)  # mkstemp makes it private; a server may run as another user
             os.replace(temporary, path)
+        except OSError as exc:  # a full disk, a quota, a read-only folder: the old file stays
+            Path(temporary).unlink(missing_ok=True)
+            raise BundleError(
+                f"{path}: cannot write the model file ({exc.strerror or exc}); the previous file is unchanged"
+            ) from exc
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
         _fsync_directory(path.parent)
+        _remove_stale_temporaries(path)
         return path
 
     def _write(self, file: h5py.File) -> None:
@@ -205,6 +222,29 @@ def _check_consistency(path: Path, bundle: Bundle, stored_fingerprint: str | Non
         raise BundleError(f"{path}: labels without an intent: {missing}")
     if stored_fingerprint != bundle.fingerprint:
         raise BundleError(f"{path}: weights do not match their fingerprint; the file is corrupt")
+
+
+def _temporary_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Delete the temporary files of saves to ``path`` whose process is gone (killed midway)."""
+    prefix = _temporary_prefix(path)
+    for temporary in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
+        pid = temporary.name.removeprefix(prefix).split(".", 1)[0]
+        if pid.isdigit() and not _process_exists(int(pid)):
+            temporary.unlink(missing_ok=True)
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0 only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -196,5 +196,8 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.port:
         os.environ["PORT"] = str(args.port)
     config = PROJECT_ROOT / "gunicorn.conf.py"
-    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "--config", str(config), "app:create_app()"])
+    os.execvp(
+        sys.executable,
+        [sys.executable, "-m", "gunicorn", "--config", str(config), "app:create_app_or_exit()"],
+    )
     return 0  # pragma: no cover - execvp does not return

@@ -29,6 +29,7 @@ from chatbot.engine import Engine
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INTENTS = ROOT / "data" / "intents.json"
+FIGURES_DIR = ROOT / "bench" / "results" / "reliability"  # rendered into docs/reliability.md
 
 TINY_INTENTS = {
     "intents": [
@@ -115,7 +116,9 @@ def dialogue(engine: Engine) -> Dialogue:
 @pytest.fixture
 def app(dialogue: Dialogue):
     """Return the Flask app around the tiny bot, with fresh sessions per test."""
-    return create_app({"TESTING": True, "CORS_ORIGINS": ("http://127.0.0.1:8001",)}, dialogue=dialogue)
+    return create_app(
+        {"TESTING": True, "CORS_ORIGINS": ("http://127.0.0.1:8001",), "RATE_LIMIT": None}, dialogue=dialogue
+    )
 
 
 @pytest.fixture
@@ -151,7 +154,10 @@ def free_port() -> int:
 class Server:
     """A real gunicorn process serving the app on a loopback port."""
 
-    def __init__(self, model_path: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, model_path: Path, env: dict[str, str] | None = None, app_uri: str | None = None
+    ) -> None:
+        self.app_uri = app_uri  # None: the app gunicorn.conf.py names
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -159,6 +165,7 @@ class Server:
             "CHATBOT_MODEL": str(model_path),
             "PORT": str(self.port),
             "HOST": "127.0.0.1",
+            "CHATBOT_RATE_LIMIT": "off",  # tests send far more than a person would; test_security limits
             **(env or {}),
         }
         self.process: subprocess.Popen | None = None
@@ -168,7 +175,8 @@ class Server:
     def start(self, timeout: float = 30.0) -> Server:
         """Start gunicorn and wait until /readyz answers."""
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py")],
+            [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py")]
+            + ([self.app_uri] if self.app_uri else []),
             cwd=ROOT,
             env=self.env,
             stdout=self.log_file,
@@ -217,13 +225,27 @@ class Server:
         return requests.post(f"{self.url}{path}", json=payload, timeout=10, **kwargs)
 
 
+def worker_pids(server: Server) -> set[int]:
+    """Return the pids of the gunicorn master's children: its workers."""
+    master = server.process.pid
+    children = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # gone meanwhile
+        if int(fields[1]) == master:
+            children.add(int(stat.parent.name))
+    return children
+
+
 @contextlib.contextmanager
 def running_servers() -> Iterator:
     """Yield a function that starts real servers; stop all of them on exit."""
     servers: list[Server] = []
 
-    def start(model_path: Path, env: dict[str, str] | None = None) -> Server:
-        server = Server(model_path, env)
+    def start(model_path: Path, env: dict[str, str] | None = None, app_uri: str | None = None) -> Server:
+        server = Server(model_path, env, app_uri)
         servers.append(server)
         return server.start()
 
@@ -246,6 +268,13 @@ def write_json(path: Path, value: object) -> Path:
     """Write a JSON file and return its path."""
     path.write_text(json.dumps(value), encoding="utf-8")
     return path
+
+
+def record_figures(name: str, figures: dict[str, object]) -> None:
+    """Keep a test's measured figures for docs/reliability.md (``make reliability-report``)."""
+    FIGURES_DIR.mkdir(parents=True, exist_ok=True)
+    figures = {**figures, "measured_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+    (FIGURES_DIR / f"{name}.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
 
 
 def wait_until(condition: Callable[[], object], timeout: float = 20.0, interval: float = 0.05) -> object:

@@ -100,6 +100,7 @@ def test_a_bad_bundle_is_refused_and_the_old_one_keeps_serving(
     error = response.get_json()["error"]
     assert error["code"] == "invalid_model"
     assert message in error["message"]
+    assert str(model_path.parent) not in error["message"]  # the file's name only, no directories
     assert error["message"].endswith(f"; still serving model {tiny_bundle.fingerprint}")
     assert served(admin_client) == tiny_bundle.fingerprint
     assert admin_client.post("/predict", json={"data": "hello"}).get_data(as_text=True) in {

@@ -258,10 +258,15 @@ def test_compose_passes_every_setting_and_only_real_ones(path: Path, setting_nam
 def test_replicas_app_is_the_single_app_less_the_published_port():
     single = load_yaml(COMPOSE_FILES[0])["services"]
     replicas = load_yaml(COMPOSE_FILES[1])["services"]
-    different = {"build", "ports", "deploy"}
+    different = {"build", "ports", "deploy", "environment"}
     assert {k: v for k, v in single["app"].items() if k not in different} == {
         k: v for k, v in replicas["app"].items() if k not in different
     }
+    # The same settings, except that the replicas trust the one proxy in front of them, nginx.
+    single_env, replicas_env = single["app"]["environment"], replicas["app"]["environment"]
+    assert single_env.pop("CHATBOT_TRUSTED_PROXIES") == "${CHATBOT_TRUSTED_PROXIES:-0}"
+    assert replicas_env.pop("CHATBOT_TRUSTED_PROXIES") == "${CHATBOT_TRUSTED_PROXIES:-1}"
+    assert single_env == replicas_env
     assert single["app"]["build"]["args"] == replicas["app"]["build"]["args"]
     assert (COMPOSE_FILES[1].parent / replicas["app"]["build"]["context"]).resolve() == ROOT
     assert "ports" not in replicas["app"] and replicas["app"]["deploy"]["replicas"] > 1

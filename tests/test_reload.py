@@ -13,26 +13,12 @@ import pytest
 import requests
 
 from chatbot.bundle import Bundle
-from tests.conftest import Server, wait_until
+from tests.conftest import Server, wait_until, worker_pids
 
 pytestmark = pytest.mark.slow
 
 TOKEN = "reload-test-token-0123456789"
 WORKERS = 2
-
-
-def worker_pids(server: Server) -> set[int]:
-    """Return the pids of the gunicorn master's children: its workers."""
-    master = server.process.pid
-    children = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue  # gone meanwhile
-        if int(fields[1]) == master:
-            children.add(int(stat.parent.name))
-    return children
 
 
 def all_workers_serve(server: Server, fingerprint: str, not_before: set[int] = frozenset()) -> bool:

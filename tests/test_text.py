@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -119,3 +121,43 @@ def test_fast_path_matches_nltk_on_every_short_text() -> None:
 )
 def test_fast_path_matches_nltk(text: str) -> None:
     assert words_of(text) == nltk_tokens(text)
+
+
+# Time per character allowed to tokenize, far above the slowest input measured (about 11 µs a
+# character, for "ﷺ", which NFKC expands to 18 letters): a regular expression that backtracks
+# would take quadratic or exponential time and blow through it.
+SECONDS_PER_CHAR = 1e-4
+SECONDS_BASE = 0.02
+# Inputs that make tokenizers backtrack or expand: runs of quotes, dashes, brackets, clitics,
+# combining marks and characters that NFKC turns into many.
+ADVERSARIAL_UNITS = ["'", "a'", "-", "x,", "(", '"', "[]{}<>", "don't ", "http://", "\u0300", "ﷺ", "1,000."]
+
+
+def tokenize_seconds(text: str) -> float:
+    """Return the best of three timings of a cold tokenize (stems not cached)."""
+    timings = []
+    for _ in range(3):
+        stem.cache_clear()
+        started = time.perf_counter()
+        tokenize(text)
+        timings.append(time.perf_counter() - started)
+    return min(timings)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=1000))  # any unicode, up to the longest message the server accepts
+def test_any_text_tokenizes_the_same_every_time_in_time_bounded_by_its_length(text: str) -> None:
+    stem.cache_clear()
+    first = tokenize(text)
+    assert all(isinstance(token, str) and token for token in first)
+    assert tokenize(text) == first  # the stem cache changes nothing
+    assert tokenize_seconds(text) <= SECONDS_BASE + SECONDS_PER_CHAR * len(text)
+
+
+@pytest.mark.parametrize("unit", ADVERSARIAL_UNITS)
+def test_adversarial_text_takes_time_linear_in_its_length(unit: str) -> None:
+    short = (unit * 1000)[:1000]
+    long = (unit * 10_000)[:10_000]
+    seconds_short, seconds_long = tokenize_seconds(short), tokenize_seconds(long)
+    assert seconds_long <= SECONDS_BASE + SECONDS_PER_CHAR * len(long)
+    assert seconds_long <= 30 * seconds_short + 0.01  # ten times the text: about ten times the time

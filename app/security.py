@@ -1,0 +1,34 @@
+"""Security headers on every response, and the chat page's Content-Security-Policy.
+
+The page may be framed only by CHATBOT_FRAME_ANCESTORS (``'self'`` by default). Sites that embed
+the widget load it with a script tag, not a frame, so they need no entry there.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Response
+
+# The page runs only its own static files, so the browser may refuse everything else: if bot text
+# were ever put into the page as HTML, an injected script or event handler still would not run.
+PAGE_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; object-src 'none'"
+)
+# Everything else is data or a static file: nothing in it may run or be framed.
+DATA_POLICY = "default-src 'none'; frame-ancestors 'none'"
+
+
+def page_policy(frame_ancestors: str) -> str:
+    """Return the chat page's policy, allowing the configured sites to frame it."""
+    return f"{PAGE_POLICY}; frame-ancestors {frame_ancestors}"
+
+
+def init_app(app: Flask) -> None:
+    """Add the headers that keep browsers from sniffing, framing or leaking our responses."""
+
+    @app.after_request
+    def add_security_headers(response: Response) -> Response:
+        response.headers["X-Content-Type-Options"] = "nosniff"  # a JSON answer never runs as script
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Content-Security-Policy", DATA_POLICY)  # the page sets its own
+        return response
