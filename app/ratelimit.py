@@ -13,8 +13,9 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from app.sessions import REDIS_TIMEOUT  # a slow Redis must not slow every answer
+
 LIMITED_BLUEPRINTS = frozenset({"api", "admin"})
-REDIS_TIMEOUT = 0.25  # seconds, as for the session store: a slow Redis must not slow every answer
 
 
 def init_app(app: Flask) -> None:
