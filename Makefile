@@ -66,6 +66,7 @@ bench: install $(MODEL)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) -m bench.latency --model $(MODEL)
 	$(PY) -m bench.metrics_overhead --model $(MODEL)
+	$(PY) -m bench.metrics_overhead --model $(MODEL) --rate-limit
 	$(PY) -m bench.throughput --model $(MODEL)
 
 # 60 s of wrk on /predict and on /api/v1/chat; the figures go to docs/reliability.md.
