@@ -15,6 +15,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +48,13 @@ class Bundle:
     history: dict[str, list[float]] = field(default_factory=dict)  # per-epoch training curves
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
-        """Return a short hash of weights, vocabulary and labels: what identifies a model."""
+        """Return a short hash of weights, vocabulary and labels: what identifies a model.
+
+        Computed once per bundle (a bundle is never changed; a new one is made instead): probes,
+        /version and every metrics scrape ask for it, and it hashes every weight.
+        """
         digest = hashlib.sha256()
         for layer_weights in self.weights.values():
             for name, values in layer_weights.items():
