@@ -151,6 +151,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop_process(process: subprocess.Popen | None, sig: int, timeout: float) -> None:
+    """Send ``sig`` to a running process and wait for it; kill it if it outlives ``timeout``."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class Server:
     """A real gunicorn process serving the app on a loopback port."""
 
@@ -196,14 +208,7 @@ class Server:
 
     def stop(self) -> None:
         """Stop gunicorn and its workers."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, signal.SIGTERM, timeout=20)
 
     def output(self) -> str:
         """Stop the server and return what it printed."""
@@ -316,14 +321,7 @@ class Process:
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         """Stop the program (SIGKILL is a crash) and wait for it."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(sig)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, sig, timeout=10)
 
     def check_running(self) -> None:
         """Fail with the program's output if it has exited."""
