@@ -4,6 +4,7 @@ The hooks at the end make a preloaded app reloadable (SIGHUP loads the new model
 before fresh workers are forked) and keep Prometheus' per-worker files in order.
 """
 
+import atexit
 import importlib.util
 import os
 import shutil
@@ -16,7 +17,6 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 _METRICS_OWNER = "_CHATBOT_METRICS_MASTER"  # the master pid that prepared the metrics directory
-_METRICS_TEMPORARY = "_CHATBOT_METRICS_TEMPORARY"  # set when the directory is ours to delete
 
 
 def _server_settings() -> dict:
@@ -29,6 +29,11 @@ def _server_settings() -> dict:
     return module.server_settings(os.environ)
 
 
+def _remove_temporary_metrics_dir(directory: str, master_pid: int) -> None:
+    if os.getpid() == master_pid:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def _prepare_metrics_dir(directory: str | None) -> None:
     """Give prometheus_client's multiprocess mode an empty directory, once per master process.
 
@@ -39,7 +44,9 @@ def _prepare_metrics_dir(directory: str | None) -> None:
         return
     if directory is None:
         directory = tempfile.mkdtemp(prefix="chatbot-metrics-")
-        os.environ[_METRICS_TEMPORARY] = directory
+        # At any exit of this master, a start stopped by a bad model included (gunicorn's on_exit
+        # hook does not run then). Forked workers inherit the handler, so it checks the pid.
+        atexit.register(_remove_temporary_metrics_dir, directory, os.getpid())
     Path(directory).mkdir(parents=True, exist_ok=True)
     for stale in Path(directory).glob("*.db"):  # left by an earlier server: not this one's counts
         stale.unlink()
@@ -85,8 +92,10 @@ def on_reload(server) -> None:
 
     try:
         reload_model(server.app.wsgi())
-    except BundleError as exc:
+    except BundleError as exc:  # every fault of the file: its message says what to fix
         server.log.error("model reload refused, still serving the old model: %s", exc)
+    except Exception:  # a bug, not the file: whatever it is, the master and its workers must live on
+        server.log.exception("model reload failed, still serving the old model")
 
 
 def post_fork(server, worker) -> None:
@@ -99,9 +108,3 @@ def child_exit(server, worker) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
-
-
-def on_exit(server) -> None:
-    """Remove the metrics directory when this server made it."""
-    if directory := os.environ.get(_METRICS_TEMPORARY):
-        shutil.rmtree(directory, ignore_errors=True)

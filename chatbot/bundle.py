@@ -3,6 +3,11 @@
 The file is a Keras HDF5 model (``keras.models.load_model`` opens it) with one extra dataset,
 ``chatbot_bundle``: JSON with the vocabulary, labels, intents, config, data hash and versions.
 This module alone knows that layout; it reads and writes it with h5py, never with Keras.
+
+``Bundle.load`` is the one place that reads a file, and every way it can be wrong (truncated,
+flipped bytes, edited metadata, settings or intents that break the rules of training data) ends
+there as one BundleError. The weights are covered by the fingerprint; the metadata and the
+architecture by a checksum, so an edit anywhere is caught before anything is served.
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ import h5py
 import numpy as np
 
 from chatbot.config import ModelConfig
-from chatbot.data import Intent
-from chatbot.errors import BundleError
+from chatbot.data import Intent, validate_intents
+from chatbot.errors import BundleError, IntentsError
 from chatbot.vocab import Vocabulary
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the metadata carries a checksum of itself and the architecture
 METADATA_KEY = "chatbot_bundle"
+CHECKSUM_KEY = "checksum"
 Weights = dict[str, dict[str, np.ndarray]]  # layer name -> weight name -> values, in Keras order
 
 
@@ -116,7 +122,9 @@ class Bundle:
             layer_group.attrs["weight_names"] = [name.encode() for name in layer_weights] or np.array([])
             for weight_name, values in layer_weights.items():
                 layer_group.create_dataset(weight_name, data=values)
-        file.create_dataset(METADATA_KEY, data=json.dumps(self._metadata(), ensure_ascii=False))
+        metadata = self._metadata()
+        metadata[CHECKSUM_KEY] = metadata_checksum(metadata, self.architecture)
+        file.create_dataset(METADATA_KEY, data=json.dumps(metadata, ensure_ascii=False))
 
     def _metadata(self) -> dict[str, Any]:
         return {
@@ -140,36 +148,41 @@ class Bundle:
         if not path.is_file():
             raise BundleError(f"{path}: model file not found (train one with `chatbot train`)")
         try:
-            with h5py.File(path, "r") as file:
-                if METADATA_KEY not in file:
-                    raise BundleError(f"{path}: not a chatbot model bundle (no {METADATA_KEY} metadata)")
-                metadata = json.loads(file[METADATA_KEY][()])
-                architecture = json.loads(file.attrs["model_config"])
-                weights = _read_weights(file["model_weights"])
+            bundle, stored_fingerprint = cls._read(path)
+            _check_consistency(path, bundle, stored_fingerprint)
         except BundleError:
             raise
-        except (OSError, KeyError, ValueError, TypeError) as exc:
+        except IntentsError as exc:  # its message names the intent and field, as for intents.json
+            raise BundleError(f"{path}: invalid intents in the bundle: {exc}") from exc
+        # A damaged file makes h5py, json and numpy raise almost anything (OSError, KeyError,
+        # RuntimeError, ValueError, TypeError, IndexError...). Whatever it is, the file is at fault:
+        # it must become the one error that a start, a reload and the CLI all know how to refuse.
+        except Exception as exc:
             raise BundleError(f"{path}: corrupt or truncated model file ({exc})") from exc
-        bundle = cls._from_metadata(path, metadata, architecture, weights)
-        _check_consistency(path, bundle, metadata.get("fingerprint"))
         return bundle
+
+    @classmethod
+    def _read(cls, path: Path) -> tuple[Bundle, Any]:
+        with h5py.File(path, "r") as file:
+            if METADATA_KEY not in file:
+                raise BundleError(f"{path}: not a chatbot model bundle (no {METADATA_KEY} metadata)")
+            metadata = json.loads(file[METADATA_KEY][()])
+            architecture = json.loads(file.attrs["model_config"])
+            _check_metadata(path, metadata, architecture)
+            weights = _read_weights(file["model_weights"])
+        return cls._from_metadata(path, metadata, architecture, weights), metadata["fingerprint"]
 
     @classmethod
     def _from_metadata(
         cls, path: Path, metadata: dict[str, Any], architecture: dict[str, Any], weights: Weights
     ) -> Bundle:
-        if metadata.get("format_version") != FORMAT_VERSION:
-            raise BundleError(
-                f"{path}: bundle format {metadata.get('format_version')!r} is not supported "
-                f"(this version reads {FORMAT_VERSION}); retrain with `chatbot train`"
-            )
         try:
             return cls(
                 architecture=architecture,
                 weights=weights,
-                vocabulary=Vocabulary(tuple(metadata["vocabulary"])),
-                labels=tuple(metadata["labels"]),
-                intents=tuple(_intent_from_metadata(item) for item in metadata["intents"]),
+                vocabulary=Vocabulary(tuple(_strings(metadata["vocabulary"], "vocabulary"))),
+                labels=tuple(_strings(metadata["labels"], "labels")),
+                intents=tuple(validate_intents({"intents": metadata["intents"]}, source="intents")),
                 config=ModelConfig.from_dict(metadata["config"]),
                 data_sha256=metadata["data_sha256"],
                 versions=metadata.get("versions", {}),
@@ -178,13 +191,35 @@ class Bundle:
                 created_at=metadata["created_at"],
             )
         except (KeyError, TypeError, ValueError) as exc:
-            raise BundleError(f"{path}: incomplete bundle metadata ({exc!r})") from exc
+            raise BundleError(f"{path}: invalid bundle metadata ({exc})") from exc
 
 
-def _intent_from_metadata(item: dict[str, Any]) -> Intent:
-    """Rebuild an intent from its JSON form, where tuples were written as lists."""
-    lists = {key: tuple(item[key]) for key in ("patterns", "responses", "quick_replies") if key in item}
-    return Intent(**{**item, **lists})
+def metadata_checksum(metadata: dict[str, Any], architecture: dict[str, Any]) -> str:
+    """Return the SHA-256 of the metadata (its checksum left out) and the architecture, canonically."""
+    covered = {key: value for key, value in metadata.items() if key != CHECKSUM_KEY}
+    canonical = json.dumps([covered, architecture], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _check_metadata(path: Path, metadata: Any, architecture: Any) -> None:
+    """Refuse metadata of another format, or whose checksum does not match what is stored."""
+    if not isinstance(metadata, dict):
+        raise BundleError(f"{path}: not a chatbot model bundle (its metadata is not an object)")
+    if metadata.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"{path}: bundle format {metadata.get('format_version')!r} is not supported "
+            f"(this version reads {FORMAT_VERSION}); retrain with `chatbot train`"
+        )
+    if metadata.get(CHECKSUM_KEY) != metadata_checksum(metadata, architecture):
+        raise BundleError(
+            f"{path}: metadata or architecture do not match their checksum; the file is corrupt"
+        )
+
+
+def _strings(values: Any, name: str) -> list[str]:
+    if not isinstance(values, list) or not all(isinstance(value, str) for value in values):
+        raise ValueError(f"{name} must be a list of strings")
+    return values
 
 
 def _read_weights(group: h5py.Group) -> Weights:
@@ -222,6 +257,8 @@ def _check_consistency(path: Path, bundle: Bundle, stored_fingerprint: str | Non
         raise BundleError(
             f"{path}: {len(bundle.labels)} labels but the output layer has {output_units} units"
         )
+    if len(set(bundle.labels)) != len(bundle.labels):
+        raise BundleError(f"{path}: a label appears twice: {sorted(bundle.labels)}")
     tags = {intent.tag for intent in bundle.intents}
     if missing := [label for label in bundle.labels if label not in tags]:
         raise BundleError(f"{path}: labels without an intent: {missing}")

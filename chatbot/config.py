@@ -6,6 +6,7 @@ The values used for training are written into the bundle, so serving reads the s
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,30 @@ DEFAULT_DATA_PATH = Path("data/intents.json")
 DEFAULT_MODEL_PATH = Path("models/chatbot_model.h5")
 LARGE_DATASET = 2000  # patterns from which ModelConfig.for_dataset picks the large model
 ENGINES = ("numpy", "keras")  # forward passes that serve a bundle; numpy needs no TensorFlow
+MAX_SEQUENCE_LENGTH = 1024  # tokens; a message is at most a few thousand characters
+# The bounds, both inclusive, of the fields that have them. A field not named here must only have its
+# annotated type, so a field added later is checked at once for its type.
+FIELD_RANGES: dict[str, tuple[float, float]] = {
+    "embedding_dim": (1, 4096),
+    "lstm_units": (1, 4096),
+    "dense_units": (0, 4096),
+    "spatial_dropout": (0.0, 0.99),
+    "dropout": (0.0, 0.99),
+    "word_dropout": (0.0, 0.99),
+    "label_smoothing": (0.0, 0.99),
+    "ensemble_size": (1, 64),
+    "max_length": (1, MAX_SEQUENCE_LENGTH),
+    "epochs": (1, 100_000),
+    "batch_size": (1, 1_000_000),
+    "learning_rate": (1e-9, 10.0),
+    "ema_momentum": (0.0, 0.9999),
+    "patience": (0, 100_000),
+    "fit_confidence": (0.0, 1.0),
+    "validation_split": (0.0, 0.9),
+    "min_patterns_for_validation": (1, 1_000_000),
+    "threshold": (0.0, 1.0),
+    "unknown_word_penalty": (0.0, 1.0),
+}
 
 
 @dataclass(frozen=True)
@@ -42,9 +67,20 @@ class ModelConfig:
     threshold: float = 0.5  # below this confidence the bot answers with the fallback
     unknown_word_penalty: float = 0.0  # confidence taken off per share of unknown words, for fallback
 
+    def __post_init__(self) -> None:
+        """Refuse a value of the wrong type or out of range, wherever the config comes from.
+
+        A bundle's config is read from a file: a threshold of "x" or a max_length of 10**9 must
+        stop the load, not turn every later request into an error or a huge allocation.
+        """
+        for field in dataclasses.fields(self):
+            check_field(field.name, field.type, getattr(self, field.name))
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
         """Build a config from a mapping, ignoring keys this version does not know."""
+        if not isinstance(values, dict):
+            raise ValueError(f"the model config must be an object, not {type(values).__name__}")
         known = {field.name for field in dataclasses.fields(cls)}
         return cls(**{key: value for key, value in values.items() if key in known})
 
@@ -84,3 +120,20 @@ class ModelConfig:
         return dataclasses.replace(
             self, **{key: value for key, value in overrides.items() if value is not None}
         )
+
+
+def check_field(name: str, annotation: str, value: Any) -> None:
+    """Raise ValueError unless ``value`` has the field's annotated type and lies in its range."""
+    if annotation == "bool":
+        valid = isinstance(value, bool)
+    elif annotation == "int":
+        valid = isinstance(value, int) and not isinstance(value, bool)
+    elif annotation == "float":
+        valid = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    else:
+        valid = True  # no field of another type yet
+    if not valid:
+        raise ValueError(f"config {name}={value!r} must be {annotation}")
+    low, high = FIELD_RANGES.get(name, (-math.inf, math.inf))
+    if annotation != "bool" and not low <= value <= high:
+        raise ValueError(f"config {name}={value!r} must be between {low} and {high}")

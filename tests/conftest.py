@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from app import create_app
-from chatbot.bundle import Bundle
+from chatbot.bundle import CHECKSUM_KEY, METADATA_KEY, Bundle, metadata_checksum
 from chatbot.config import ModelConfig
 from chatbot.data import Intent, validate_intents
 from chatbot.dialogue import Dialogue
@@ -272,6 +272,24 @@ def serve() -> Iterator:
 def write_json(path: Path, value: object) -> Path:
     """Write a JSON file and return its path."""
     path.write_text(json.dumps(value), encoding="utf-8")
+    return path
+
+
+def rewrite_metadata(path: Path, edit: Callable[[dict], object], architecture: dict | None = None) -> Path:
+    """Edit a saved bundle's metadata (and architecture) in place and sign it again, as a tool would.
+
+    The checksum then matches: what is left to catch a bad value is the validation at load.
+    """
+    import h5py
+
+    with h5py.File(path, "r+") as file:
+        metadata = json.loads(file[METADATA_KEY][()])
+        edit(metadata)
+        if architecture is not None:
+            file.attrs["model_config"] = json.dumps(architecture)
+        metadata[CHECKSUM_KEY] = metadata_checksum(metadata, json.loads(file.attrs["model_config"]))
+        del file[METADATA_KEY]
+        file.create_dataset(METADATA_KEY, data=json.dumps(metadata))
     return path
 
 

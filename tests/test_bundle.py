@@ -10,9 +10,10 @@ import h5py
 import numpy as np
 import pytest
 
-from chatbot.bundle import METADATA_KEY, Bundle
+from chatbot.bundle import FORMAT_VERSION, METADATA_KEY, Bundle
 from chatbot.errors import BundleError
 from chatbot.vocab import Vocabulary
+from tests.conftest import record_figures, rewrite_metadata
 
 
 def test_save_and_load_round_trip(tiny_bundle: Bundle, tmp_path: Path) -> None:
@@ -119,7 +120,11 @@ def test_mismatched_parts_are_refused(tiny_bundle: Bundle, tmp_path: Path, chang
 def test_newer_format_is_refused(tiny_bundle: Bundle, tmp_path: Path) -> None:
     path = tiny_bundle.save(tmp_path / "m.h5")
     with h5py.File(path, "r+") as file:
-        text = file[METADATA_KEY][()].decode().replace('"format_version": 1', '"format_version": 99')
+        text = (
+            file[METADATA_KEY][()]
+            .decode()
+            .replace(f'"format_version": {FORMAT_VERSION}', '"format_version": 99')
+        )
         del file[METADATA_KEY]
         file.create_dataset(METADATA_KEY, data=text)
     with pytest.raises(BundleError, match="format 99 is not supported"):
@@ -135,3 +140,72 @@ def test_fingerprint_depends_on_weights(tiny_bundle: Bundle) -> None:
 def test_saved_bundle_is_readable_by_other_users(tiny_bundle: Bundle, tmp_path: Path) -> None:
     path = tiny_bundle.save(tmp_path / "m.h5")
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m["config"].update(threshold="x"), "config threshold='x' must be float"),
+        (lambda m: m["config"].update(max_length=10**9), "config max_length=1000000000 must be between"),
+        (lambda m: m["config"].update(max_length=-1), "config max_length=-1 must be between"),
+        (lambda m: m["config"].update(max_length=1e9), "config max_length=1000000000.0 must be int"),
+        (lambda m: m["config"].update(bidirectional="yes"), "config bidirectional='yes' must be bool"),
+        (lambda m: m.update(config=[]), "the model config must be an object"),
+        (lambda m: m["intents"][0].update(responses=[]), '"responses" is empty'),
+        (lambda m: m["intents"][1].pop("responses"), '"responses" is missing'),
+        (lambda m: m["intents"][0].update(patterns="hi"), '"patterns" must be a list'),
+        (lambda m: m["intents"].append(m["intents"][0]), "duplicate tag"),
+        (lambda m: m.update(labels=[1, 2, 3, 4]), "labels must be a list of strings"),
+        (lambda m: m.update(labels=["greeting", "greeting", "order", "goodbye"]), "a label appears twice"),
+        (lambda m: m.pop("created_at"), "invalid bundle metadata"),
+    ],
+)
+def test_metadata_that_breaks_the_rules_of_training_data_is_refused(
+    tiny_bundle: Bundle, tmp_path: Path, edit, message: str
+) -> None:
+    path = rewrite_metadata(tiny_bundle.save(tmp_path / "m.h5"), edit)  # a valid checksum
+    with pytest.raises(BundleError) as error:
+        Bundle.load(path)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("architecture", [json.dumps({"config": 1}), "{not json", "[]"])
+def test_an_edited_architecture_is_refused(tiny_bundle: Bundle, tmp_path: Path, architecture: str) -> None:
+    path = tiny_bundle.save(tmp_path / "m.h5")
+    with h5py.File(path, "r+") as file:
+        file.attrs["model_config"] = architecture
+    with pytest.raises(BundleError, match=r"checksum|corrupt"):
+        Bundle.load(path)
+
+
+def test_edited_metadata_fails_its_checksum(tiny_bundle: Bundle, tmp_path: Path) -> None:
+    path = tiny_bundle.save(tmp_path / "m.h5")
+    with h5py.File(path, "r+") as file:
+        text = file[METADATA_KEY][()].decode().replace('"threshold": 0.5', '"threshold": 0.9')
+        del file[METADATA_KEY]
+        file.create_dataset(METADATA_KEY, data=text)
+    with pytest.raises(BundleError, match="do not match their checksum"):
+        Bundle.load(path)
+
+
+def test_every_flipped_byte_loads_the_same_model_or_raises_bundle_error(
+    tiny_bundle: Bundle, tmp_path: Path
+) -> None:
+    """Flip one byte at a time across the whole file: nothing but BundleError may come out."""
+    original = tiny_bundle.save(tmp_path / "m.h5").read_bytes()
+    damaged = tmp_path / "damaged.h5"
+    refused = places = 0
+    for offset in range(0, len(original), max(1, len(original) // 400)):  # about 400 places
+        places += 1
+        data = bytearray(original)
+        data[offset] ^= 0xFF
+        damaged.write_bytes(bytes(data))
+        try:
+            loaded = Bundle.load(damaged)
+        except BundleError:
+            refused += 1
+        else:
+            assert loaded.fingerprint == tiny_bundle.fingerprint
+            assert loaded.intents == tiny_bundle.intents and loaded.config == tiny_bundle.config
+    assert refused > 0
+    record_figures("byte_flips", {"places": places, "refused": refused, "loaded_same": places - refused})

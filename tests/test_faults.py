@@ -22,9 +22,9 @@ import h5py
 import pytest
 import requests
 
-from chatbot.bundle import METADATA_KEY, Bundle
+from chatbot.bundle import Bundle
 from chatbot.errors import BundleError
-from tests.conftest import ROOT, free_port, record_figures, wait_until, worker_pids
+from tests.conftest import ROOT, free_port, record_figures, rewrite_metadata, wait_until, worker_pids
 
 pytestmark = pytest.mark.slow
 
@@ -127,11 +127,19 @@ def flip_weight_bytes(path: Path) -> None:
 
 
 def drop_a_label(path: Path) -> None:
-    with h5py.File(path, "r+") as file:  # a bundle whose labels no longer match the output layer
-        metadata = json.loads(file[METADATA_KEY][()])
-        metadata["labels"] = metadata["labels"][:-1]
-        del file[METADATA_KEY]
-        file.create_dataset(METADATA_KEY, data=json.dumps(metadata))
+    """Make the labels no longer match the output layer, checksum and all."""
+    rewrite_metadata(path, lambda metadata: metadata["labels"].pop())
+
+
+def edit_architecture(path: Path) -> None:
+    """Replace the architecture with JSON of another shape, leaving the checksum stale."""
+    with h5py.File(path, "r+") as file:
+        file.attrs["model_config"] = json.dumps({"class_name": "Functional", "config": {}})
+
+
+def set_a_bad_threshold(path: Path) -> None:
+    """Store a threshold that is not a number, checksum and all."""
+    rewrite_metadata(path, lambda metadata: metadata["config"].update(threshold="x"))
 
 
 @pytest.mark.parametrize(
@@ -140,8 +148,10 @@ def drop_a_label(path: Path) -> None:
         (truncate, "corrupt or truncated model file"),
         (flip_weight_bytes, "weights do not match their fingerprint; the file is corrupt"),
         (drop_a_label, "labels but the output layer has"),
+        (edit_architecture, "metadata or architecture do not match their checksum"),
+        (set_a_bad_threshold, "invalid bundle metadata (config threshold='x' must be float)"),
     ],
-    ids=["truncated", "corrupt", "mismatched"],
+    ids=["truncated", "corrupt", "mismatched", "edited", "invalid"],
 )
 @pytest.mark.parametrize("command", ["gunicorn", "chatbot serve"])
 def test_a_bad_bundle_stops_the_start_with_one_clear_line(
@@ -154,7 +164,15 @@ def test_a_bad_bundle_stops_the_start_with_one_clear_line(
         "gunicorn": ["-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py")],
         "chatbot serve": ["-m", "chatbot", "serve", "--model", str(model)],
     }[command]
-    env = {**os.environ, "CHATBOT_MODEL": str(model), "PORT": str(free_port()), "HOST": "127.0.0.1"}
+    temporary = tmp_path / "tmp"  # where gunicorn.conf.py makes its metrics directory
+    temporary.mkdir()
+    env = {
+        **os.environ,
+        "CHATBOT_MODEL": str(model),
+        "PORT": str(free_port()),
+        "HOST": "127.0.0.1",
+        "TMPDIR": str(temporary),
+    }
     result = subprocess.run(
         [sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
@@ -162,6 +180,7 @@ def test_a_bad_bundle_stops_the_start_with_one_clear_line(
     assert "Traceback" not in result.stderr
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith(f"error: {model}: ") and message in last_line
+    assert list(temporary.glob("chatbot-metrics-*")) == []  # a failed start cleans up after itself
     record_figures(
         f"bad_bundle_{damage.__name__}_{command.replace(' ', '_')}",
         {

@@ -3,17 +3,19 @@ leaves the old model serving, and answers keep coming meanwhile."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import threading
 from pathlib import Path
 
+import h5py
 import pytest
 import requests
 
 from chatbot.bundle import Bundle
-from tests.conftest import Server, wait_until, worker_pids
+from tests.conftest import Server, record_figures, rewrite_metadata, wait_until, worker_pids
 
 pytestmark = pytest.mark.slow
 
@@ -98,3 +100,44 @@ def test_admin_reload_and_sighup_reach_every_worker(
     metrics = requests.get(f"{server.url}/metrics", timeout=10).text
     assert f'chatbot_model_info{{app_version="0.1.0",fingerprint="{tiny_bundle.fingerprint}"' in metrics
     assert "model reloaded: serving" in server.log_so_far()
+
+
+def test_a_bundle_that_loads_badly_is_refused_and_the_old_model_keeps_answering(
+    serve, tmp_path: Path, tiny_model_path: Path, tiny_bundle: Bundle
+) -> None:
+    """Findings 2 and 7 of issue 13: no bad file, whatever is wrong with it, stops the answers."""
+    model_path = Path(shutil.copy(tiny_model_path, tmp_path / "model.h5"))
+    server = serve(model_path, {"CHATBOT_ADMIN_TOKEN": TOKEN})
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+
+    def still_answering() -> None:
+        chat = server.post("/api/v1/chat", {"message": "hello"})
+        assert chat.status_code == 200 and chat.json()["intent"]["name"] == "greeting"
+        assert server.get("/readyz").json()["model"] == tiny_bundle.fingerprint
+
+    # Bundles that load but cannot answer: a setting or an intent that training data may not have.
+    edits = (
+        lambda metadata: metadata["config"].update(threshold="x"),
+        lambda metadata: metadata["config"].update(max_length=10**9),
+        lambda metadata: metadata["intents"][0].update(responses=[]),
+    )
+    for edit in edits:
+        rewrite_metadata(Path(shutil.copy(tiny_model_path, model_path)), edit)
+        response = requests.post(f"{server.url}/admin/reload", headers=auth, timeout=10)
+        assert response.status_code == 422 and response.json()["error"]["code"] == "invalid_model"
+        still_answering()
+
+    # A file h5py reads but whose parts are not what a bundle holds, reloaded with SIGHUP: the
+    # master survives, says why, and its fresh workers serve the old model.
+    shutil.copy(tiny_model_path, model_path)
+    with h5py.File(model_path, "r+") as file:
+        file.attrs["model_config"] = json.dumps({"class_name": "Functional", "config": {}})
+    before = worker_pids(server)
+    os.kill(server.process.pid, signal.SIGHUP)
+    wait_until(lambda: worker_pids(server) and not worker_pids(server) & before)
+    assert server.process.poll() is None
+    assert "model reload refused, still serving the old model" in server.log_so_far()
+    assert "Unhandled exception" not in server.log_so_far()
+    wait_until(lambda: server.get("/readyz").status_code == 200)
+    still_answering()
+    record_figures("bad_reload", {"refused_422": len(edits), "sighup_master_alive": True})
