@@ -16,6 +16,14 @@ from pathlib import Path
 # The forward pass multiplies small matrices: BLAS threads only add contention between workers.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
+# gevent's worker gives each connection a greenlet, not a thread: a client that sends part of a
+# request and stalls holds a few KB, not one of a handful of threads (256 stalled connections
+# froze the 4 threads of gthread; bench/slow_clients.py). The patch comes before the preloaded
+# app imports socket, ssl and threading, so every lock and socket the app makes cooperates.
+from gevent import monkey  # noqa: E402
+
+monkey.patch_all()
+
 _METRICS_OWNER = "_CHATBOT_METRICS_MASTER"  # the master pid that prepared the metrics directory
 
 
@@ -59,11 +67,11 @@ _prepare_metrics_dir(_settings["metrics_dir"])
 
 bind = f"{_settings['host']}:{_settings['port']}"
 workers = _settings["workers"]
-threads = _settings["threads"]  # threads > 1 selects the gthread worker: a slow client holds one thread
-worker_class = "gthread"
+worker_class = "gevent"
+worker_connections = _settings["worker_connections"]  # open connections per worker, stalled ones included
 timeout = _settings["timeout"]
 graceful_timeout = 20
-keepalive = 5
+keepalive = 5  # the gevent worker also drops a connection whose request line and headers take longer
 preload_app = True  # load the model once in the master; forked workers share its memory
 accesslog = "-"
 errorlog = "-"

@@ -52,7 +52,7 @@ def server_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         "host": environ.get("HOST", "0.0.0.0"),
         "port": _read(environ, "PORT", _positive_int, 5000),
         "workers": _read(environ, "WEB_CONCURRENCY", _positive_int, 1),
-        "threads": _read(environ, "CHATBOT_THREADS", _positive_int, 4),
+        "worker_connections": _read(environ, "CHATBOT_WORKER_CONNECTIONS", _positive_int, 1000),
         "timeout": _read(environ, "CHATBOT_WORKER_TIMEOUT", _positive_int, 30),
         "metrics_dir": environ.get("PROMETHEUS_MULTIPROC_DIR") or None,  # None: a temporary one
     }

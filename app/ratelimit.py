@@ -3,7 +3,8 @@
 The counts live in Redis when REDIS_URL is set, so every worker and replica shares one budget per
 client; otherwise each worker process counts on its own. A client over its limit gets a 429 in
 the usual JSON error shape, with ``Retry-After``. Health checks, metrics, the page and static files
-are never limited: a load balancer or Prometheus must not be locked out.
+are never limited: a load balancer or Prometheus must not be locked out. Requests that match no
+route (a made-up path or method) are limited like the API: nobody needs thousands of 404s.
 """
 
 from __future__ import annotations
@@ -31,14 +32,21 @@ def init_app(app: Flask) -> None:
         get_remote_address,
         app=app,
         application_limits=[limit],
-        application_limits_exempt_when=lambda: request.blueprint not in LIMITED_BLUEPRINTS,
+        application_limits_exempt_when=is_exempt,
         headers_enabled=True,  # X-RateLimit-* on limited answers, Retry-After on a 429
         storage_uri=storage_uri(app.config["REDIS_URL"]),
         storage_options=_storage_options(app.config["REDIS_URL"]),
         strategy="moving-window",  # no burst of twice the limit across a window boundary
         swallow_errors=True,  # Redis down: answer unlimited rather than fail, like the session store
         key_prefix="chatbot",
+        # flask-limiter skips a request without an endpoint; an unmatched one counts as "unmatched".
+        request_identifier=lambda: request.endpoint or "unmatched",
     )
+
+
+def is_exempt() -> bool:
+    """Say whether this request is left out of the limit: a route outside the API and admin."""
+    return request.url_rule is not None and request.blueprint not in LIMITED_BLUEPRINTS
 
 
 def storage_uri(redis_url: str | None) -> str:

@@ -223,11 +223,11 @@ class Server:
 
     def get(self, path: str, **kwargs) -> requests.Response:
         """GET a path of the server."""
-        return requests.get(f"{self.url}{path}", timeout=10, **kwargs)
+        return requests.get(f"{self.url}{path}", **{"timeout": 10, **kwargs})
 
     def post(self, path: str, payload: dict, **kwargs) -> requests.Response:
         """POST JSON to the server."""
-        return requests.post(f"{self.url}{path}", json=payload, timeout=10, **kwargs)
+        return requests.post(f"{self.url}{path}", json=payload, **{"timeout": 10, **kwargs})
 
 
 def worker_pids(server: Server) -> set[int]:

@@ -20,7 +20,7 @@ def test_defaults() -> None:
         "host": "0.0.0.0",
         "port": 5000,
         "workers": 1,
-        "threads": 4,
+        "worker_connections": 1000,
         "timeout": 30,
         "metrics_dir": None,
     }

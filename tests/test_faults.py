@@ -270,7 +270,7 @@ def test_a_full_disk_gives_a_clear_error_and_leaves_no_partial_file(
 
 
 def test_a_slow_upload_does_not_hold_up_other_requests(serve, tiny_model_path: Path) -> None:
-    server = serve(tiny_model_path)  # the default: 1 worker of 4 threads
+    server = serve(tiny_model_path)  # the default: 1 gevent worker
     body = json.dumps({"data": "hello there, slowly"}).encode()
     slow = socket.create_connection(("127.0.0.1", server.port), timeout=30)
     slow.sendall(
@@ -299,6 +299,49 @@ def test_a_slow_upload_does_not_hold_up_other_requests(serve, tiny_model_path: P
         {
             "upload_seconds": round(0.1 * len(body), 1),
             "other_requests": len(latencies),
+            "max_latency_ms": round(1000 * max(latencies), 1),
+        },
+    )
+
+
+STALLED_CONNECTIONS = 256
+# The ways a client can stall part way through a request: one byte, headers cut short, half a body.
+STALLS = (
+    b"P",
+    b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty",
+    b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    b'Content-Length: 40\r\n\r\n{"data": "hel',
+)
+
+
+def test_stalled_connections_leave_the_default_server_answering(serve, tiny_model_path: Path) -> None:
+    """Issue 13, finding 1: four stalled sockets froze the default server (bench/slow_clients.py
+    measures the rate of ordinary traffic meanwhile)."""
+    server = serve(tiny_model_path)  # the default: 1 worker
+    stalled = []
+    try:
+        for index in range(STALLED_CONNECTIONS):
+            connection = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            connection.sendall(STALLS[index % len(STALLS)])
+            stalled.append(connection)
+        latencies = []
+        for number in range(20):
+            started = time.monotonic()
+            if number % 2:
+                response = server.get("/healthz", timeout=5)
+            else:
+                response = server.post("/predict", {"data": f"hello number {number}"}, timeout=5)
+            latencies.append(time.monotonic() - started)
+            assert response.status_code == 200
+    finally:
+        for connection in stalled:
+            connection.close()
+    assert max(latencies) < 1.0
+    record_figures(
+        "stalled_connections",
+        {
+            "stalled": STALLED_CONNECTIONS,
+            "answered": len(latencies),
             "max_latency_ms": round(1000 * max(latencies), 1),
         },
     )

@@ -9,6 +9,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from chatbot.bundle import Bundle
+from tests.conftest import record_figures
 
 
 def scrape(text: str) -> dict[tuple[str, frozenset], float]:
@@ -84,3 +85,25 @@ def test_gunicorn_workers_add_up_and_a_new_start_counts_afresh(
         assert len(pids) == 2, "the requests should have reached both workers"
         server.stop()
     assert list((tmp_path / "metrics").glob("*.db"))  # the directory given is used, and kept
+
+
+@pytest.mark.slow
+def test_made_up_methods_and_paths_fold_into_fixed_label_values(serve, tiny_model_path: Path) -> None:
+    """Issue 13, finding 3: each made-up method was a new series that nothing ever freed."""
+    server = serve(tiny_model_path)
+    session = requests.Session()
+    session.request("M0X", f"{server.url}/made/up/0", timeout=10)
+    server.get("/metrics")
+    before = len(server.get("/metrics").content)  # every series the next requests may touch
+    for number in range(1, 500):
+        session.request(f"M{number}X", f"{server.url}/made/up/{number}", timeout=10)
+    exposition = server.get("/metrics").text
+    samples = scrape(exposition)
+    methods = {dict(labels)["method"] for name, labels in samples if name == "chatbot_http_requests_total"}
+    assert methods <= {"GET", "POST", "other"}
+    assert sum(count for (name, labels), count in samples.items() if ("method", "other") in labels) == 500
+    assert len(exposition) - before < 100  # larger counts, no new series
+    record_figures(
+        "metrics_labels",
+        {"requests": 500, "metrics_bytes_before": before, "metrics_bytes_after": len(exposition)},
+    )

@@ -86,6 +86,14 @@ def test_a_client_over_its_limit_gets_429_with_retry_after(dialogue) -> None:
     assert other.status_code == 200  # the limit is per client
 
 
+def test_requests_that_match_no_route_are_limited_too(dialogue) -> None:
+    client = limited_app(dialogue, "3/minute").test_client()
+    statuses = [client.open(f"/made/up/{number}", method="BREW").status_code for number in range(5)]
+    assert statuses == [404, 404, 404, 429, 429]
+    assert client.post("/predict", json={"data": "hi"}).status_code == 429  # one budget
+    assert client.get("/healthz").status_code == 200  # probes are never limited
+
+
 def test_forwarded_addresses_count_only_behind_a_trusted_proxy(dialogue) -> None:
     def statuses(app) -> list[int]:
         client = app.test_client()

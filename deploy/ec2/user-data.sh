@@ -26,7 +26,7 @@ if [ ! -f /etc/chatbot.env ]; then
     cat >/etc/chatbot.env <<'ENV'
 # One line per setting, NAME=value; then: docker restart chatbot
 WEB_CONCURRENCY=1
-CHATBOT_THREADS=4
+CHATBOT_WORKER_CONNECTIONS=1000
 ENV
 fi
 
