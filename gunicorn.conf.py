@@ -20,7 +20,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # request and stalls holds a few KB, not one of a handful of threads (256 stalled connections
 # froze the 4 threads of gthread; bench/slow_clients.py). The patch comes before the preloaded
 # app imports socket, ssl and threading, so every lock and socket the app makes cooperates.
-from gevent import monkey  # noqa: E402
+from gevent import monkey
 
 monkey.patch_all()
 
