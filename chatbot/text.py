@@ -23,6 +23,12 @@ _PLAIN = re.compile(r"[a-z0-9' ]*[?!]*\.*")
 _CLITIC = re.compile(r"([a-z0-9]+)('s|'m|'d|'ll|'re|'ve|n't)")  # "what's" -> "what", "'s"
 # ...and these words, which it splits in two ("cannot" -> "can", "not"). Anything else goes to NLTK.
 _SPLIT_WORDS = frozenset({"cannot", "gimme", "gonna", "gotta", "lemme", "wanna"})
+# Longer words, counted after NFKC (one U+3300 becomes 4-5 letters), are kept as they are: neither
+# stemmed nor cached. No language needs longer words, and with them the stem cache's entries, and so
+# a worker's memory, are bounded in bytes whatever the input (up to 4,000 characters a word took
+# 15.8 KB an entry, ~1 GB for a full cache).
+MAX_WORD_CHARS = 40
+STEM_CACHE_WORDS = 16384  # ~500 bytes an entry at most: ~8 MB a worker
 
 
 def normalize(text: str) -> str:
@@ -32,7 +38,11 @@ def normalize(text: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     """Split text into stemmed, lower-case word tokens, dropping punctuation."""
-    return [stem(token) for token in split_words(normalize(text)) if not _is_punctuation(token)]
+    return [
+        stem(token) if len(token) <= MAX_WORD_CHARS else token
+        for token in split_words(normalize(text))
+        if not _is_punctuation(token)
+    ]
 
 
 def split_words(text: str) -> list[str]:
@@ -57,7 +67,7 @@ def _split_plain(words: list[str]) -> list[str] | None:
     return tokens if _SPLIT_WORDS.isdisjoint(tokens) else None
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=STEM_CACHE_WORDS)
 def stem(token: str) -> str:
     """Stem one token; cached because the Lancaster stemmer is the slowest step per request."""
     return _stemmer.stem(token)

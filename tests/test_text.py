@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
+from pathlib import Path
 
 import pytest
+import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chatbot.text import normalize, stem, tokenize
+from tests.conftest import record_figures, wait_until, worker_pids
 
 
 @pytest.mark.parametrize(
@@ -161,3 +166,37 @@ def test_adversarial_text_takes_time_linear_in_its_length(unit: str) -> None:
     seconds_short, seconds_long = tokenize_seconds(short), tokenize_seconds(long)
     assert seconds_long <= SECONDS_BASE + SECONDS_PER_CHAR * len(long)
     assert seconds_long <= 30 * seconds_short + 0.01  # ten times the text: about ten times the time
+
+
+def rss_bytes(pid: int) -> int:
+    """Return a process's resident set size."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^VmRSS:\s+(\d+) kB$", status, re.MULTILINE).group(1)) * 1024
+
+
+@pytest.mark.slow
+def test_long_words_leave_a_workers_memory_bounded(serve, tiny_model_path: Path) -> None:
+    """Issue 13, finding 4: the stem cache kept words of up to 4,000 characters, +99 MB a worker."""
+    server = serve(tiny_model_path)
+    (worker,) = wait_until(lambda: worker_pids(server))
+    headers = {"Content-Type": "application/json"}
+
+    def send(batch: int) -> None:
+        # 15 new words of 1,000 four-byte characters that NFKC keeps as they are: a 60 KB body.
+        texts = [chr(0x20000 + batch * 15 + i) + "\U00021000" * 999 for i in range(15)]
+        body = json.dumps({"texts": texts}, ensure_ascii=False).encode()
+        assert (
+            requests.post(f"{server.url}/api/v1/parse", data=body, headers=headers, timeout=10).status_code
+            == 200
+        )
+
+    for batch in range(5):  # warm up: the allocator's arenas, the first answers
+        send(batch)
+    before = rss_bytes(worker)
+    for batch in range(5, 205):
+        send(batch)
+    growth = rss_bytes(worker) - before
+    assert growth < 8 * 2**20
+    record_figures(
+        "long_words", {"requests": 200, "words": 200 * 15, "rss_growth_mib": round(growth / 2**20, 1)}
+    )
