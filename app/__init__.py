@@ -30,9 +30,10 @@ def create_app(test_config: Mapping[str, Any] | None = None, dialogue: Dialogue 
         raise ValueError("debug mode is never allowed: the server answers every error as JSON")
     if dialogue is None:
         dialogue = load_configured_dialogue(app)
-    bot = Bot(
-        dialogue=dialogue, sessions=build_session_store(app.config["REDIS_URL"], app.config["SESSION_TTL"])
+    sessions = build_session_store(
+        app.config["REDIS_URL"], app.config["SESSION_TTL"], app.config["SESSION_MEMORY_BYTES"]
     )
+    bot = Bot(dialogue=dialogue, sessions=sessions)
     app.extensions["chatbot"] = bot
     metrics.init_app(app, bot)  # first: its timer starts before any other hook can answer
     errors.init_app(app)

@@ -17,6 +17,7 @@ from chatbot.config import DEFAULT_MODEL_PATH, ENGINES
 T = TypeVar("T")
 MIN_TOKEN_CHARS = 16
 DEFAULT_RATE_LIMIT = "60/minute"
+DEFAULT_SESSION_MEMORY_BYTES = 64 * 2**20  # in-memory sessions per worker: fits the 512 Mi of deploy/k8s
 # A CSP frame-ancestors source: a keyword, a scheme, or a host with optional scheme, wildcard and port.
 _FRAME_SOURCE = re.compile(
     r"'self'|'none'|\*|[a-z][a-z0-9+.-]*:|([a-z][a-z0-9+.-]*://)?(\*\.)?[a-z0-9.-]+(:(\d+|\*))?"
@@ -34,6 +35,10 @@ def app_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": _read(environ, "CHATBOT_MAX_BODY_BYTES", _positive_int, 64 * 1024),
         "SESSION_TTL": _read(environ, "CHATBOT_SESSION_TTL", _positive_int, 30 * 60),
         "REDIS_URL": _read(environ, "REDIS_URL", _redis_url, None),  # None: sessions in memory
+        # Bytes of in-memory sessions per worker; the least recently used go first beyond it.
+        "SESSION_MEMORY_BYTES": _read(
+            environ, "CHATBOT_SESSION_MEMORY_BYTES", _positive_int, DEFAULT_SESSION_MEMORY_BYTES
+        ),
         # None: /admin/reload is disabled.
         "ADMIN_TOKEN": _read(environ, "CHATBOT_ADMIN_TOKEN", _token, None, secret=True),
         "METRICS_DIR": environ.get("PROMETHEUS_MULTIPROC_DIR") or None,  # set: multiprocess metrics

@@ -10,6 +10,7 @@ from urllib.parse import unquote
 from flask import current_app, request
 
 from app.errors import ApiError
+from chatbot.text import normalize
 
 JSON_TYPES = {"application/json", "text/plain"}  # text/plain: what the original clients send
 FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
@@ -64,6 +65,27 @@ def field(payload: dict[str, Any], name: str) -> Any:
 
 def message_text(value: Any, name: str) -> str:
     """Check that a message is a non-empty string within the length limit."""
+    return _checked_message(value, name)[0]
+
+
+def message_texts(value: Any, name: str, max_texts: int, max_chars: int) -> list[str]:
+    """Check a batch: 1 to ``max_texts`` messages, ``max_chars`` characters after NFKC in all."""
+    if not isinstance(value, list) or not 1 <= len(value) <= max_texts:
+        raise ApiError(422, "invalid_field", f'"{name}" must be an array of 1 to {max_texts} strings')
+    checked = [_checked_message(text, f"{name}[{i}]") for i, text in enumerate(value)]
+    total = sum(length for _, length in checked)
+    if total > max_chars:
+        raise ApiError(
+            413,
+            "batch_too_large",
+            f'"{name}" has {total} characters in all once normalised (NFKC); the limit is {max_chars}: '
+            "send fewer or shorter texts per request",
+        )
+    return [text for text, _ in checked]
+
+
+def _checked_message(value: Any, name: str) -> tuple[str, int]:
+    """Return the message and its length once normalised, the work it costs; raise ApiError."""
     if not isinstance(value, str):
         raise ApiError(422, "invalid_field", f'"{name}" must be a string, not {json_type(value)}')
     if not value.strip():
@@ -71,7 +93,16 @@ def message_text(value: Any, name: str) -> str:
     limit = current_app.config["MAX_MESSAGE_CHARS"]
     if len(value) > limit:
         raise ApiError(422, "message_too_long", f'"{name}" has {len(value)} characters; the limit is {limit}')
-    return value
+    # NFKC turns one character into up to 18 (U+FDFA): the limit holds after it too, or a short
+    # message could cost the work of a long one.
+    length = len(normalize(value))
+    if length > limit:
+        raise ApiError(
+            422,
+            "message_too_long",
+            f'"{name}" has {length} characters once normalised (NFKC); the limit is {limit}',
+        )
+    return value, length
 
 
 def session_id(value: Any) -> str:

@@ -14,7 +14,7 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app.sessions import REDIS_TIMEOUT  # a slow Redis must not slow every answer
+from app.shared_redis import shared_redis
 
 LIMITED_BLUEPRINTS = frozenset({"api", "admin"})
 
@@ -28,14 +28,16 @@ def init_app(app: Flask) -> None:
     limit = app.config["RATE_LIMIT"]
     if limit is None:
         return
+    redis_url = app.config["REDIS_URL"]
     Limiter(
         get_remote_address,
         app=app,
         application_limits=[limit],
-        application_limits_exempt_when=is_exempt,
+        application_limits_exempt_when=lambda: is_exempt(redis_url),
         headers_enabled=True,  # X-RateLimit-* on limited answers, Retry-After on a 429
         storage_uri=storage_uri(app.config["REDIS_URL"]),
-        storage_options=_storage_options(app.config["REDIS_URL"]),
+        # The session store's pool: one breaker keeps both away from a Redis that does not answer.
+        storage_options={} if redis_url is None else {"connection_pool": shared_redis(redis_url).pool},
         strategy="moving-window",  # no burst of twice the limit across a window boundary
         swallow_errors=True,  # Redis down: answer unlimited rather than fail, like the session store
         key_prefix="chatbot",
@@ -44,9 +46,12 @@ def init_app(app: Flask) -> None:
     )
 
 
-def is_exempt() -> bool:
-    """Say whether this request is left out of the limit: a route outside the API and admin."""
-    return request.url_rule is not None and request.blueprint not in LIMITED_BLUEPRINTS
+def is_exempt(redis_url: str | None) -> bool:
+    """Say whether this request is left out of the limit: a route outside the API and admin, or
+    any request while Redis is down (as when the limiter's call fails, but without the wait)."""
+    if request.url_rule is not None and request.blueprint not in LIMITED_BLUEPRINTS:
+        return True
+    return redis_url is not None and shared_redis(redis_url).breaker.waiting()
 
 
 def storage_uri(redis_url: str | None) -> str:
@@ -56,9 +61,3 @@ def storage_uri(redis_url: str | None) -> str:
     if redis_url.startswith("unix://"):
         return "redis+unix://" + redis_url.removeprefix("unix://")
     return redis_url
-
-
-def _storage_options(redis_url: str | None) -> dict[str, float]:
-    if redis_url is None:
-        return {}
-    return {"socket_timeout": REDIS_TIMEOUT, "socket_connect_timeout": REDIS_TIMEOUT}

@@ -3,11 +3,17 @@
 Two stores share the interface: ``MemorySessionStore`` keeps sessions in one process, the right
 default for one machine; ``RedisSessionStore`` keeps them in Redis, so every worker and every
 replica behind a load balancer sees the same conversation. ``build_session_store`` picks one from
-the settings. When Redis cannot be reached, the bot answers without context rather than failing.
+the settings. When Redis cannot be reached, the bot answers without context rather than failing;
+app/shared_redis.py's breaker then keeps calls away from it for a while.
+
+Both stores keep each session within MAX_SESSION_BYTES (its oldest turns go first), and the memory
+store keeps all of them within a byte budget (its least recently used sessions go first), so a
+worker's memory is bounded in bytes whatever clients send.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
@@ -18,14 +24,17 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
+
+from app.config import DEFAULT_SESSION_MEMORY_BYTES
+from app.shared_redis import SharedRedis, shared_redis
 
 log = logging.getLogger(__name__)
 
 MAX_TURNS = 5  # turns kept per session: enough to see how a conversation went, bounded in memory
-REDIS_TIMEOUT = 0.25  # seconds; a slow Redis must not make every answer slow
-REDIS_RETRY_AFTER = 1.0  # seconds without calling Redis after a failure: no storm while it is down
+MAX_SESSION_BYTES = 16 * 1024  # one session's encoded state; its oldest turns go first beyond it
+# What Python's objects around one stored state take beyond its JSON: the dict entry, the id, the
+# state, its turns and their strings' headers (measured: ~1.3 KB for 5 short turns).
+SESSION_OVERHEAD_BYTES = 2048
 KEY_PREFIX = "chatbot:session:"
 
 
@@ -49,8 +58,16 @@ class SessionState:
         """Return the state once the turn is answered and the conversation is in ``context``."""
         return SessionState(context, (*self.turns, turn)[-MAX_TURNS:])
 
+    def encoded_within(self, max_bytes: int) -> tuple[SessionState, str]:
+        """Return the state with its oldest turns dropped until its JSON fits, and that JSON."""
+        state, encoded = self, self.to_json()
+        while len(encoded) > max_bytes and state.turns:  # ASCII JSON: one byte a character
+            state = dataclasses.replace(state, turns=state.turns[1:])
+            encoded = state.to_json()
+        return state, encoded
+
     def to_json(self) -> str:
-        """Encode the state for a shared store."""
+        """Encode the state for a shared store (ASCII: \\u escapes for the rest)."""
         return json.dumps({"context": self.context, "turns": [vars(turn) for turn in self.turns]})
 
     @classmethod
@@ -83,29 +100,32 @@ class SessionStore(Protocol):
         ...
 
 
-def build_session_store(redis_url: str | None, ttl: int) -> SessionStore:
+def build_session_store(
+    redis_url: str | None, ttl: int, memory_budget: int = DEFAULT_SESSION_MEMORY_BYTES
+) -> SessionStore:
     """Return the Redis store when a URL is set, else the in-memory one."""
     if redis_url is None:
-        return MemorySessionStore(ttl)
-    client = redis.Redis.from_url(
-        redis_url,
-        socket_timeout=REDIS_TIMEOUT,
-        socket_connect_timeout=REDIS_TIMEOUT,
-        retry=Retry(NoBackoff(), 1),  # one retry on a fresh connection: a restarted Redis is no outage
-    )
-    return RedisSessionStore(client, ttl)
+        return MemorySessionStore(ttl, memory_budget=memory_budget)
+    return RedisSessionStore(shared_redis(redis_url), ttl)
 
 
 class MemorySessionStore:
     """Sessions in this process's memory, expiring after ``ttl`` seconds without a message."""
 
     def __init__(
-        self, ttl: float, max_sessions: int = 100_000, clock: Callable[[], float] = time.monotonic
+        self,
+        ttl: float,
+        max_sessions: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+        memory_budget: int = DEFAULT_SESSION_MEMORY_BYTES,
     ) -> None:
         self.ttl = ttl
-        self.max_sessions = max_sessions  # the oldest sessions go first beyond this bound
+        self.max_sessions = max_sessions  # the oldest sessions go first beyond this bound...
+        self.memory_budget = memory_budget  # ...or beyond this many bytes
         self.clock = clock
-        self._sessions: OrderedDict[str, tuple[float, SessionState]] = OrderedDict()
+        self.bytes_used = 0
+        # session id -> (expiry, state, its cost in bytes), least recently saved first
+        self._sessions: OrderedDict[str, tuple[float, SessionState, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, session_id: str) -> SessionState:
@@ -114,24 +134,32 @@ class MemorySessionStore:
             entry = self._sessions.get(session_id)
             if entry is None:
                 return SessionState()
-            expires_at, state = entry
+            expires_at, state, _ = entry
             if expires_at <= self.clock():
-                del self._sessions[session_id]
+                self._remove(session_id)
                 return SessionState()
             return state
 
     def save(self, session_id: str, state: SessionState) -> None:
         """Store the session's state and restart its time to live."""
+        state, encoded = state.encoded_within(MAX_SESSION_BYTES)
+        cost = len(encoded) + len(session_id) + SESSION_OVERHEAD_BYTES
         with self._lock:
-            self._sessions[session_id] = (self.clock() + self.ttl, state)
-            self._sessions.move_to_end(session_id)
-            while len(self._sessions) > self.max_sessions:
-                self._sessions.popitem(last=False)
+            self._remove(session_id)
+            self._sessions[session_id] = (self.clock() + self.ttl, state, cost)
+            self.bytes_used += cost
+            while len(self._sessions) > self.max_sessions or self.bytes_used > self.memory_budget:
+                self._remove(next(iter(self._sessions)))
 
     def clear(self, session_id: str) -> None:
         """Forget the session."""
         with self._lock:
-            self._sessions.pop(session_id, None)
+            self._remove(session_id)
+
+    def _remove(self, session_id: str) -> None:
+        entry = self._sessions.pop(session_id, None)
+        if entry is not None:
+            self.bytes_used -= entry[2]
 
     def status(self) -> dict[str, Any]:
         """Describe the store: memory is always available."""
@@ -141,26 +169,14 @@ class MemorySessionStore:
 class RedisSessionStore:
     """Sessions in Redis, shared by every process that uses the same server; keys expire after ``ttl``.
 
-    Every Redis error is caught: the bot then answers without context. The first failure logs one
-    warning and starts an outage; during it, Redis is tried again at most once per
-    ``retry_after`` seconds, so a dead server costs one short timeout per second, not one per
-    request. The first success after an outage logs that context works again.
+    Every Redis error is caught: the bot then answers without context. The shared breaker
+    (app/shared_redis.py) logs the outage once and keeps calls away from Redis for a while.
     """
 
-    def __init__(
-        self,
-        client: redis.Redis,
-        ttl: int,
-        retry_after: float = REDIS_RETRY_AFTER,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.client = client
+    def __init__(self, shared: SharedRedis, ttl: int) -> None:
+        self.client = shared.client
+        self.breaker = shared.breaker
         self.ttl = ttl
-        self.retry_after = retry_after
-        self.clock = clock
-        self._down = False
-        self._next_try = 0.0
-        self._lock = threading.Lock()
 
     def get(self, session_id: str) -> SessionState:
         """Return the session's state, or a fresh one if unknown, expired, unreadable or unreachable."""
@@ -175,40 +191,20 @@ class RedisSessionStore:
 
     def save(self, session_id: str, state: SessionState) -> None:
         """Store the session's state and restart its time to live (skipped while Redis is down)."""
-        self._call(lambda: self.client.set(KEY_PREFIX + session_id, state.to_json(), ex=self.ttl))
+        _, encoded = state.encoded_within(MAX_SESSION_BYTES)
+        self._call(lambda: self.client.set(KEY_PREFIX + session_id, encoded, ex=self.ttl))
 
     def clear(self, session_id: str) -> None:
         """Forget the session."""
         self._call(lambda: self.client.delete(KEY_PREFIX + session_id))
 
     def status(self) -> dict[str, Any]:
-        """Describe the store, asking Redis unless an outage is waiting for its next try."""
+        """Describe the store, asking Redis unless the breaker holds calls back."""
         return {"store": "redis", "available": self._call(self.client.ping) is not None}
 
     def _call(self, command: Callable[[], Any]) -> Any:
         """Run a Redis command; return None instead of raising when Redis is down."""
-        if self._down and self.clock() < self._next_try:
-            return None
         try:
-            result = command()
-        except redis.RedisError as exc:
-            self._mark_down(exc)
+            return command()
+        except redis.RedisError:  # the breaker has logged the outage
             return None
-        if self._down:
-            self._mark_up()
-        return result
-
-    def _mark_down(self, error: redis.RedisError) -> None:
-        with self._lock:
-            self._next_try = self.clock() + self.retry_after
-            if self._down:
-                return
-            self._down = True
-        log.warning("session store unavailable (%s): answering without conversation context", error)
-
-    def _mark_up(self) -> None:
-        with self._lock:
-            if not self._down:
-                return
-            self._down = False
-        log.info("session store available again: conversation context is back")

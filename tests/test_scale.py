@@ -13,8 +13,8 @@ from tests.conftest import Nginx, RedisServer, Server, free_port, wait_until
 
 pytestmark = pytest.mark.slow
 
-OUTAGE = "session store unavailable"
-RECOVERY = "session store available again"
+OUTAGE = "Redis unavailable"
+RECOVERY = "Redis available again"
 
 
 def chat(url: str, session_id: str, message: str) -> dict:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import signal
+import statistics
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import redis
 
 from app.sessions import (
     KEY_PREFIX,
+    MAX_SESSION_BYTES,
     MAX_TURNS,
     MemorySessionStore,
     RedisSessionStore,
@@ -19,7 +22,7 @@ from app.sessions import (
     Turn,
     build_session_store,
 )
-from tests.conftest import RedisServer, free_port, wait_until
+from tests.conftest import RedisServer, free_port, record_figures, wait_until
 
 
 class Clock:
@@ -54,6 +57,36 @@ def test_sessions_expire_after_ttl_without_messages() -> None:
     assert store.get("a").context == "ctx"
     clock.now += 2
     assert store.get("a").context is None
+
+
+def big_state(number: int) -> SessionState:
+    """Return a state of MAX_TURNS turns of 1,000 four-byte characters, new strings each time."""
+    turns = tuple(
+        Turn(f"{number} {turn} " + "\U0001f600" * 1000, f"answer {number}", "greeting")
+        for turn in range(MAX_TURNS)
+    )
+    return SessionState(f"context {number}", turns)
+
+
+def test_memory_store_keeps_its_sessions_within_a_byte_budget() -> None:
+    """Issue 13, finding 5: 100k sessions of 5 long turns would take ~1.8 GB; now a budget holds."""
+    budget = 4 * 2**20
+    store = MemorySessionStore(ttl=60, memory_budget=budget)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for number in range(1500):  # ~90 MB of states offered
+            store.save(f"session-{number}", big_state(number))
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert store.bytes_used <= budget
+    assert held <= 1.25 * budget  # the accounting covers what Python really holds
+    assert store.get("session-1499").context == "context 1499"  # the newest stay...
+    assert store.get("session-0") == SessionState()  # ...the oldest went first
+    state = store.get("session-1499")
+    assert len(state.to_json()) <= MAX_SESSION_BYTES and state.turns[-1].message.startswith("1499 4 ")
+    record_figures("session_budget", {"offered_mib": 90, "budget_mib": 4, "held_mib": round(held / 2**20, 1)})
 
 
 def test_oldest_sessions_are_dropped_past_the_bound() -> None:
@@ -100,7 +133,8 @@ def redis_server(tmp_path: Path, processes) -> RedisServer:
 
 
 def store_messages(caplog: pytest.LogCaptureFixture, level: int = logging.WARNING) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == "app.sessions" and r.levelno >= level]
+    names = {"app.sessions", "app.shared_redis"}
+    return [r.getMessage() for r in caplog.records if r.name in names and r.levelno >= level]
 
 
 @pytest.mark.slow
@@ -135,7 +169,7 @@ def test_an_unreadable_redis_value_starts_afresh(redis_server: RedisServer, capl
 @pytest.mark.slow
 def test_redis_down_at_start_answers_fresh_states_with_one_warning(caplog) -> None:
     store = build_session_store(f"redis://127.0.0.1:{free_port()}/0", 60)  # nothing listens there
-    store.retry_after = 0.0  # every call tries Redis again: still one warning for the outage
+    store.breaker.retry_after = 0.0  # every call tries Redis again: still one warning for the outage
     started = time.monotonic()
     for _ in range(20):
         store.save("a", SessionState("ctx"))
@@ -143,15 +177,15 @@ def test_redis_down_at_start_answers_fresh_states_with_one_warning(caplog) -> No
     assert time.monotonic() - started < 2.0
     assert store.status() == {"store": "redis", "available": False}
     assert len(store_messages(caplog)) == 1
-    assert "session store unavailable" in store_messages(caplog)[0]
+    assert "Redis unavailable" in store_messages(caplog)[0]
 
 
 @pytest.mark.slow
 def test_redis_outage_backs_off_and_recovers(redis_server: RedisServer, caplog) -> None:
-    caplog.set_level(logging.INFO, logger="app.sessions")
+    caplog.set_level(logging.INFO, logger="app.shared_redis")
     clock = Clock()
     store = build_session_store(redis_server.url, 60)
-    store.clock = clock
+    store.breaker.clock = clock
     store.save("a", SessionState("ctx"))
     redis_server.stop(signal.SIGKILL)
     assert store.get("a") == SessionState()  # the failed call starts the outage
@@ -159,13 +193,13 @@ def test_redis_outage_backs_off_and_recovers(redis_server: RedisServer, caplog) 
     store.save("a", SessionState("ctx"))  # within the back-off: not even tried
     assert store.get("a") == SessionState()
     assert store.status()["available"] is False
-    clock.now += store.retry_after
+    clock.now += store.breaker.retry_after
     store.save("a", SessionState("ctx"))
     assert store.get("a").context == "ctx"
     assert store.status()["available"] is True
     assert [message.split(" (")[0] for message in store_messages(caplog, logging.INFO)] == [
-        "session store unavailable",
-        "session store available again: conversation context is back",
+        "Redis unavailable",
+        "Redis available again: conversation context and rate limits are back",
     ]
 
 
@@ -186,3 +220,53 @@ def test_a_hung_redis_costs_one_short_timeout_per_back_off(redis_server: RedisSe
         redis_server.process.send_signal(signal.SIGCONT)
     assert first < 1.0  # two tries (one retry) of REDIS_TIMEOUT each, at most
     assert rest < 0.1  # within the back-off Redis is not called
+
+
+@pytest.mark.slow
+def test_what_goes_to_redis_is_bounded_per_session(redis_server: RedisServer) -> None:
+    store = build_session_store(redis_server.url, 60)
+    store.save("a", big_state(1))
+    stored = redis.Redis.from_url(redis_server.url).get(KEY_PREFIX + "a")
+    assert len(stored) <= MAX_SESSION_BYTES
+    assert store.get("a").turns[-1].message.startswith("1 4 ")  # the newest turn is kept
+
+
+@pytest.mark.slow
+def test_a_paused_redis_costs_requests_a_few_ms_not_its_timeout(
+    redis_server: RedisServer, serve, tiny_model_path: Path
+) -> None:
+    """Issue 13, finding 6: with Redis paused, the rate limiter waited its timeout on every request."""
+    server = serve(tiny_model_path, {"REDIS_URL": redis_server.url, "CHATBOT_RATE_LIMIT": "100000/minute"})
+
+    def latencies(count: int) -> list[float]:
+        measured = []
+        for number in range(count):
+            started = time.monotonic()
+            if number % 2:
+                response = server.post("/predict", {"data": f"hello {number}"})
+            else:
+                response = server.post("/api/v1/chat", {"message": f"hello {number}", "session_id": "s"})
+            measured.append(time.monotonic() - started)
+            assert response.status_code == 200
+        return measured
+
+    normal = latencies(20)
+    redis_server.process.send_signal(signal.SIGSTOP)  # accepts connections, answers nothing
+    try:
+        started = time.monotonic()
+        paused = latencies(40)
+        elapsed = time.monotonic() - started
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+    slow = [latency for latency in paused if latency > 0.2]  # a try of Redis: its timeout
+    assert statistics.median(paused) < statistics.median(normal) + 0.02
+    assert len(slow) <= 1 + elapsed / 1.0  # at most one try per back-off second
+    record_figures(
+        "redis_paused",
+        {
+            "requests": len(paused),
+            "normal_median_ms": round(1000 * statistics.median(normal), 1),
+            "paused_median_ms": round(1000 * statistics.median(paused), 1),
+            "slow_requests": len(slow),
+        },
+    )
