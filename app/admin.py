@@ -10,7 +10,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from app.bot import current_bot
 from app.errors import ApiError, error_response
-from app.reload import reload_model
+from app.reload import conversations_after_reload, reload_model
 from chatbot.errors import BundleError
 
 log = logging.getLogger(__name__)
@@ -35,17 +35,19 @@ def reload() -> tuple[Response, int]:
     """Load the bundle at CHATBOT_MODEL again; 422 and the old model keeps serving when it is bad."""
     bot = current_bot()
     old = bot.dialogue.engine.bundle.fingerprint
+    restarts_workers = bot.restart_workers is not None
     try:
-        bundle = reload_model(current_app).engine.bundle
+        bundle = reload_model(current_app, restarts_workers).engine.bundle
     except BundleError as exc:  # its messages name the file and the fault, for the operator
         log.warning("model reload refused, still serving model %s: %s", old, exc)
         message = without_directories(str(exc), current_app.config["MODEL_PATH"])
         raise ApiError(422, "invalid_model", f"{message}; still serving model {old}") from exc
     model = {"fingerprint": bundle.fingerprint, "previous": old, "trained_at": bundle.created_at}
-    if bot.restart_workers is None:
-        return jsonify(status="reloaded", model=model), 200
+    conversations = conversations_after_reload(current_app, restarts_workers)
+    if not restarts_workers:
+        return jsonify(status="reloaded", model=model, conversations=conversations), 200
     bot.restart_workers()  # this worker already serves it; the others are replaced by fresh ones
-    return jsonify(status="restarting_workers", model=model), 202
+    return jsonify(status="restarting_workers", model=model, conversations=conversations), 202
 
 
 def is_authorized(header: str, token: str) -> bool:

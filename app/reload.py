@@ -11,6 +11,7 @@ one in service, and any failure leaves the old model answering.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask
 
@@ -25,11 +26,39 @@ def load_configured_dialogue(app: Flask) -> Dialogue:
     return load_dialogue(config["MODEL_PATH"], config["THRESHOLD"], config["ENGINE"])
 
 
-def reload_model(app: Flask) -> Dialogue:
-    """Load the configured bundle and serve it in this process; on BundleError the old one stays."""
+def reload_model(app: Flask, restarts_workers: bool = True) -> Dialogue:
+    """Load the configured bundle and serve it in this process; on BundleError the old one stays.
+
+    ``restarts_workers``: the reload goes on by forking fresh workers (always, from SIGHUP).
+    """
     bot = app.extensions["chatbot"]
     old = bot.dialogue.engine.bundle.fingerprint
     dialogue = load_configured_dialogue(app)
     bot.dialogue = dialogue
-    log.info("model reloaded: serving %s (was %s)", dialogue.engine.bundle.fingerprint, old)
+    log.info(
+        "model reloaded: serving %s (was %s); %s",
+        dialogue.engine.bundle.fingerprint,
+        old,
+        conversations_after_reload(app, restarts_workers)["reason"],
+    )
     return dialogue
+
+
+def conversations_after_reload(app: Flask, restarts_workers: bool) -> dict[str, Any]:
+    """Say whether conversations keep their context across a reload, and why.
+
+    In-memory sessions live in the worker processes, and under gunicorn a reload replaces them
+    all (the preloaded model can only reach workers by forking new ones): their conversations
+    start afresh. Handing sessions from old workers to new ones would need a store outside the
+    workers, which is what REDIS_URL is.
+    """
+    store = app.extensions["chatbot"].sessions.status()["store"]
+    if store != "memory":
+        return {"kept": True, "reason": f"conversations are kept: they live in {store}"}
+    if not restarts_workers:
+        return {"kept": True, "reason": "conversations are kept: this process serves the new model"}
+    return {
+        "kept": False,
+        "reason": "in-memory conversations start afresh: the workers that held them are replaced "
+        "(set REDIS_URL to keep them across reloads)",
+    }

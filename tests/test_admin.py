@@ -72,6 +72,10 @@ def test_reload_serves_the_new_bundle(admin_client, model_path: Path, tiny_bundl
             "previous": tiny_bundle.fingerprint,
             "trained_at": retrained_bundle.created_at,
         },
+        "conversations": {
+            "kept": True,
+            "reason": "conversations are kept: this process serves the new model",
+        },
     }
     assert served(admin_client) == retrained_bundle.fingerprint
     assert "chatbot_model_info{" in admin_client.get("/metrics").get_data(as_text=True)

@@ -141,3 +141,44 @@ def test_a_bundle_that_loads_badly_is_refused_and_the_old_model_keeps_answering(
     wait_until(lambda: server.get("/readyz").status_code == 200)
     still_answering()
     record_figures("bad_reload", {"refused_422": len(edits), "sighup_master_alive": True})
+
+
+def test_a_reload_says_whether_conversations_keep_their_context(
+    serve, tmp_path: Path, tiny_model_path: Path, retrained_bundle: Bundle
+) -> None:
+    """Issue 13, finding 9: a reload silently lost in-memory conversations; now it says so and why."""
+    model_path = Path(shutil.copy(tiny_model_path, tmp_path / "model.h5"))
+    server = serve(model_path, {"CHATBOT_ADMIN_TOKEN": TOKEN})  # sessions in memory
+
+    def asks_for_order_number(session: str) -> bool:
+        return (
+            server.post("/api/v1/chat", {"message": "where is my order", "session_id": session}).json()[
+                "context"
+            ]
+            == "order_number"
+        )
+
+    def takes_order_number(session: str) -> bool:
+        reply = server.post("/api/v1/chat", {"message": "the number is 42", "session_id": session}).json()
+        return reply["intent"]["name"] == "order_number" and not reply["fallback"]
+
+    assert asks_for_order_number("before") and takes_order_number("before")
+    assert asks_for_order_number("across")
+    retrained_bundle.save(model_path)
+    before = worker_pids(server)
+    response = requests.post(
+        f"{server.url}/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
+    )
+    assert response.status_code == 202
+    conversations = response.json()["conversations"]
+    assert conversations["kept"] is False and "REDIS_URL" in conversations["reason"]
+    wait_until(lambda: all_workers_serve_one(server, retrained_bundle.fingerprint, before))
+    assert not takes_order_number("across")  # as the response said
+    assert "in-memory conversations start afresh" in server.log_so_far()
+    record_figures("reload_conversations", {"store": "memory", "kept": conversations["kept"]})
+
+
+def all_workers_serve_one(server: Server, fingerprint: str, not_before: set[int]) -> bool:
+    """Say whether the one worker is a new one and serves the model."""
+    workers = worker_pids(server)
+    return bool(workers) and not workers & not_before and server.get("/readyz").json()["model"] == fingerprint
