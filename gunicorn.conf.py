@@ -107,12 +107,23 @@ def on_reload(server) -> None:
 
 
 def post_fork(server, worker) -> None:
-    """Let POST /admin/reload in this worker reach every worker, through a SIGHUP to the master."""
+    """Let POST /admin/reload in this worker reach every worker, through a SIGHUP to the master;
+    give the requests gunicorn refuses itself (400, 431...) the app's JSON errors and headers."""
+    from gunicorn import util
+
+    from app.errors import raw_error_response
+
     server.app.wsgi().extensions["chatbot"].restart_workers = partial(os.kill, server.pid, signal.SIGHUP)
+    util.write_error = lambda sock, status, reason, message: util.write_nonblock(
+        sock, raw_error_response(status, reason, message)
+    )
 
 
 def child_exit(server, worker) -> None:
-    """Drop the live gauges of a worker that is gone (its counters still count)."""
+    """Drop the live gauges of a worker that is gone, and fold its counters into the archive."""
     from prometheus_client import multiprocess
 
+    from app.metrics import archive_dead_process
+
     multiprocess.mark_process_dead(worker.pid)
+    archive_dead_process(os.environ["PROMETHEUS_MULTIPROC_DIR"], worker.pid)

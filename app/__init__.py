@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask
 
-from app import admin, api, cors, errors, health, metrics, openapi, pages, ratelimit, security
+from app import admin, api, cors, errors, health, metrics, openapi, pages, payload, ratelimit, security
 from app.bot import Bot
 from app.config import app_settings
 from app.reload import load_configured_dialogue
@@ -23,6 +23,10 @@ EXIT_BAD_SETUP = 2  # as the CLI's: a bad model or setting, which the operator m
 def create_app(test_config: Mapping[str, Any] | None = None, dialogue: Dialogue | None = None) -> Flask:
     """Build the app; the model is loaded here, once per process, and a bad one stops the start."""
     app = Flask(__name__)
+    # Routing never redirects (/static//x, /healthz/): a redirect is built from the Host header,
+    # which the client chooses, and would send a browser to any site.
+    app.url_map.merge_slashes = False
+    app.url_map.strict_slashes = False
     app.config.from_mapping(app_settings(os.environ))
     if test_config:
         app.config.update(test_config)
@@ -37,6 +41,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, dialogue: Dialogue 
     app.extensions["chatbot"] = bot
     metrics.init_app(app, bot)  # first: its timer starts before any other hook can answer
     errors.init_app(app)
+    payload.init_app(app)
     security.init_app(app)
     cors.init_app(app)
     ratelimit.init_app(app)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException, InternalServerError
+
+from app.security import SECURITY_HEADERS
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +24,21 @@ class ApiError(Exception):
 def error_response(status: int, code: str, message: str) -> tuple[Response, int]:
     """Build the JSON error body."""
     return jsonify(error={"code": code, "message": message}), status
+
+
+def raw_error_response(status: int, reason: str, message: str) -> bytes:
+    """Return a whole HTTP response with the JSON error body and the security headers.
+
+    For what the server refuses before the app sees it (a bad request line, headers too large),
+    where gunicorn would write an HTML page without our headers.
+    """
+    code = reason.lower().replace(" ", "_")
+    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    headers = {"Connection": "close", "Content-Type": "application/json", **SECURITY_HEADERS}
+    head = f"HTTP/1.1 {status} {reason}\r\n" + "".join(
+        f"{name}: {value}\r\n" for name, value in headers.items()
+    )
+    return (head + f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1") + body
 
 
 def init_app(app: Flask) -> None:

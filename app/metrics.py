@@ -8,13 +8,17 @@ process) the values live in this app's own registry.
 
 from __future__ import annotations
 
+import os
+import shutil
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import prometheus_client
 from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
@@ -95,6 +99,32 @@ class Metrics:
         MultiProcessCollector(registry, path=self.multiprocess_dir)
         registry.register(self.model_info)
         return prometheus_client.generate_latest(registry)
+
+
+def archive_dead_process(directory: str, pid: int) -> None:
+    """Add a dead worker's counters and histograms to one archive file per kind, and remove its own.
+
+    prometheus_client keeps each worker's values in files named by its pid, and a counter must not
+    go down when a worker goes: without this, every reload left two more files behind (57 after
+    30 SIGHUPs), each read by every scrape. The archive is built aside and renamed into place, so
+    a scrape sees the dead worker's values once, not twice (it reads only ``*.db``).
+    """
+    for kind in ("counter", "histogram"):
+        dead = Path(directory) / f"{kind}_{pid}.db"
+        if not dead.exists():
+            continue
+        archive = Path(directory) / f"{kind}_archive.db"
+        building = archive.with_suffix(".building")
+        if archive.exists():
+            shutil.copyfile(archive, building)
+        merged = MmapedDict(str(building))
+        try:
+            for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(str(dead)):
+                merged.write_value(key, merged.read_value(key)[0] + value, timestamp)
+        finally:
+            merged.close()
+        os.replace(building, archive)
+        dead.unlink()
 
 
 def init_app(app: Flask, bot: Bot) -> None:

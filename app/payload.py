@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from typing import Any
 from urllib.parse import unquote
 
-from flask import current_app, request
+from flask import Flask, current_app, request
 
 from app.errors import ApiError
 from chatbot.text import normalize
@@ -15,6 +16,35 @@ from chatbot.text import normalize
 JSON_TYPES = {"application/json", "text/plain"}  # text/plain: what the original clients send
 FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
 SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def init_app(app: Flask) -> None:
+    """Read chunked bodies whole before any view parses them."""
+    app.before_request(buffer_chunked_body)
+
+
+def buffer_chunked_body() -> None:
+    """Read a chunked body into memory (at most the body limit) and give it a Content-Length.
+
+    Without a length werkzeug cuts a body at MAX_CONTENT_LENGTH instead of refusing it (a cut
+    JSON then read as "invalid JSON"), and a malformed chunk raises the server's own parse error
+    from deep inside a view. Read here, both get their status: 413 and 400.
+    """
+    environ = request.environ
+    if "chunked" not in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    try:
+        body = environ["wsgi.input"].read(limit + 1)
+    # The WSGI server's reader raises its own classes for a malformed chunk (gunicorn's
+    # InvalidChunkSize is no OSError): whatever it raises, the client sent a broken body.
+    except Exception as exc:
+        raise ApiError(400, "invalid_body", "the chunked request body is malformed") from exc
+    if len(body) > limit:
+        raise ApiError(413, "request_entity_too_large", f"the body is larger than the limit of {limit} bytes")
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ.pop("HTTP_TRANSFER_ENCODING")
 
 
 def read_json_object(accepted_types: frozenset[str] | set[str] = JSON_TYPES) -> dict[str, Any]:
@@ -36,8 +66,12 @@ def read_json_object(accepted_types: frozenset[str] | set[str] = JSON_TYPES) -> 
             "invalid_json",
             f"the body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}",
         ) from exc
-    except (ValueError, RecursionError) as exc:  # undecodable bytes, or nesting too deep to parse
-        raise ApiError(400, "invalid_json", "the body is not valid UTF-8 JSON") from exc
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "invalid_json", "the body is not valid UTF-8") from exc
+    except RecursionError as exc:
+        raise ApiError(400, "invalid_json", "the JSON is nested too deeply") from exc
+    except ValueError as exc:  # Python refuses to convert integers of more than 4,300 digits
+        raise ApiError(400, "invalid_json", "a number in the body has too many digits") from exc
     if not isinstance(value, dict):
         raise ApiError(400, "invalid_json", f"the body must be a JSON object, not {json_type(value)}")
     return value

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from chatbot.bundle import Bundle
-from tests.conftest import record_figures
+from tests.conftest import record_figures, wait_until, worker_pids
 
 
 def scrape(text: str) -> dict[tuple[str, frozenset], float]:
@@ -107,3 +109,32 @@ def test_made_up_methods_and_paths_fold_into_fixed_label_values(serve, tiny_mode
         "metrics_labels",
         {"requests": 500, "metrics_bytes_before": before, "metrics_bytes_after": len(exposition)},
     )
+
+
+@pytest.mark.slow
+def test_reloads_leave_no_metrics_files_behind_and_lose_no_counts(
+    serve, tiny_model_path: Path, tmp_path: Path
+) -> None:
+    """Issue 13, finding 10: 30 SIGHUPs left 57 files, all read by every scrape."""
+    directory = tmp_path / "metrics"
+    server = serve(tiny_model_path, {"PROMETHEUS_MULTIPROC_DIR": str(directory)})
+    reloads = 8
+    for _ in range(reloads):
+        assert server.post("/predict", {"data": "hello"}).status_code == 200
+        before = worker_pids(server)
+        os.kill(server.process.pid, signal.SIGHUP)
+        wait_until(lambda before=before: worker_pids(server) and not worker_pids(server) & before)
+        wait_until(lambda: server.get("/healthz").status_code == 200)
+
+    def files() -> list[str]:
+        return sorted(path.name for path in directory.glob("*.db"))
+
+    # The live worker's two files, the two archives and the master's (its unlabelled counter), once
+    # the master has reaped the last worker.
+    wait_until(lambda: len(files()) <= 5, timeout=5)
+    samples = scrape(server.get("/metrics").text)
+    assert (
+        value(samples, "chatbot_http_requests_total", endpoint="/predict", method="POST", status="200")
+        == reloads
+    )
+    record_figures("metrics_files", {"reloads": reloads, "files": len(files())})

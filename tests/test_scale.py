@@ -3,13 +3,14 @@ redis-server, all on 127.0.0.1. Context crosses instances, and a Redis outage on
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import Nginx, RedisServer, Server, free_port, wait_until
+from tests.conftest import ROOT, Nginx, RedisServer, Server, free_port, record_figures, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -102,3 +103,35 @@ def test_redis_down_at_start_the_server_answers_without_context(serve, tiny_mode
     assert not takes_order_number(server.url, "nowhere")
     assert readiness(server.url)["sessions"] == {"store": "redis", "available": False}
     assert server.log_so_far().count(OUTAGE) == 1
+
+
+def test_the_compose_nginx_keeps_admin_and_metrics_off_the_public_address(
+    serve, tiny_model_path: Path, tmp_path: Path, processes
+) -> None:
+    """Issue 13, finding 10: deploy/compose/nginx.conf routed /admin/ and /metrics publicly."""
+    server = serve(tiny_model_path, {"CHATBOT_ADMIN_TOKEN": "compose-nginx-token-0123456789"})
+    nginx = Nginx(tmp_path / "nginx", [server.url])
+    compose_server = (ROOT / "deploy" / "compose" / "nginx.conf").read_text(encoding="utf-8")
+    compose_server = compose_server.replace("listen 80;", f"listen 127.0.0.1:{nginx.port};")
+    compose_server = re.sub(r"server app:5000[^;]*;", f"server 127.0.0.1:{server.port};", compose_server)
+    config = nginx.config.read_text()
+    nginx.config.write_text(config[: config.index("    upstream chatbot")] + compose_server + "}\n")
+    processes.append(nginx)
+    nginx.start()
+    blocked = [
+        "/admin/reload",
+        "/admin",
+        "/%61dmin/reload",
+        "//admin/reload",
+        "/metrics",
+        "/metrics/",
+        "//metrics",
+    ]
+    for path in blocked:
+        for method in ("GET", "POST"):
+            response = requests.request(method, f"{nginx.url}{path}", timeout=10)
+            assert response.status_code == 404, (method, path)
+            assert b"chatbot_" not in response.content
+    assert requests.get(f"{nginx.url}/healthz", timeout=10).status_code == 200
+    assert server.get("/metrics").status_code == 200  # the replica's own address still serves them
+    record_figures("compose_nginx", {"blocked_paths": len(blocked), "methods": 2})

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -11,7 +13,7 @@ import pytest
 import requests
 
 from chatbot.data import load_intents
-from tests.conftest import DEFAULT_INTENTS, ROOT, free_port
+from tests.conftest import DEFAULT_INTENTS, ROOT, free_port, record_figures
 
 pytestmark = pytest.mark.slow
 
@@ -120,3 +122,66 @@ def test_server_refuses_to_start_with_a_bad_model(tmp_path) -> None:
     )
     assert result.returncode != 0
     assert "corrupt or truncated model file" in result.stderr
+
+
+def raw_exchange(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes and return the answer's status, headers (lower-case names) and body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        # A server that answers before reading a whole oversized body may reset the connection
+        # after its answer: what came before the reset is the answer.
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := connection.recv(65536):
+                answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    return int(status_line.split()[1]), headers, body
+
+
+CHUNKED = b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+
+
+def chunked(body: bytes) -> bytes:
+    return CHUNKED + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+
+
+MALFORMED = [  # the request, the status and error code it must get
+    (CHUNKED + b"0x10\r\n" + b"a" * 16 + b"\r\n0\r\n\r\n", 400, "invalid_body"),  # a bad chunk size
+    (CHUNKED + b"5\r\nhello\r\nzz\r\n", 400, "invalid_body"),
+    (chunked(b'{"data": "' + b"a" * 70_000 + b'"}'), 413, "request_entity_too_large"),
+    (chunked(b'{"data": "hello"}'), 200, None),
+    (b"GET /static//x HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n", 404, "not_found"),
+    (b"GET /healthz/ HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n", 200, None),
+    (b"GET / HTTP/1.1 junk\r\n\r\n", 400, "bad_request"),  # refused by gunicorn itself
+    (b"GET / HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 9000 + b"\r\nConnection: close\r\n\r\n", 431, None),
+    (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5011\r\n"
+        b'Connection: close\r\n\r\n{"data": ' + b"1" * 5000 + b"}\r\n",
+        400,
+        "invalid_json",
+    ),
+]
+
+
+def test_malformed_requests_get_one_json_error_with_the_security_headers(serve, tiny_model_path) -> None:
+    """Issue 13, finding 10: 500s with 40 log lines, a cut body read as JSON, a redirect to the
+    Host header's site, gunicorn's HTML pages without our headers, a number "not UTF-8"."""
+    server = serve(tiny_model_path)
+    for request_bytes, status, code in MALFORMED:
+        log_lines = len(server.log_so_far().splitlines())
+        answer_status, headers, body = raw_exchange(server.port, request_bytes)
+        assert answer_status == status, request_bytes[:60]
+        assert "location" not in headers
+        assert headers["content-type"].startswith(("application/json", "text/plain"))
+        assert headers["x-content-type-options"] == "nosniff"
+        assert headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+        if code is not None:
+            assert json.loads(body)["error"]["code"] == code
+        if code == "invalid_json":
+            assert json.loads(body)["error"]["message"] == "a number in the body has too many digits"
+        time.sleep(0.1)
+        new_lines = server.log_so_far().splitlines()[log_lines:]
+        assert len(new_lines) <= 2 and "Traceback" not in "\n".join(new_lines)  # an access line at most
+    record_figures("malformed_requests", {"requests": len(MALFORMED), "log_lines_each_at_most": 2})
