@@ -77,6 +77,8 @@ def bad_bundle_rows() -> list[Row]:
         ("truncate", "truncated"),
         ("flip_weight_bytes", "corrupt"),
         ("drop_a_label", "mismatched"),
+        ("edit_architecture", "tampered (stale checksum)"),
+        ("set_a_bad_threshold", 'signed but invalid (threshold "x")'),
     ):
         for command in ("gunicorn", "chatbot_serve"):
             f = read(f"bad_bundle_{damage}_{command}")
@@ -116,7 +118,7 @@ def slow_client_rows(f: dict[str, Any]) -> list[Row]:
     return [
         (
             "A slow client",
-            f"one upload at 1 byte per 0.1 s ({f['upload_seconds']} s), 1 worker of 4 threads",
+            f"one upload at 1 byte per 0.1 s ({f['upload_seconds']} s), 1 gevent worker",
             f"{f['other_requests']} other requests answered meanwhile, the slowest in {f['max_latency_ms']} ms",
             FAULTS,
         )
@@ -135,6 +137,149 @@ def rate_limit_rows(f: dict[str, Any]) -> list[Row]:
     ]
 
 
+def row(what: str, load: str, outcome: str, command: str) -> Callable[[dict[str, Any]], list[Row]]:
+    """Return a renderer of one row whose cells are filled in from the figures."""
+    return lambda f: [(what, load.format(**f), outcome.format(**f), command)]
+
+
+SERVER = "make test (tests/test_server.py)"
+HARDENING: list[tuple[str, str, Callable[[dict[str, Any]], list[Row]]]] = [
+    (
+        "stalled_connections",
+        "Stalled connections",
+        row(
+            "Stalled connections",
+            "{stalled} sockets each send part of a request and stall; default server (1 gevent worker)",
+            "{answered} requests (/healthz, /predict) answered meanwhile, the slowest in {max_latency_ms} ms",
+            FAULTS,
+        ),
+    ),
+    (
+        "slow_clients",
+        "Ordinary traffic under stalled connections",
+        row(
+            "Ordinary traffic under stalled connections",
+            "wrk, never-repeating /predict, with and without {stalled} stalled sockets, {workers} worker",
+            "{rate_ratio} of the normal rate ({attacked_requests_per_s:.0f} / {normal_requests_per_s:.0f} req/s, "
+            "target >= 0.5); /healthz at most {healthz_max_ms} ms (target <= 1000)",
+            "python -m bench.slow_clients",
+        ),
+    ),
+    (
+        "byte_flips",
+        "One byte flipped across a bundle",
+        row(
+            "One byte flipped across a bundle",
+            "{places} files, each with one byte flipped at its own place",
+            "{refused} refused with one BundleError, {loaded_same} loaded the same model, no other error",
+            "make test (tests/test_bundle.py)",
+        ),
+    ),
+    (
+        "bad_reload",
+        "Bundles that load but cannot answer, reloaded",
+        row(
+            "Bundles that load but cannot answer, reloaded",
+            'threshold "x", max_length 10^9, an intent without responses (checksums valid); '
+            "an edited architecture on SIGHUP",
+            "{refused_422} refused with 422; the master lives on; the old model answers throughout",
+            "make test (tests/test_reload.py)",
+        ),
+    ),
+    (
+        "metrics_labels",
+        "Made-up methods and paths",
+        row(
+            "Made-up methods and paths",
+            "{requests} requests, each with its own method and path",
+            "/metrics {metrics_bytes_before:,} -> {metrics_bytes_after:,} bytes: every label from a fixed set",
+            "make test (tests/test_metrics.py)",
+        ),
+    ),
+    (
+        "long_words",
+        "Long words",
+        row(
+            "Long words",
+            "{requests} batches of 15 new words of 1,000 four-byte characters",
+            "worker RSS +{rss_growth_mib} MiB (the stem cache keeps words of 40 characters at most)",
+            "make test (tests/test_text.py)",
+        ),
+    ),
+    (
+        "session_budget",
+        "In-memory sessions",
+        row(
+            "In-memory sessions",
+            "{sessions:,} sessions of 5 turns of 1,000 four-byte characters ({offered_mib} MiB), budget {budget_mib} MiB",
+            "{held_mib} MiB held (tracemalloc), the oldest sessions evicted first",
+            "make test (tests/test_sessions.py)",
+        ),
+    ),
+    (
+        "redis_paused",
+        "Redis paused (SIGSTOP)",
+        row(
+            "Redis paused (SIGSTOP)",
+            "{requests} requests (chat, /predict), sessions and rate limit in Redis",
+            "median {paused_median_ms} ms (before: {normal_median_ms} ms); {slow_requests} waited for "
+            "Redis' timeout (one try per second)",
+            "make test (tests/test_sessions.py)",
+        ),
+    ),
+    (
+        "worst_request",
+        "The costliest request allowed",
+        row(
+            "The costliest request allowed",
+            "a batch of {batch_chars:,} normalised characters of the tokenizer's costliest text",
+            "{worst_ms} ms (a chat: {chat_ms} ms, same run); one text more: 413",
+            "make test (tests/test_api.py)",
+        ),
+    ),
+    (
+        "reload_conversations",
+        "Conversations across a reload",
+        row(
+            "Conversations across a reload",
+            "POST /admin/reload with sessions in {store}",
+            'the response says "kept": false and why (set REDIS_URL); the next message has no context, as said',
+            "make test (tests/test_reload.py)",
+        ),
+    ),
+    (
+        "malformed_requests",
+        "Malformed requests",
+        row(
+            "Malformed requests",
+            "{requests} kinds: bad chunk size, chunked body over the limit, /static//x with a foreign Host, "
+            "a bad request line, 9 KB of headers, a 5,000-digit number",
+            "each one JSON error with the security headers, no redirect, at most {log_lines_each_at_most} log lines",
+            SERVER,
+        ),
+    ),
+    (
+        "compose_nginx",
+        "Operator endpoints through the compose nginx",
+        row(
+            "Operator endpoints through the compose nginx",
+            "{blocked_paths} spellings of /admin and /metrics, GET and POST",
+            "404 from nginx every time; the replica's own address still serves /metrics",
+            "make test (tests/test_scale.py)",
+        ),
+    ),
+    (
+        "metrics_files",
+        "Metrics files across reloads",
+        row(
+            "Metrics files across reloads",
+            "{reloads} SIGHUPs",
+            "{files} metrics files in all (was 2 more per reload), no count lost",
+            "make test (tests/test_metrics.py)",
+        ),
+    ),
+]
+
 SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("fuzz", "Fuzzing", fuzz_rows),
     ("load", "Load", load_rows),
@@ -143,6 +288,7 @@ SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("disk_full", "A full disk while saving", disk_full_rows),
     ("slow_client", "A slow client", slow_client_rows),
     ("rate_limit", "Rate limit shared through Redis", rate_limit_rows),
+    *HARDENING,
 ]
 
 

@@ -8,7 +8,8 @@ It starts gunicorn with the repository's settings (the default ``make run``: 1 w
 ordinary traffic with wrk (never-repeating /predict messages) for ``--duration`` seconds, then opens
 ``--stalled`` connections that each send part of a request and stall (one byte; headers cut short;
 headers and half a body), and measures /healthz and the same traffic again while they are held.
-The figures are printed beside their targets and written to bench/results/slow_clients.json.
+The figures are printed beside their targets and written to bench/results/reliability/slow_clients.json
+(``make reliability-report`` puts them into docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from bench.throughput import (
     write_words,
 )
 
-RESULTS_PATH = REPO / "bench" / "results" / "slow_clients.json"
+RESULTS_PATH = REPO / "bench" / "results" / "reliability" / "slow_clients.json"  # docs/reliability.md
 HEALTHZ_TARGET_S = 1.0
 RATE_TARGET = 0.5  # ordinary traffic under attack, as a share of its rate without it
 # The ways a client can stall part way through a request.

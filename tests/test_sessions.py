@@ -72,11 +72,14 @@ def test_memory_store_keeps_its_sessions_within_a_byte_budget() -> None:
     """Issue 13, finding 5: 100k sessions of 5 long turns would take ~1.8 GB; now a budget holds."""
     budget = 4 * 2**20
     store = MemorySessionStore(ttl=60, memory_budget=budget)
+    offered = 0
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        for number in range(1500):  # ~90 MB of states offered
-            store.save(f"session-{number}", big_state(number))
+        for number in range(1500):
+            state = big_state(number)
+            offered += sum(4 * len(turn.message) for turn in state.turns)  # four bytes a character
+            store.save(f"session-{number}", state)
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
@@ -86,7 +89,15 @@ def test_memory_store_keeps_its_sessions_within_a_byte_budget() -> None:
     assert store.get("session-0") == SessionState()  # ...the oldest went first
     state = store.get("session-1499")
     assert len(state.to_json()) <= MAX_SESSION_BYTES and state.turns[-1].message.startswith("1499 4 ")
-    record_figures("session_budget", {"offered_mib": 90, "budget_mib": 4, "held_mib": round(held / 2**20, 1)})
+    record_figures(
+        "session_budget",
+        {
+            "sessions": 1500,
+            "offered_mib": round(offered / 2**20),
+            "budget_mib": budget // 2**20,
+            "held_mib": round(held / 2**20, 1),
+        },
+    )
 
 
 def test_oldest_sessions_are_dropped_past_the_bound() -> None:
