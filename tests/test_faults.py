@@ -22,6 +22,7 @@ import h5py
 import pytest
 import requests
 
+from bench.slow_clients import STALLS  # one byte; headers cut short; headers and half a body
 from chatbot.bundle import Bundle
 from chatbot.errors import BundleError
 from tests.conftest import ROOT, free_port, record_figures, rewrite_metadata, wait_until, worker_pids
@@ -305,13 +306,6 @@ def test_a_slow_upload_does_not_hold_up_other_requests(serve, tiny_model_path: P
 
 
 STALLED_CONNECTIONS = 256
-# The ways a client can stall part way through a request: one byte, headers cut short, half a body.
-STALLS = (
-    b"P",
-    b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty",
-    b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-    b'Content-Length: 40\r\n\r\n{"data": "hel',
-)
 
 
 def test_stalled_connections_leave_the_default_server_answering(serve, tiny_model_path: Path) -> None:
