@@ -1,7 +1,8 @@
 """Save and load a trained model bundle: one ``.h5`` file holding everything serving needs.
 
 The file is a Keras HDF5 model (``keras.models.load_model`` opens it) with one extra dataset,
-``chatbot_bundle``: JSON with the vocabulary, labels, intents, config, data hash and versions.
+``chatbot_bundle``: JSON with the vocabulary, labels, intents, config, data hash and versions, and
+one extra group, ``chatbot_ngrams``: the n-gram model's features, idf, weights and biases.
 This module alone knows that layout; it reads and writes it with h5py, never with Keras.
 
 ``Bundle.load`` is the one place that reads a file, and every way it can be wrong (truncated,
@@ -30,11 +31,14 @@ import numpy as np
 from chatbot.config import ModelConfig
 from chatbot.data import Intent, validate_intents
 from chatbot.errors import BundleError, IntentsError
+from chatbot.ngrams import NgramModel
 from chatbot.vocab import Vocabulary
 
 FORMAT_VERSION = 2  # 2: the metadata carries a checksum of itself and the architecture
 METADATA_KEY = "chatbot_bundle"
 CHECKSUM_KEY = "checksum"
+NGRAMS_KEY = "chatbot_ngrams"
+NGRAM_ARRAYS = ("idf", "coef", "intercept")
 Weights = dict[str, dict[str, np.ndarray]]  # layer name -> weight name -> values, in Keras order
 
 
@@ -53,6 +57,7 @@ class Bundle:
     metrics: dict[str, float] = field(default_factory=dict)
     history: dict[str, list[float]] = field(default_factory=dict)  # per-epoch training curves
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    ngram_model: NgramModel | None = None  # the wide half; None in bundles of the LSTM alone
 
     @cached_property
     def fingerprint(self) -> str:
@@ -68,6 +73,11 @@ class Bundle:
                 digest.update(np.ascontiguousarray(values).tobytes())
         digest.update("\n".join(self.vocabulary.tokens).encode())
         digest.update("\n".join(self.labels).encode())
+        if self.ngram_model is not None:
+            digest.update(f"{self.ngram_model.word_features}\n".encode())  # read too: covered too
+            digest.update("\n".join(self.ngram_model.features).encode())
+            for name in NGRAM_ARRAYS:
+                digest.update(np.ascontiguousarray(getattr(self.ngram_model, name)).tobytes())
         return digest.hexdigest()[:16]
 
     def layers(self) -> list[dict[str, Any]]:
@@ -125,6 +135,14 @@ class Bundle:
         metadata = self._metadata()
         metadata[CHECKSUM_KEY] = metadata_checksum(metadata, self.architecture)
         file.create_dataset(METADATA_KEY, data=json.dumps(metadata, ensure_ascii=False))
+        if self.ngram_model is not None:
+            ngrams = file.create_group(NGRAMS_KEY)
+            ngrams.attrs["word_features"] = self.ngram_model.word_features
+            ngrams.create_dataset(
+                "features", data=np.array(self.ngram_model.features, dtype=h5py.string_dtype())
+            )
+            for name in NGRAM_ARRAYS:
+                ngrams.create_dataset(name, data=getattr(self.ngram_model, name))
 
     def _metadata(self) -> dict[str, Any]:
         return {
@@ -170,11 +188,18 @@ class Bundle:
             architecture = json.loads(file.attrs["model_config"])
             _check_metadata(path, metadata, architecture)
             weights = _read_weights(file["model_weights"])
-        return cls._from_metadata(path, metadata, architecture, weights), metadata["fingerprint"]
+            ngram_model = _read_ngram_model(file[NGRAMS_KEY]) if NGRAMS_KEY in file else None
+        bundle = cls._from_metadata(path, metadata, architecture, weights, ngram_model)
+        return bundle, metadata["fingerprint"]
 
     @classmethod
     def _from_metadata(
-        cls, path: Path, metadata: dict[str, Any], architecture: dict[str, Any], weights: Weights
+        cls,
+        path: Path,
+        metadata: dict[str, Any],
+        architecture: dict[str, Any],
+        weights: Weights,
+        ngram_model: NgramModel | None,
     ) -> Bundle:
         try:
             return cls(
@@ -189,6 +214,7 @@ class Bundle:
                 metrics=metadata.get("metrics", {}),
                 history=metadata.get("history", {}),
                 created_at=metadata["created_at"],
+                ngram_model=ngram_model,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{path}: invalid bundle metadata ({exc})") from exc
@@ -232,6 +258,15 @@ def _read_weights(group: h5py.Group) -> Weights:
     return weights
 
 
+def _read_ngram_model(group: h5py.Group) -> NgramModel:
+    arrays = {name: np.asarray(group[name], dtype=np.float32) for name in NGRAM_ARRAYS}
+    return NgramModel(
+        features=tuple(group["features"].asstr()[()].tolist()),
+        word_features=int(group.attrs["word_features"]),
+        **arrays,
+    )
+
+
 def _names(values: Any) -> list[str]:
     return [value.decode() if isinstance(value, bytes) else str(value) for value in values]
 
@@ -259,6 +294,13 @@ def _check_consistency(path: Path, bundle: Bundle, stored_fingerprint: str | Non
         )
     if len(set(bundle.labels)) != len(bundle.labels):
         raise BundleError(f"{path}: a label appears twice: {sorted(bundle.labels)}")
+    if (ngrams := bundle.ngram_model) is not None and (
+        ngrams.coef.shape != (len(ngrams.features), len(bundle.labels))
+        or ngrams.idf.shape != (len(ngrams.features),)
+        or ngrams.intercept.shape != (len(bundle.labels),)
+        or not 0 <= ngrams.word_features <= len(ngrams.features)
+    ):
+        raise BundleError(f"{path}: the n-gram model's shapes do not match its features and labels")
     tags = {intent.tag for intent in bundle.intents}
     if missing := [label for label in bundle.labels if label not in tags]:
         raise BundleError(f"{path}: labels without an intent: {missing}")

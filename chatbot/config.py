@@ -38,6 +38,10 @@ FIELD_RANGES: dict[str, tuple[float, float]] = {
     "min_patterns_for_validation": (1, 1_000_000),
     "threshold": (0.0, 1.0),
     "unknown_word_penalty": (0.0, 1.0),
+    "deep_weight": (0.0, 1.0),
+    "ngram_c": (1e-9, 1e9),
+    "ngram_min_df": (1, 1_000_000),
+    "off_topic_weight": (0.0, 1000.0),
 }
 
 
@@ -66,6 +70,11 @@ class ModelConfig:
     seed: int = 1337  # seeds numpy, Python and TensorFlow for reproducible training
     threshold: float = 0.5  # below this confidence the bot answers with the fallback
     unknown_word_penalty: float = 0.0  # confidence taken off per share of unknown words, for fallback
+    deep_weight: float = 0.5  # share of the LSTM in the probabilities; the n-gram model has the rest
+    ngram_c: float = 20.0  # inverse regularisation strength of the n-gram logistic regression
+    ngram_min_df: int = 1  # n-grams in fewer training texts than this are left out
+    off_topic_weight: float = 0.5  # generic off-topic queries train the fallback intent, together
+    # weighing this many average intents; 0: not used
 
     def __post_init__(self) -> None:
         """Refuse a value of the wrong type or out of range, wherever the config comes from.

@@ -38,11 +38,12 @@ def normalize(text: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     """Split text into stemmed, lower-case word tokens, dropping punctuation."""
-    return [
-        stem(token) if len(token) <= MAX_WORD_CHARS else token
-        for token in split_words(normalize(text))
-        if not _is_punctuation(token)
-    ]
+    return [stem(word) if len(word) <= MAX_WORD_CHARS else word for word in words(text)]
+
+
+def words(text: str) -> list[str]:
+    """Split text into normalised, unstemmed words, dropping punctuation (what n-grams are cut from)."""
+    return [token for token in split_words(normalize(text)) if not _is_punctuation(token)]
 
 
 def split_words(text: str) -> list[str]:
