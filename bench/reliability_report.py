@@ -201,7 +201,7 @@ HARDENING: list[tuple[str, str, Callable[[dict[str, Any]], list[Row]]]] = [
         "Long words",
         row(
             "Long words",
-            "{requests} batches of 15 new words of 1,000 four-byte characters",
+            "{requests} batches of 10 new words of 1,000 four-byte characters",
             "worker RSS +{rss_growth_mib} MiB (the stem cache keeps words of 40 characters at most)",
             "make test (tests/test_text.py)",
         ),

@@ -38,7 +38,7 @@ def normalize(text: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     """Split text into stemmed, lower-case word tokens, dropping punctuation."""
-    return [stem(word) if len(word) <= MAX_WORD_CHARS else word for word in words(text)]
+    return [stem(word) for word in words(text)]
 
 
 def words(text: str) -> list[str]:
@@ -68,10 +68,21 @@ def _split_plain(words: list[str]) -> list[str] | None:
     return tokens if _SPLIT_WORDS.isdisjoint(tokens) else None
 
 
-@lru_cache(maxsize=STEM_CACHE_WORDS)
 def stem(token: str) -> str:
-    """Stem one token; cached because the Lancaster stemmer is the slowest step per request."""
+    """Stem one token, through a cache: the Lancaster stemmer is the slowest step per request.
+
+    A token longer than MAX_WORD_CHARS is returned as it is, neither stemmed nor cached.
+    """
+    return token if len(token) > MAX_WORD_CHARS else _stem_word(token)
+
+
+@lru_cache(maxsize=STEM_CACHE_WORDS)
+def _stem_word(token: str) -> str:
     return _stemmer.stem(token)
+
+
+stem.cache_clear = _stem_word.cache_clear  # type: ignore[attr-defined]  # tests time a cold cache
+stem.cache_info = _stem_word.cache_info  # type: ignore[attr-defined]
 
 
 def _is_punctuation(token: str) -> bool:

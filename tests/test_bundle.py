@@ -159,7 +159,7 @@ def test_saved_bundle_is_readable_by_other_users(tiny_bundle: Bundle, tmp_path: 
         (lambda m: m["intents"][0].update(patterns="hi"), '"patterns" must be a list'),
         (lambda m: m["intents"].append(m["intents"][0]), "duplicate tag"),
         (lambda m: m.update(labels=[1, 2, 3, 4]), "labels must be a list of strings"),
-        (lambda m: m.update(labels=["greeting", "greeting", "order", "goodbye"]), "a label appears twice"),
+        (lambda m: m["labels"].__setitem__(1, m["labels"][0]), "a label appears twice"),
         (lambda m: m.pop("created_at"), "invalid bundle metadata"),
     ],
 )
