@@ -99,15 +99,19 @@ def run_train(args: argparse.Namespace) -> int:
             f"threshold {bundle.config.threshold:.4f}: accuracy {accuracy:.4f} on validation + out-of-scope"
         )
     bundle.save(args.out)
-    curves = plots.training_curves(bundle.history, args.out.with_suffix(".training.png"))
     metrics = bundle.metrics
     validation = metrics.get("validation_accuracy")
+    parts = "an LSTM and an n-gram model" if bundle.architecture is not None else "an n-gram model"
+    saved = f"saved {args.out} (fingerprint {bundle.fingerprint})"
+    if bundle.history:  # the LSTM's curves, per epoch
+        saved += f" and {plots.training_curves(bundle.history, args.out.with_suffix('.training.png'))}"
     print(
-        f"trained {len(bundle.labels)} intents on {sum(len(i.patterns) for i in intents)} patterns "
-        f"in {metrics['seconds']:.1f} s: {int(metrics['epochs'])} epochs, "
-        f"train accuracy {metrics['train_accuracy']:.3f}"
+        f"trained {parts} for {len(bundle.labels)} intents on {sum(len(i.patterns) for i in intents)} "
+        f"patterns in {metrics['seconds']:.1f} s"
+        + (f" ({int(metrics['epochs'])} epochs)" if metrics["epochs"] else "")
+        + f": train accuracy {metrics['train_accuracy']:.3f}"
         + (f", validation accuracy {validation:.3f}" if validation is not None else "")
-        + f"\nsaved {args.out} (fingerprint {bundle.fingerprint}) and {curves}"
+        + f"\n{saved}"
     )
     return 0
 

@@ -59,7 +59,7 @@ TINY_INTENTS = {
         {"tag": "fallback", "patterns": [], "responses": ["Sorry, say again?"]},
     ]
 }
-TINY_CONFIG = ModelConfig(epochs=200, seed=7)
+TINY_CONFIG = ModelConfig(epochs=200, seed=7, deep_weight=0.5)  # both parts, so tests cover both
 
 
 @pytest.fixture(scope="session")
