@@ -8,10 +8,10 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from app.bot import current_bot
+from app.conversation import converse
 from app.errors import ApiError
 from app.metrics import observe_replies
 from app.payload import field, message_text, read_json_object, read_legacy_data, session_id
-from app.sessions import Turn
 from chatbot.dialogue import Reply
 
 bp = Blueprint("api", __name__)
@@ -54,18 +54,7 @@ def chat() -> Response:
     payload = read_json_object({"application/json"})
     message = message_text(field(payload, "message"), "message")
     session = session_id(payload["session_id"]) if "session_id" in payload else uuid.uuid4().hex
-    sessions = current_bot().sessions
-    state = sessions.get(session)
-    reply = answer(message, state.context)
-    sessions.save(session, state.after(Turn(message, reply.response, reply.intent), reply.context))
-    return jsonify(
-        session_id=session,
-        response=reply.response,
-        intent=_intent(reply.intent, reply.confidence),
-        fallback=reply.fallback,
-        context=reply.context,
-        quick_replies=list(reply.quick_replies),
-    )
+    return jsonify(session_id=session, **converse(session, message))
 
 
 def answer(text: str, context: str | None = None) -> Reply:
@@ -83,6 +72,7 @@ def parse_result(text: str, reply: Reply) -> dict[str, Any]:
         "ranking": [_intent(name, confidence) for name, confidence in reply.ranking.intents[:RANKING_SIZE]],
         "response": reply.response,
         "fallback": reply.fallback,
+        "entities": [entity.to_dict() for entity in current_bot().dialogue.extractor.extract(text)],
     }
 
 

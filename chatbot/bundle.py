@@ -25,6 +25,7 @@ import numpy as np
 from chatbot.config import ModelConfig
 from chatbot.data import Intent
 from chatbot.errors import BundleError
+from chatbot.slots import Domain
 from chatbot.vocab import Vocabulary
 
 FORMAT_VERSION = 1
@@ -47,6 +48,7 @@ class Bundle:
     metrics: dict[str, float] = field(default_factory=dict)
     history: dict[str, list[float]] = field(default_factory=dict)  # per-epoch training curves
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    domain: Domain = field(default_factory=Domain)  # entities and slots; empty in bundles made before them
 
     @cached_property
     def fingerprint(self) -> str:
@@ -131,6 +133,7 @@ class Bundle:
             "metrics": self.metrics,
             "history": self.history,
             "created_at": self.created_at,
+            "domain": self.domain.to_dict(),
         }
 
     @classmethod
@@ -169,22 +172,17 @@ class Bundle:
                 weights=weights,
                 vocabulary=Vocabulary(tuple(metadata["vocabulary"])),
                 labels=tuple(metadata["labels"]),
-                intents=tuple(_intent_from_metadata(item) for item in metadata["intents"]),
+                intents=tuple(Intent.from_dict(item) for item in metadata["intents"]),
                 config=ModelConfig.from_dict(metadata["config"]),
                 data_sha256=metadata["data_sha256"],
                 versions=metadata.get("versions", {}),
                 metrics=metadata.get("metrics", {}),
                 history=metadata.get("history", {}),
                 created_at=metadata["created_at"],
+                domain=Domain.from_dict(metadata.get("domain", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{path}: incomplete bundle metadata ({exc!r})") from exc
-
-
-def _intent_from_metadata(item: dict[str, Any]) -> Intent:
-    """Rebuild an intent from its JSON form, where tuples were written as lists."""
-    lists = {key: tuple(item[key]) for key in ("patterns", "responses", "quick_replies") if key in item}
-    return Intent(**{**item, **lists})
 
 
 def _read_weights(group: h5py.Group) -> Weights:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -13,7 +14,7 @@ from tqdm import tqdm
 
 from chatbot.bundle import Bundle
 from chatbot.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH
-from chatbot.data import load_intents
+from chatbot.data import load_domain, load_intents
 from chatbot.dialogue import load_dialogue
 from chatbot.engine import Engine
 from chatbot.errors import ChatbotError, IntentsError
@@ -84,6 +85,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     # Read every input before the slow TensorFlow import, so that bad data fails at once.
     intents = load_intents(args.data)
+    domain = load_domain(args.data)
     validation = load_intents(args.val) if args.val else None
     out_of_scope = load_out_of_scope(args.oos_val) if args.oos_val else None
     if out_of_scope is not None and validation is None:
@@ -92,7 +94,7 @@ def run_train(args: argparse.Namespace) -> int:
     from chatbot.train import default_config, train
 
     config = default_config(intents).replace(epochs=args.epochs, seed=args.seed)
-    bundle = train(intents, config, validation)
+    bundle = dataclasses.replace(train(intents, config, validation), domain=domain)
     if out_of_scope is not None:
         bundle, accuracy = calibrate(bundle, validation, out_of_scope)
         print(
