@@ -127,6 +127,8 @@ def _url(raw: str) -> str:
 
 
 def _urls(raw: str) -> tuple[str, ...]:
+    if raw.lower() == "none":  # no webhook may be called: a bot with actions will not start
+        return ()
     return tuple(_url(url.strip()) for url in raw.split(",") if url.strip())
 
 

@@ -34,7 +34,8 @@ except ImportError:  # pragma: no cover - Python 3.10, where the project does no
 REGEX_EXTRACTOR = "regex"
 LOOKUP_EXTRACTOR = "lookup"
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-PROBE_LENGTHS = (8, 12, 16, 20, 24, 32, 64, 128, 256, 512, 1000)  # up to the default message limit
+# Small steps first: exponential backtracking doubles per character, so it shows before it hurts.
+PROBE_LENGTHS = (*range(8, 33, 2), 64, 128, 256, 512, 1000)  # up to the default message limit
 PROBE_BUDGET_SECONDS = 0.02  # one probe slower than this on a 1,000-character text is too slow
 _REPEATS = (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT)
 _UNBOUNDED = sre_constants.MAXREPEAT
@@ -154,9 +155,10 @@ def unsafe_regex_reason(pattern: str) -> str | None:
     ``(a|ab)*``) and a timed probe on text built from the pattern's own characters, growing up to
     1,000 characters and stopping at the first probe over budget, so a bad pattern costs tens of ms.
     """
-    if reason := _nested_quantifier(sre_parser.parse(pattern)):
+    parsed = sre_parser.parse(pattern)
+    if reason := _nested_quantifier(parsed):
         return reason
-    return _slow_probe(compile_regex(pattern), pattern)
+    return _slow_probe(compile_regex(pattern), "".join(dict.fromkeys(_sample_chars(parsed))) or "a")
 
 
 def _nested_quantifier(items: Any, inside_repeat: str | None = None) -> str | None:
@@ -210,11 +212,45 @@ def _first_chars(items: Any) -> frozenset[int] | None:
     return None
 
 
-def _slow_probe(compiled: re.Pattern[str], pattern: str) -> str | None:
-    alphabet = "".join(dict.fromkeys(ch for ch in pattern if ch.isalnum() or ch in " -_.,")) or "a"
+_CATEGORY_SAMPLES = {
+    sre_constants.CATEGORY_DIGIT: "1",
+    sre_constants.CATEGORY_WORD: "a",
+    sre_constants.CATEGORY_SPACE: " ",
+}
+
+
+def _sample_chars(items: Any) -> list[str]:
+    """Return characters the pattern's pieces match: the text a probe repeats to stress it."""
+    chars: list[str] = []
+    for op, argument in items:
+        if op == sre_constants.LITERAL:
+            chars.append(chr(argument))
+        elif op == sre_constants.ANY:
+            chars.append("a")
+        elif op == sre_constants.IN:
+            chars.extend(_sample_chars(argument))
+        elif op == sre_constants.RANGE:
+            chars.append(chr(argument[0]))
+        elif op == sre_constants.CATEGORY and argument in _CATEGORY_SAMPLES:
+            chars.append(_CATEGORY_SAMPLES[argument])
+        elif op in _REPEATS:
+            chars.extend(_sample_chars(argument[2]))
+        elif op == sre_constants.SUBPATTERN:
+            chars.extend(_sample_chars(argument[-1]))
+        elif op == sre_constants.BRANCH:
+            for branch in argument[1]:
+                chars.extend(_sample_chars(branch))
+    return chars
+
+
+def _slow_probe(compiled: re.Pattern[str], alphabet: str) -> str | None:
+    # Each probe is a run of one character, after any one character (a pattern's literal prefix), and
+    # the whole alphabet cycled; the last character is one no pattern expects, so every match fails.
+    chars = alphabet[:6]
+    shapes = [(head, body) for head in ("", *chars) for body in chars] + [("", alphabet)]
     for length in PROBE_LENGTHS:
-        for filler in {alphabet[0], alphabet}:
-            text = (filler * length)[: length - 1] + "\x00"  # the last character breaks any match
+        for head, body in shapes:
+            text = head + (body * length)[: length - 1 - len(head)] + "\x00"
             started = time.perf_counter()
             compiled.search(text)
             elapsed = time.perf_counter() - started

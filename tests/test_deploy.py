@@ -360,9 +360,10 @@ def test_configmap_sets_real_settings_with_valid_values(
 ):
     data = k8s_objects["ConfigMap"]["data"]
     assert set(data) <= setting_names, f"not read by app/config.py: {set(data) - setting_names}"
-    # The admin token is a secret: it comes from a Secret, not the ConfigMap.
-    assert setting_names - NOT_DEPLOYED - {"CHATBOT_THRESHOLD", "CHATBOT_ADMIN_TOKEN"} <= set(data)
-    assert "CHATBOT_ADMIN_TOKEN" not in data
+    # The admin token and the webhook secret come from Secrets, not the ConfigMap.
+    secrets = {"CHATBOT_ADMIN_TOKEN", "CHATBOT_ACTION_SECRET"}
+    assert setting_names - NOT_DEPLOYED - {"CHATBOT_THRESHOLD"} - secrets <= set(data)
+    assert not secrets & set(data)
     # The values parse: a bad one would stop every pod at start.
     app_settings(data)
     server_settings(data)
