@@ -67,9 +67,7 @@ def load_intents(path: str | Path) -> list[Intent]:
 
 def load_domain(path: str | Path) -> Domain:
     """Read an intents file's entities and slots (the whole file is validated)."""
-    raw = read_intents_file(path)
-    validate_intents(raw, source=str(path))
-    return validate_domain(raw, source=str(path))
+    return _validate(read_intents_file(path), str(path))[1]
 
 
 def read_intents_file(path: str | Path) -> Any:
@@ -92,6 +90,10 @@ def read_intents_file(path: str | Path) -> Any:
 
 def validate_intents(raw: Any, source: str = "intents") -> list[Intent]:
     """Check the parsed JSON and return it as intents; raise IntentsError naming the fault."""
+    return _validate(raw, source)[0]
+
+
+def _validate(raw: Any, source: str) -> tuple[list[Intent], Domain]:
     entries = raw.get("intents") if isinstance(raw, dict) else None
     if not isinstance(entries, list) or not entries:
         raise IntentsError(f'{source}: expected an object with a non-empty "intents" list')
@@ -101,7 +103,7 @@ def validate_intents(raw: Any, source: str = "intents") -> list[Intent]:
     _check_context_filters(intents, source)
     if not any(intent.patterns for intent in intents if intent.tag != FALLBACK_TAG):
         raise IntentsError(f"{source}: no intent has patterns to train on")
-    return intents
+    return intents, domain
 
 
 def _validate_intent(entry: Any, index: int, source: str, domain: Domain) -> Intent:

@@ -31,7 +31,10 @@ def found(extractor: EntityExtractor, text: str) -> list[tuple[str, str, str, st
         ("acm-20931", [("order_number", "acm-20931", "acm-20931", "regex")]),
         ("x1234567 and 1234", []),  # whole words only: no number inside a longer one
         ("A CREME BRULEE torch", [("product", "crème brûlée torch", "CREME BRULEE torch", "lookup")]),
-        ("Ünïcode first: Crème Brûlée Torch", [("product", "crème brûlée torch", "Crème Brûlée Torch", "lookup")]),
+        (
+            "Ünïcode first: Crème Brûlée Torch",
+            [("product", "crème brûlée torch", "Crème Brûlée Torch", "lookup")],
+        ),
         ("e\u0301e\u0301 a Mug", [("product", "coffee mug", "Mug", "lookup")]),  # decomposed accents
         ("the mug rack", [("product", "mug rack", "mug rack", "lookup")]),  # longest first
         ("mugs and cups", []),
@@ -60,7 +63,9 @@ def test_catastrophic_patterns_are_refused(pattern: str) -> None:
         validate_entities({"bad": {"regex": pattern}})
 
 
-@pytest.mark.parametrize("pattern", [r"[a-z]{1,3}-?\d{4,6}|\d{5,6}", r"(\d{1,3}\.){3}\d{1,3}", r"\w+@\w+\.com"])
+@pytest.mark.parametrize(
+    "pattern", [r"[a-z]{1,3}-?\d{4,6}|\d{5,6}", r"(\d{1,3}\.){3}\d{1,3}", r"\w+@\w+\.com"]
+)
 def test_ordinary_patterns_are_accepted(pattern: str) -> None:
     assert unsafe_regex_reason(pattern) is None
 

@@ -43,7 +43,7 @@ class OrderHandler(BaseHTTPRequestHandler):
 
     secret: str | None = None  # set by serve(); None: signatures are not checked
 
-    def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+    def do_POST(self) -> None:
         """Check the event and answer with the order's status."""
         length = int(self.headers.get("Content-Length") or 0)
         if self.path != STATUS_PATH or not 0 < length <= MAX_EVENT_BYTES:
@@ -71,7 +71,7 @@ class OrderHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's name
+    def log_message(self, format: str, *args: object) -> None:
         """Log requests through logging rather than raw stderr."""
         log.debug(format, *args)
 
