@@ -21,7 +21,7 @@ from chatbot.entities import EntityDefinition, EntityExtractor
 
 TARGET_MS = 0.2
 LENGTH = 1000
-WORDS = ["where", "is", "my", "order", "please", "check", "the", "status", "of", "it", "thanks", "a", "lot", "for", "your", "help", "today"]
+FILLER = "where is my order please check the status of it thanks a lot for your help today"
 
 
 def build_extractor() -> EntityExtractor:
@@ -33,7 +33,7 @@ def build_extractor() -> EntityExtractor:
 
 def messages(count: int, accented: bool, rng: random.Random) -> list[str]:
     """Return never-repeating 1,000-character messages with an order number and a product in them."""
-    words = [*WORDS, "crème", "brûlée", "déjà"] if accented else WORDS
+    words = FILLER.split() + (["crème", "brûlée", "déjà"] if accented else [])
     texts = []
     for index in range(count):
         filler = " ".join(rng.choice(words) for _ in range(LENGTH // 4))
