@@ -70,6 +70,8 @@ SLOT_DATA = {
     "slots": {"order_number": {"entity": "order_number"}},
 }
 ASK_NUMBER = "Which order number?"
+DEFAULT_ORDERS_URL = "http://127.0.0.1:8081/"  # where the default bot's order_status looks orders up
+ORDERS_SECRET = "orders-secret-0123456789"
 
 
 def with_slots(bundle: Bundle, action_url: str | None = None, timeout_ms: int = 1000) -> Bundle:
@@ -126,6 +128,64 @@ def default_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("default") / "chatbot_model.h5"
     run_cli("train", "--data", str(DEFAULT_INTENTS), "--out", str(path), check=True)
     return path
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderBot:
+    """The default bot, its actions pointed at a running example order service (deploy/orders)."""
+
+    model_path: Path
+    env: dict[str, str]  # the server settings that allow the service's URL
+    orders_url: str
+    orders_log: Path
+
+
+@pytest.fixture(scope="session")
+def order_bot(default_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrderBot]:
+    """Run deploy/orders/orders.py on a free loopback port and the default bot calling it.
+
+    The default bot calls 127.0.0.1:8081; on a shared machine that port may be anyone's, so the
+    bundle's action URLs are moved to the service's own port (no retraining: only URLs change).
+    """
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/"
+    directory = tmp_path_factory.mktemp("orders")
+    bundle = Bundle.load(default_model_path)
+    intents = tuple(
+        dataclasses.replace(
+            intent,
+            action=dataclasses.replace(
+                intent.action, url=intent.action.url.replace(DEFAULT_ORDERS_URL, base)
+            ),
+        )
+        if intent.action
+        else intent
+        for intent in bundle.intents
+    )
+    model_path = dataclasses.replace(bundle, intents=intents).save(directory / "model.h5")
+    log_path = directory / "orders.log"
+    env = {"CHATBOT_ACTION_ALLOWLIST": base, "CHATBOT_ACTION_SECRET": ORDERS_SECRET}
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "deploy" / "orders" / "orders.py"), "--port", str(port)],
+            cwd=ROOT,
+            env={**os.environ, "CHATBOT_ACTION_SECRET": ORDERS_SECRET},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def listens() -> bool:
+            """the order service accepts connections"""
+            if process.poll() is not None:
+                raise AssertionError(f"orders.py exited:\n{log_path.read_text()}")
+            with socket.socket() as sock:
+                return sock.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_until(listens, timeout=10)
+        yield OrderBot(model_path, env, base, log_path)
+    finally:
+        stop_process(process, signal.SIGTERM, timeout=5)
 
 
 @pytest.fixture
