@@ -143,24 +143,28 @@ def _exchange(
     try:
         connection.request("POST", path, body=body, headers=headers)
         sock.settimeout(_remaining(deadline))
-        response = connection.getresponse()
-        if not 200 <= response.status < 300:
-            raise WebhookError("http_error", f"{url} answered {response.status}")
-        declared = response.getheader("Content-Length")
-        if declared is not None and declared.isdigit() and int(declared) > MAX_REPLY_BYTES:
-            raise WebhookError("too_large", f"{url} sends {declared} bytes (limit {MAX_REPLY_BYTES})")
-        chunks: list[bytes] = []
-        size = 0
-        while chunk := _read_chunk(sock, response, deadline):
-            size += len(chunk)
-            if size > MAX_REPLY_BYTES:
-                raise WebhookError("too_large", f"{url} sends more than {MAX_REPLY_BYTES} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        with connection.getresponse() as response:  # closing it releases the socket it holds
+            return _read_reply(response, sock, deadline, url)
     except TimeoutError as exc:
         raise WebhookError("timeout", f"{url}: no complete answer within the timeout") from exc
     except (OSError, http.client.HTTPException) as exc:  # a reset, a malformed status line
         raise WebhookError("unreachable", f"{url}: {exc!r}") from exc
+
+
+def _read_reply(response: http.client.HTTPResponse, sock: socket.socket, deadline: float, url: str) -> bytes:
+    if not 200 <= response.status < 300:
+        raise WebhookError("http_error", f"{url} answered {response.status}")
+    declared = response.getheader("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_REPLY_BYTES:
+        raise WebhookError("too_large", f"{url} sends {declared} bytes (limit {MAX_REPLY_BYTES})")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := _read_chunk(sock, response, deadline):
+        size += len(chunk)
+        if size > MAX_REPLY_BYTES:
+            raise WebhookError("too_large", f"{url} sends more than {MAX_REPLY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _read_chunk(sock: socket.socket, response: http.client.HTTPResponse, deadline: float) -> bytes:
