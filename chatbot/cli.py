@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from chatbot.bundle import Bundle
 from chatbot.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH
+from chatbot.conversation import take_turn
 from chatbot.data import load_domain, load_intents
 from chatbot.dialogue import load_dialogue
 from chatbot.engine import Engine
@@ -165,7 +166,7 @@ def format_summary(report: dict) -> str:
 
 def run_predict(args: argparse.Namespace) -> int:
     """Print the top intents and the answer for one message."""
-    reply = load_dialogue(args.model).reply(args.text)
+    reply = take_turn(load_dialogue(args.model), args.text).reply
     for tag, confidence in reply.ranking.intents[:3]:
         print(f"{confidence:6.3f}  {tag}")
     print(f"{'fallback' if reply.fallback else 'answer'}: {reply.response}")
@@ -173,9 +174,9 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_chat(args: argparse.Namespace) -> int:
-    """Chat in the terminal, keeping the conversation's context, until EOF or 'quit'."""
+    """Chat in the terminal, keeping context and slots (webhooks are not called), until EOF or 'quit'."""
     dialogue = load_dialogue(args.model)
-    context = None
+    context, slots, pending = None, {}, None
     print("Chat with the bot (type 'quit' to stop).")
     while True:
         try:
@@ -186,9 +187,9 @@ def run_chat(args: argparse.Namespace) -> int:
         if message.lower() in {"quit", "exit"}:
             return 0
         if message:
-            reply = dialogue.reply(message, context)
-            context = reply.context
-            print(f"bot> {reply.response}")
+            step = take_turn(dialogue, message, context, slots, pending)
+            context, slots, pending = step.reply.context, step.slots, step.pending
+            print(f"bot> {step.reply.response}")
 
 
 def run_serve(args: argparse.Namespace) -> int:

@@ -44,7 +44,17 @@ def take_turn(
 ) -> Step:
     """Answer a message with the conversation's context, slot values and waiting intent."""
     reply = dialogue.reply(message, context)
-    entities = dialogue.extractor.extract(message)
+    return continue_turn(dialogue, reply, dialogue.extractor.extract(message), slots, pending)
+
+
+def continue_turn(
+    dialogue: Dialogue,
+    reply: Reply,
+    entities: list[Entity],
+    slots: Mapping[str, str] | None = None,
+    pending: str | None = None,
+) -> Step:
+    """Apply entities and slots to the dialogue's reply to a message (see ``take_turn``)."""
     values = slot_updates(entities, dialogue.engine.bundle.domain.slots, slots)
     intent = dialogue.intents.get(reply.intent)
     waiting = dialogue.intents.get(pending) if pending else None

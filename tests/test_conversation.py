@@ -142,3 +142,20 @@ def test_handoff_silences_the_bot_until_an_operator_releases_it(tiny_bundle) -> 
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'chatbot_handoffs_total{event="started"} 1.0' in metrics
     assert 'chatbot_handoffs_total{event="released"} 1.0' in metrics
+
+
+def test_stateless_endpoints_render_templates_and_ask_without_calling_webhooks(tiny_bundle) -> None:
+    with WebhookServer("ok") as webhook:
+        client = make_client(tiny_bundle, webhook.url)
+        assert (
+            client.post("/predict", json={"data": "where is my order"}).get_data(as_text=True) == ASK_NUMBER
+        )
+        parsed = client.post("/api/v1/parse", json={"text": "where is my order 12345"}).get_json()
+        batch = client.post("/api/v1/parse", json={"texts": ["where is my order", "order 55512"]}).get_json()
+    assert parsed["response"] == "Order 12345 is on its way."  # the intent's own response, rendered
+    assert parsed["entities"] == [
+        {"entity": "order_number", "value": "12345", "start": 18, "end": 23, "extractor": "regex"}
+    ]
+    assert batch["results"][0]["response"] == ASK_NUMBER
+    assert batch["results"][1]["entities"][0]["value"] == "55512"
+    assert webhook.received == []
