@@ -323,7 +323,12 @@ def test_rendered_manifests_pass_strict_kubernetes_validation(rendered_k8s: Path
 
 def test_deployment_probes_ports_and_security(k8s_objects: dict[str, dict]):
     pod = k8s_objects["Deployment"]["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
+    container, orders = pod["containers"]
+    # The example order service runs beside the app, from the same image, on the default allowlist's port.
+    assert (orders["name"], orders["image"]) == ("orders", container["image"])
+    assert orders["command"][:2] == ["python", "orders.py"] and "8081" in orders["command"]
+    assert orders["securityContext"]["readOnlyRootFilesystem"] is True
+    assert k8s_objects["ConfigMap"]["data"]["CHATBOT_ACTION_ALLOWLIST"] == "http://127.0.0.1:8081/"
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["ports"] == [
