@@ -159,3 +159,13 @@ def test_stateless_endpoints_render_templates_and_ask_without_calling_webhooks(t
     assert batch["results"][0]["response"] == ASK_NUMBER
     assert batch["results"][1]["entities"][0]["value"] == "55512"
     assert webhook.received == []
+
+
+def test_reload_refuses_a_model_calling_urls_outside_the_allowlist(tiny_bundle, tmp_path) -> None:
+    model = with_slots(tiny_bundle, "http://127.0.0.1:9/elsewhere").save(tmp_path / "model.h5")
+    client = make_client(tiny_bundle, MODEL_PATH=str(model), ACTION_ALLOWLIST=("http://127.0.0.1:8081/",))
+    response = client.post("/admin/reload", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert response.status_code == 422
+    message = response.get_json()["error"]["message"]
+    assert "intent 'order': action url 'http://127.0.0.1:9/elsewhere' is not in the allowlist" in message
+    assert str(tmp_path) not in message  # the server's directories stay private
