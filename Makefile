@@ -65,6 +65,7 @@ format: install-dev
 bench: install $(MODEL)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) -m bench.latency --model $(MODEL)
+	$(PY) -m bench.entities
 	$(PY) -m bench.metrics_overhead --model $(MODEL)
 	$(PY) -m bench.metrics_overhead --model $(MODEL) --rate-limit
 	$(PY) -m bench.throughput --model $(MODEL)
