@@ -1,5 +1,6 @@
 """Scale-out, as deployed: two gunicorn instances behind a real nginx (round-robin) sharing a real
-redis-server, all on 127.0.0.1. Context crosses instances, and a Redis outage only costs context."""
+redis-server, all on 127.0.0.1. Context and handoffs cross instances, and a Redis outage only costs
+context."""
 
 from __future__ import annotations
 
@@ -10,12 +11,23 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, Nginx, RedisServer, Server, free_port, record_figures, wait_until
+from tests.conftest import (
+    ROOT,
+    Nginx,
+    RedisServer,
+    Server,
+    WebhookServer,
+    free_port,
+    record_figures,
+    wait_until,
+    with_slots,
+)
 
 pytestmark = pytest.mark.slow
 
 OUTAGE = "Redis unavailable"
 RECOVERY = "Redis available again"
+ADMIN = "scale-admin-token-0123456789"
 
 
 def chat(url: str, session_id: str, message: str) -> dict:
@@ -135,3 +147,43 @@ def test_the_compose_nginx_keeps_admin_and_metrics_off_the_public_address(
     assert requests.get(f"{nginx.url}/healthz", timeout=10).status_code == 200
     assert server.get("/metrics").status_code == 200  # the replica's own address still serves them
     record_figures("compose_nginx", {"blocked_paths": len(blocked), "methods": 2})
+
+
+def test_handoff_round_trip_across_replicas_sharing_redis(
+    serve, processes, tmp_path: Path, tiny_bundle
+) -> None:
+    redis_server = RedisServer(tmp_path / "redis")
+    processes.append(redis_server)
+    redis_server.start()
+    model = with_slots(tiny_bundle).save(tmp_path / "handoff.h5")  # "bye" hands over
+    with WebhookServer("ok") as operator:
+        env = {
+            "REDIS_URL": redis_server.url,
+            "CHATBOT_ADMIN_TOKEN": ADMIN,
+            "CHATBOT_HANDOFF_URL": operator.url,
+        }
+        first, second = (serve(model, env) for _ in range(2))
+        chat(first.url, "h1", "where is my order 12345")
+        assert chat(first.url, "h1", "bye")["handoff"] is True
+        silent = chat(second.url, "h1", "is anyone there?")  # the other replica knows: it stays silent
+        assert (silent["handoff"], silent["response"], silent["slots"]) == (
+            True,
+            "",
+            {"order_number": "12345"},
+        )
+        released = requests.post(
+            f"{second.url}/admin/sessions/h1/release",
+            headers={"Authorization": f"Bearer {ADMIN}"},
+            timeout=10,
+        )
+        assert released.json() == {"session_id": "h1", "status": "released"}
+        back = chat(first.url, "h1", "hello")
+        assert back["handoff"] is False and back["response"] in ("Hello!", "Hi there.")
+    assert [event["event"] for event, _ in operator.received] == ["handoff", "message"]
+    assert [turn["message"] for turn in operator.received[0][0]["transcript"]] == [
+        "where is my order 12345",
+        "bye",
+    ]
+    started = 'chatbot_handoffs_total{event="started"} 1.0'
+    released_metric = 'chatbot_handoffs_total{event="released"} 1.0'
+    assert started in first.get("/metrics").text and released_metric in second.get("/metrics").text
