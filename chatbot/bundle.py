@@ -221,7 +221,9 @@ class Bundle:
                 vocabulary=Vocabulary(tuple(_strings(metadata["vocabulary"], "vocabulary"))),
                 labels=tuple(_strings(metadata["labels"], "labels")),
                 # The rules of training data: intents.json's validation, with the bundle's domain.
-                intents=tuple(validate_intents({**domain, "intents": metadata["intents"]}, source="intents")),
+                intents=tuple(
+                    validate_intents({**domain, "intents": _file_form(metadata["intents"])}, "intents")
+                ),
                 config=ModelConfig.from_dict(metadata["config"]),
                 data_sha256=metadata["data_sha256"],
                 versions=metadata.get("versions", {}),
@@ -256,6 +258,31 @@ def _check_metadata(path: Path, metadata: Any, architecture: Any) -> None:
         raise BundleError(
             f"{path}: metadata or architecture do not match their checksum; the file is corrupt"
         )
+
+
+def _file_form(intents: Any) -> Any:
+    """Return stored intents as intents.json writes them, for its validation to read.
+
+    ``Intent.to_dict`` writes a slot request as ``{"slot", "question"}`` and an action with its
+    unset fields as null; intents.json says ``"ask"`` and leaves unset fields out.
+    """
+    if not isinstance(intents, list):
+        return intents
+    return [_intent_file_form(item) if isinstance(item, dict) else item for item in intents]
+
+
+def _intent_file_form(item: dict[str, Any]) -> dict[str, Any]:
+    item = dict(item)
+    if isinstance(item.get("require"), list):
+        item["require"] = [
+            {"slot": request.get("slot"), "ask": request.get("question")}
+            if isinstance(request, dict)
+            else request
+            for request in item["require"]
+        ]
+    if isinstance(item.get("action"), dict):
+        item["action"] = {key: value for key, value in item["action"].items() if value is not None}
+    return item
 
 
 def _strings(values: Any, name: str) -> list[str]:
