@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask
 
-from app import admin, api, cors, errors, health, metrics, openapi, pages, ratelimit, security
+from app import admin, api, convlog, cors, errors, health, metrics, openapi, pages, ratelimit, security
 from app.bot import Bot
 from app.config import app_settings
 from app.reload import load_configured_dialogue
@@ -35,6 +35,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, dialogue: Dialogue 
     )
     app.extensions["chatbot"] = bot
     metrics.init_app(app, bot)  # first: its timer starts before any other hook can answer
+    convlog.init_app(app)
     errors.init_app(app)
     security.init_app(app)
     cors.init_app(app)

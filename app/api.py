@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from app.bot import current_bot
+from app.convlog import log_replies
 from app.errors import ApiError
 from app.metrics import observe_replies
 from app.payload import field, message_text, read_json_object, read_legacy_data, session_id
@@ -25,6 +26,7 @@ def predict() -> Response:
     """Answer the original clients: plain text, or the parse result when JSON is accepted."""
     text = message_text(read_legacy_data(), "data")
     reply = answer(text)
+    log_replies([text], [reply])
     if wants_json():
         return jsonify(parse_result(text, reply))
     return Response(reply.response, mimetype="text/plain")
@@ -41,11 +43,14 @@ def parse() -> Response:
         texts = [message_text(text, f"texts[{i}]") for i, text in enumerate(texts)]
         replies = current_bot().dialogue.reply_batch(texts)
         observe_replies(replies)
+        log_replies(texts, replies, payload=payload)
         return jsonify(
             results=[parse_result(text, reply) for text, reply in zip(texts, replies, strict=True)]
         )
     text = message_text(field(payload, "text"), "text")
-    return jsonify(parse_result(text, answer(text)))
+    reply = answer(text)
+    log_replies([text], [reply], payload=payload)
+    return jsonify(parse_result(text, reply))
 
 
 @bp.post("/api/v1/chat")
@@ -57,6 +62,7 @@ def chat() -> Response:
     sessions = current_bot().sessions
     state = sessions.get(session)
     reply = answer(message, state.context)
+    log_replies([message], [reply], session, payload)
     sessions.save(session, state.after(Turn(message, reply.response, reply.intent), reply.context))
     return jsonify(
         session_id=session,

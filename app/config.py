@@ -41,6 +41,10 @@ def app_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         "RATE_LIMIT": _read(environ, "CHATBOT_RATE_LIMIT", _rate_limit, DEFAULT_RATE_LIMIT),
         "TRUSTED_PROXIES": _read(environ, "CHATBOT_TRUSTED_PROXIES", _count, 0),
         "FRAME_ANCESTORS": _read(environ, "CHATBOT_FRAME_ANCESTORS", _frame_ancestors, "'self'"),
+        # The conversation log (app/convlog.py): on by default; None: SQLite beside the model.
+        "CONVERSATION_LOG": _read(environ, "CHATBOT_LOG", _on_off, True),
+        "LOG_RETENTION_DAYS": _read(environ, "CHATBOT_LOG_RETENTION_DAYS", _positive_int, 30),
+        "DATABASE_URL": _read(environ, "CHATBOT_DATABASE_URL", _database_url, None, secret=True),
         # Never from FLASK_DEBUG: debug mode would serve tracebacks (create_app refuses it).
         "DEBUG": False,
     }
@@ -83,6 +87,19 @@ def _count(raw: str) -> int:
     if value < 0:
         raise ValueError("must be 0 or a positive integer")
     return value
+
+
+def _on_off(raw: str) -> bool:
+    if raw.lower() not in {"on", "off"}:
+        raise ValueError("must be on or off")
+    return raw.lower() == "on"
+
+
+def _database_url(raw: str) -> str:
+    # Checked here, so a typo stops the start; the URL may hold a password, so it is a secret.
+    if not raw.startswith(("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")):
+        raise ValueError("must start with sqlite:///, postgresql:// or postgresql+psycopg://")
+    return raw
 
 
 def _engine(raw: str) -> str:
