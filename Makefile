@@ -74,6 +74,7 @@ bench: install $(MODEL)
 	$(PY) -m bench.metrics_overhead --model $(MODEL)
 	$(PY) -m bench.metrics_overhead --model $(MODEL) --rate-limit
 	$(PY) -m bench.throughput --model $(MODEL)
+	$(PY) -m bench.convlog_overhead --model $(MODEL)
 
 # 60 s of wrk on /predict and on /api/v1/chat; the figures go to docs/reliability.md.
 load: install $(MODEL)

@@ -1,4 +1,4 @@
-"""Command-line interface: ``chatbot train | evaluate | predict | chat | serve``."""
+"""Command-line interface: ``chatbot train | validate | evaluate | predict | chat | serve | review``."""
 
 from __future__ import annotations
 
@@ -12,14 +12,17 @@ from pathlib import Path
 from tqdm import tqdm
 
 from chatbot.bundle import Bundle
+from chatbot.compare import compare_reports, format_comparison, gate_failures
 from chatbot.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH
 from chatbot.data import load_intents
 from chatbot.dialogue import load_dialogue
 from chatbot.engine import Engine
 from chatbot.errors import ChatbotError, IntentsError
 from chatbot.evaluate import calibrate, evaluate, labelled_examples, load_out_of_scope
+from chatbot.validate import ERROR, Finding, findings_json, has_failures, run_checks, validate_file
 
 EXIT_USER_ERROR = 2
+EXIT_FAILED_CHECK = 1  # validation errors, or a model under the --fail-under / --max-drop gates
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -52,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, help="random seed")
     train.set_defaults(command=run_train)
 
+    validate = commands.add_parser("validate", help="check an intents file for problems before training")
+    validate.add_argument("--data", type=Path, default=DEFAULT_DATA_PATH, help="intents file (%(default)s)")
+    validate.add_argument("--strict", action="store_true", help="fail on warnings too")
+    validate.add_argument("--json", action="store_true", help="print the findings as JSON")
+    validate.set_defaults(command=run_validate)
+
     predict = commands.add_parser("predict", help="classify one message")
     predict.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="model file (%(default)s)")
     predict.add_argument("text", help="the message")
@@ -63,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="model file (%(default)s)")
     evaluate.add_argument("--out", type=Path, default=Path("evaluation"), help="report folder (%(default)s)")
     evaluate.add_argument("--threshold", type=float, help="fallback threshold (default: the bundle's)")
+    evaluate.add_argument("--compare", type=Path, metavar="OLD.h5", help="the model in service, side by side")
+    evaluate.add_argument(
+        "--fail-under", type=float, metavar="ACCURACY", help="exit 1 below this accuracy (0.9 or 90)"
+    )
+    evaluate.add_argument(
+        "--max-drop", type=float, metavar="POINTS", help="with --compare: exit 1 if accuracy drops more"
+    )
     evaluate.set_defaults(command=run_evaluate)
 
     chat = commands.add_parser("chat", help="chat with the bot in the terminal")
@@ -84,6 +100,9 @@ def run_train(args: argparse.Namespace) -> int:
 
     # Read every input before the slow TensorFlow import, so that bad data fails at once.
     intents = load_intents(args.data)
+    if print_findings(run_checks(intents)):
+        print(f"error: fix {args.data} first (chatbot validate --data {args.data})", file=sys.stderr)
+        return EXIT_FAILED_CHECK
     validation = load_intents(args.val) if args.val else None
     out_of_scope = load_out_of_scope(args.oos_val) if args.oos_val else None
     if out_of_scope is not None and validation is None:
@@ -140,7 +159,36 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(
         f"\nwrote {args.out}/: report.json intent_report.json errors.json confusion_matrix.png confidence_histogram.png"
     )
+    old_report = None
+    if args.compare:
+        old_engine = Engine.from_bundle(Bundle.load(args.compare))
+        old_report = evaluate(old_engine, texts, tags, out_of_scope, args.threshold)
+        comparison = compare_reports(old_report, report, texts, tags, out_of_scope)
+        (args.out / "comparison.json").write_text(json.dumps(comparison, indent=2, ensure_ascii=False) + "\n")
+        print(f"\n{args.compare} (old) against {args.model} (new):\n{format_comparison(comparison)}")
+    if failures := gate_failures(report, old_report, args.fail_under, args.max_drop):
+        print("\n".join(f"FAILED: {failure}" for failure in failures), file=sys.stderr)
+        return EXIT_FAILED_CHECK
     return 0
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    """Check an intents file; exit 1 on errors (or on any finding with --strict)."""
+    findings = validate_file(args.data)
+    if args.json:
+        print(findings_json(findings))
+    else:
+        print_findings(findings, sys.stdout)
+        errors = sum(finding.severity == ERROR for finding in findings)
+        print(f"{args.data}: {errors} errors, {len(findings) - errors} warnings")
+    return EXIT_FAILED_CHECK if has_failures(findings, args.strict) else 0
+
+
+def print_findings(findings: list[Finding], stream=sys.stderr) -> bool:
+    """Print findings one a line; return whether any is an error."""
+    for finding in findings:
+        print(finding, file=stream)
+    return has_failures(findings)
 
 
 def format_summary(report: dict) -> str:

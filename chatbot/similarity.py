@@ -7,6 +7,7 @@ flags phrases of two intents that are nearly the same.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -81,3 +82,31 @@ def _most_similar(groups: Iterable[Group], grams: frozenset[str], threshold: flo
         if score >= best_score:
             best, best_score = group, score
     return best
+
+
+def similar_pairs(texts: Sequence[str], threshold: float = NEAR_DUPLICATE) -> list[tuple[int, int, float]]:
+    """Return every pair (i, j, similarity), i < j, whose trigram similarity reaches the threshold.
+
+    Prefix filtering keeps this far below all-pairs on large data (15,000 CLINC150 phrases): order
+    each text's n-grams rarest first; two sets with Jaccard similarity >= t must share one of the
+    first ``len - ceil(t * len) + 1`` of them, so only texts sharing such a prefix n-gram are compared.
+    """
+    grams = [ngrams(text) for text in texts]
+    frequency: dict[str, int] = {}
+    for text_grams in grams:
+        for gram in text_grams:
+            frequency[gram] = frequency.get(gram, 0) + 1
+    index: dict[str, list[int]] = {}
+    pairs = []
+    for position, text_grams in enumerate(grams):
+        ordered = sorted(text_grams, key=lambda gram: (frequency[gram], gram))
+        prefix = ordered[: len(ordered) - math.ceil(threshold * len(ordered)) + 1]
+        candidates: set[int] = set()
+        for gram in prefix:
+            candidates.update(index.setdefault(gram, []))
+            index[gram].append(position)
+        for other in sorted(candidates):
+            score = jaccard(grams[other], text_grams)
+            if score >= threshold:
+                pairs.append((other, position, score))
+    return pairs

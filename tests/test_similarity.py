@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.similarity import canonical, group_similar, similarity
+from chatbot.similarity import canonical, group_similar, similar_pairs, similarity
 
 
 @pytest.mark.parametrize(
@@ -34,3 +34,25 @@ def test_groups_keep_input_order_and_the_first_text_stands_for_each() -> None:
         ("hello there", [1]),
         ("hello", [4]),
     ]
+
+
+def test_similar_pairs_finds_what_comparing_every_pair_finds() -> None:
+    texts = [
+        "where is my order",
+        "where is my orders",
+        "track my parcel",
+        "track my parcels please",
+        "hello",
+        "hello!",
+        "what are your opening hours",
+        "what are your opening hours today",
+        "refund",
+    ]
+    every_pair = {
+        (i, j)
+        for i in range(len(texts))
+        for j in range(i + 1, len(texts))
+        if similarity(texts[i], texts[j]) >= 0.6
+    }
+    assert {(i, j) for i, j, _ in similar_pairs(texts, 0.6)} == every_pair
+    assert (0, 1) in every_pair and (4, 5) in every_pair

@@ -1,0 +1,116 @@
+"""Measure what the conversation log costs: POST /predict req/s with CHATBOT_LOG=on against off.
+
+Both servers are our app under the same gunicorn settings, rate limiter off, loaded by wrk with a
+never-repeating message per request (bench/wrk_varied.lua). "on" writes to a fresh SQLite file (the
+default) or, with --database-url, to that database. Rounds alternate which goes first; medians are
+printed beside the target (log on within 10% of off) and the rounds go to
+bench/results/convlog_overhead.json.
+
+    .venv/bin/python -m bench.convlog_overhead [--model PATH] [--rounds 3] [--duration 10] [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.throughput import (
+    OURS,
+    REPO,
+    free_port,
+    machine_info,
+    run_wrk,
+    server_env,
+    start_server,
+    stop_server,
+    wait_first_200,
+    write_words,
+)
+
+RESULTS_PATH = REPO / "bench" / "results" / "convlog_overhead.json"
+TARGET_SHARE = 0.10  # the log may cost at most 10% of the req/s
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Read the command line (the wrk and gunicorn options match bench/throughput.py's)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=REPO / "models" / "chatbot_model.h5")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=int, default=10, help="seconds of wrk load per server and round")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--database-url", help="log to this database instead of a fresh SQLite file")
+    return parser.parse_args(argv)
+
+
+def bench_once(args: argparse.Namespace, wrk: str, log_dir: Path, tag: str, log_on: bool) -> dict[str, Any]:
+    """Start one server with the log on or off, load it with varied messages, and stop it."""
+    env = server_env(free_port(), args.workers, args.model)
+    database = log_dir / f"{tag}.sqlite3"
+    env["CHATBOT_LOG"] = "on" if log_on else "off"
+    env["CHATBOT_DATABASE_URL"] = args.database_url or f"sqlite:///{database}"
+    server = start_server(OURS, env, log_dir, tag)
+    try:
+        wait_first_200(server)
+        run_wrk(wrk, server.url, args, args.warmup, "varied", log_dir / "words.txt")
+        load = run_wrk(wrk, server.url, args, args.duration, "varied", log_dir / "words.txt")
+    finally:
+        stop_server(server)
+    logged = None
+    if log_on and not args.database_url:
+        with sqlite3.connect(database) as connection:
+            logged = connection.execute("SELECT count(*) FROM chatbot_messages").fetchone()[0]
+    return {"requests_per_s": load["requests_per_s"], "errors": load["errors_total"], "rows_logged": logged}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the rounds, print the medians beside the target and write the JSON report."""
+    args = parse_args(argv)
+    wrk = shutil.which("wrk") or sys.exit("needs wrk: apt-get install -y wrk")
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-convlog-"))
+    write_words(args.model, log_dir / "words.txt")
+    rounds: list[dict[str, Any]] = []
+    try:
+        for number in range(1, args.rounds + 1):
+            order = (False, True) if number % 2 else (True, False)
+            result = {}
+            for log_on in order:
+                name = "on" if log_on else "off"
+                result[name] = bench_once(args, wrk, log_dir, f"r{number}-{name}", log_on)
+                print(f"round {number} log {name}: {result[name]}", file=sys.stderr, flush=True)
+            rounds.append(result)
+    finally:
+        shutil.rmtree(log_dir, ignore_errors=True)
+    medians = {
+        name: statistics.median(one[name]["requests_per_s"] for one in rounds) for name in ("off", "on")
+    }
+    ratio = medians["on"] / medians["off"]
+    report = {
+        "settings": {key: str(value) for key, value in vars(args).items()},
+        "machine": machine_info(wrk),
+        "rounds": rounds,
+        "median_requests_per_s": medians,
+        "on_over_off": round(ratio, 3),
+        "target": f">= {1 - TARGET_SHARE:.2f}",
+    }
+    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_PATH.write_text(json.dumps(report, indent=2) + "\n")
+    verdict = "meets" if ratio >= 1 - TARGET_SHARE else "MISSES"
+    print(
+        f"/predict, varied messages: {medians['off']:.0f} req/s log off, {medians['on']:.0f} req/s log on: "
+        f"on/off {ratio:.3f} (target >= {1 - TARGET_SHARE:.2f}, {verdict})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
