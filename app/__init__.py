@@ -9,7 +9,20 @@ from typing import Any
 
 from flask import Flask
 
-from app import admin, api, convlog, cors, errors, health, metrics, openapi, pages, ratelimit, security
+from app import (
+    admin,
+    api,
+    convlog,
+    cors,
+    errors,
+    health,
+    metrics,
+    openapi,
+    pages,
+    ratelimit,
+    review,
+    security,
+)
 from app.bot import Bot
 from app.config import app_settings
 from app.reload import load_configured_dialogue
@@ -42,6 +55,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, dialogue: Dialogue 
     ratelimit.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(review.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(openapi.bp)

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import limits
 
-from chatbot.config import DEFAULT_MODEL_PATH, ENGINES
+from chatbot.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH, ENGINES
 
 T = TypeVar("T")
 MIN_TOKEN_CHARS = 16
@@ -45,6 +45,8 @@ def app_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         "CONVERSATION_LOG": _read(environ, "CHATBOT_LOG", _on_off, True),
         "LOG_RETENTION_DAYS": _read(environ, "CHATBOT_LOG_RETENTION_DAYS", _positive_int, 30),
         "DATABASE_URL": _read(environ, "CHATBOT_DATABASE_URL", _database_url, None, secret=True),
+        # The intents file that /admin/review adds phrases to (out_of_scope.txt goes beside it).
+        "DATA_PATH": environ.get("CHATBOT_DATA", str(DEFAULT_DATA_PATH)),
         # Never from FLASK_DEBUG: debug mode would serve tracebacks (create_app refuses it).
         "DEBUG": False,
     }
