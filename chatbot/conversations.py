@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import json
-import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
+
+from chatbot.files import exclusive_lock
 
 DATABASE_FILE = "conversations.sqlite3"  # beside the model, when no database URL is set
 OUT_OF_SCOPE_REVIEW = "out_of_scope"  # the review mark of a message the bot should not answer
@@ -144,12 +144,8 @@ class ConversationStore:
             return
         path = Path(database)
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path.with_name(path.name + ".migrate-lock"), os.O_CREAT | os.O_RDWR, 0o600)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        with exclusive_lock(path.with_name(path.name + ".migrate-lock")):
             yield
-        finally:
-            os.close(descriptor)  # closing releases the lock
 
     def insert(self, rows: Sequence[dict[str, Any]]) -> None:
         """Write rows in one transaction: all of them or, on an error, none."""

@@ -10,7 +10,6 @@ atomically, in the layout it had (indent and escaping), so a diff shows only the
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import re
@@ -21,6 +20,7 @@ from typing import Any
 
 from chatbot.data import FALLBACK_TAG, validate_intents
 from chatbot.errors import EditError, IntentsError
+from chatbot.files import exclusive_lock
 from chatbot.similarity import canonical
 
 MAX_PHRASE_CHARS = 500  # a phrase is what a user types; anything longer is pasted text
@@ -96,16 +96,9 @@ def _refuse_known(raw: dict[str, Any], phrase: str) -> None:
                 raise EditError(f"{phrase!r} is already a phrase of intent {intent['tag']!r} ({pattern!r})")
 
 
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``.<name>.lock`` beside the file for a read-modify-write."""
-    lock_path = path.with_name(f".{path.name}.lock")
-    descriptor = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o644)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)
+def _lock(path: Path) -> contextlib.AbstractContextManager[None]:
+    """Lock ``.<name>.lock`` beside the file for a read-modify-write."""
+    return exclusive_lock(path.with_name(f".{path.name}.lock"))
 
 
 @contextlib.contextmanager
