@@ -15,21 +15,19 @@ from __future__ import annotations
 
 import atexit
 import datetime as dt
-import json
 import logging
 import os
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from json.encoder import encode_basestring as encode_string
 from typing import Any, NamedTuple
 
 from flask import Flask, current_app, g, request
 from prometheus_client import Counter
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from app.bot import current_bot
 from chatbot.conversations import ConversationStore, default_database_url, utc_now
 from chatbot.data import FALLBACK_TAG
 from chatbot.dialogue import Reply
@@ -46,8 +44,7 @@ RETENTION_SWEEP_INTERVAL = 3600.0  # seconds between deletions of messages past 
 OPT_OUT_HEADER = "X-Chatbot-Log"
 
 
-@dataclass(frozen=True)
-class Answered:
+class Answered(NamedTuple):
     """What one request's messages share: when, where and by which model they were answered."""
 
     created_at: dt.datetime
@@ -198,15 +195,19 @@ def to_row(
     answered: Answered, text: str, top: Sequence[tuple[str, float]], fallback: bool, intent: str
 ) -> dict[str, Any]:
     """Turn an answered message into a database row, redacting the text first."""
-    ranking = [[name, round(float(score), 6)] for name, score in top]
+    scores = [round(float(score), 6) for _, score in top]
+    # The JSON of [[name, score], ...], built directly: json.dumps took a fifth of the writer's time.
+    ranking = ",".join(
+        f"[{encode_string(name)}, {score!r}]" for (name, _), score in zip(top, scores, strict=True)
+    )
     return {
         "created_at": answered.created_at,
         "endpoint": answered.endpoint,
         "session_id": answered.session,
         "text": redact(text),
-        "intent": ranking[0][0],
-        "confidence": ranking[0][1],
-        "ranking": json.dumps(ranking),
+        "intent": top[0][0],
+        "confidence": scores[0],
+        "ranking": f"[{ranking}]",
         "fallback": fallback,
         "answer_intent": FALLBACK_TAG if fallback else intent,
         "model": answered.model,
@@ -262,7 +263,8 @@ def log_replies(
     payload: Mapping[str, Any] | None = None,
 ) -> None:
     """Queue answered messages for the log, unless it is off or the client opted out."""
-    conversation_log = current_app.extensions.get("conversation_log")
+    extensions = current_app.extensions
+    conversation_log = extensions.get("conversation_log")
     if conversation_log is None or opted_out(payload):
         return
     started = g.get("convlog_started")
@@ -270,7 +272,7 @@ def log_replies(
         created_at=utc_now(),
         endpoint=request.path[:32],
         session=session,
-        model=current_bot().dialogue.engine.bundle.fingerprint,
+        model=extensions["chatbot"].dialogue.engine.bundle.fingerprint,
         latency_ms=(time.perf_counter() - started) * 1000 if started is not None else 0.0,
     )
     conversation_log.record(answered, texts, replies)

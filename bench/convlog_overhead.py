@@ -8,7 +8,9 @@ per-round on/off ratios is printed beside the target (log on within 10% of off) 
 to bench/results/convlog_overhead.json. On a machine shared with other jobs req/s swings by 2x
 between runs, so the CPU time the server's processes spend per request (its writer thread
 included, read from /proc after the last batch is flushed) is printed too: at saturation req/s is
-inversely proportional to it, and other jobs barely change it.
+inversely proportional to it, and other jobs barely change it. ``--in-process`` measures the CPU
+time of each part alone with the Flask test client: the request thread with the log on and off,
+and the writer's time per row when it then writes those rows, each read with time.thread_time().
 
     .venv/bin/python -m bench.convlog_overhead [--model PATH] [--rounds 3] [--duration 10] [--workers 2]
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import sqlite3
 import statistics
@@ -40,6 +43,7 @@ from bench.throughput import (
     wait_first_200,
     write_words,
 )
+from chatbot.bundle import Bundle
 
 RESULTS_PATH = REPO / "bench" / "results" / "convlog_overhead.json"
 TARGET_SHARE = 0.10  # the log may cost at most 10% of the req/s
@@ -57,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--database-url", help="log to this database instead of a fresh SQLite file")
+    parser.add_argument("--in-process", action="store_true", help="thread CPU time per part, no gunicorn")
     return parser.parse_args(argv)
 
 
@@ -102,9 +107,60 @@ def server_cpu_seconds(master: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def measure_in_process(args: argparse.Namespace, requests_per_round: int = 1000) -> dict[str, Any]:
+    """Return the request thread's CPU per request (log on, off) and the writer's CPU per row."""
+    from app import create_app
+
+    rng = random.Random(0)
+    words = sorted(
+        {word for intent in Bundle.load(args.model).intents for p in intent.patterns for word in p.split()}
+    )
+    texts = [" ".join(rng.choices(words, k=5)) for _ in range(requests_per_round)]
+    base = {"TESTING": True, "MODEL_PATH": str(args.model), "RATE_LIMIT": None}
+    off = create_app({**base, "CONVERSATION_LOG": False})
+    with tempfile.TemporaryDirectory(prefix="bench-convlog-") as directory:
+        database = args.database_url or f"sqlite:///{directory}/log.sqlite3"
+        capacity = requests_per_round * args.rounds + 1
+        on = create_app(
+            {**base, "CONVERSATION_LOG": True, "DATABASE_URL": database, "LOG_QUEUE_CAPACITY": capacity},
+            dialogue=off.extensions["chatbot"].dialogue,
+        )
+        log = on.extensions["conversation_log"]
+        log._owner_pid = os.getpid()  # no writer thread: the rows wait, and are written below alone
+        clients = {"off": off.test_client(), "on": on.test_client()}
+        per_round: dict[str, list[float]] = {"off": [], "on": []}
+        for number in range(args.rounds):
+            for name in ("off", "on") if number % 2 else ("on", "off"):
+                started = time.thread_time()
+                for text in texts:
+                    clients[name].post("/predict", json={"data": f"{text} {number}"})
+                per_round[name].append((time.thread_time() - started) / len(texts) * 1e6)
+        rows = len(log.buffer)
+        log._stopping.set()
+        started = time.thread_time()
+        log._run()  # writes every buffered row in batches, then returns
+        writer_us = (time.thread_time() - started) / rows * 1e6
+    request_us = {name: statistics.median(values) for name, values in per_round.items()}
+    total_on = request_us["on"] + writer_us
+    return {
+        "request_thread_us": request_us,
+        "writer_us_per_row": writer_us,
+        "off_over_on": request_us["off"] / total_on,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the rounds, print the medians beside the target and write the JSON report."""
     args = parse_args(argv)
+    if args.in_process:
+        figures = measure_in_process(args)
+        request_us = figures["request_thread_us"]
+        print(
+            f"in-process CPU: request thread {request_us['off']:.0f} us log off, {request_us['on']:.0f} us log on, "
+            f"+ writer {figures['writer_us_per_row']:.1f} us a row: req/s x{figures['off_over_on']:.3f} "
+            f"(target >= {1 - TARGET_SHARE:.2f})"
+        )
+        return 0
     wrk = shutil.which("wrk") or sys.exit("needs wrk: apt-get install -y wrk")
     log_dir = Path(tempfile.mkdtemp(prefix="bench-convlog-"))
     write_words(args.model, log_dir / "words.txt")
