@@ -1,7 +1,8 @@
 """Save and load a trained model bundle: one ``.h5`` file holding everything serving needs.
 
 The file is a Keras HDF5 model (``keras.models.load_model`` opens it) with one extra dataset,
-``chatbot_bundle``: JSON with the vocabulary, labels, intents, config, data hash and versions.
+``chatbot_bundle``: JSON with the vocabulary, labels, intents, config, data hash and versions, and
+one extra group, ``chatbot_ngrams``: the n-gram model's features, idf, weights and biases.
 This module alone knows that layout; it reads and writes it with h5py, never with Keras.
 """
 
@@ -25,10 +26,13 @@ import numpy as np
 from chatbot.config import ModelConfig
 from chatbot.data import Intent
 from chatbot.errors import BundleError
+from chatbot.ngrams import NgramModel
 from chatbot.vocab import Vocabulary
 
 FORMAT_VERSION = 1
 METADATA_KEY = "chatbot_bundle"
+NGRAMS_KEY = "chatbot_ngrams"
+NGRAM_ARRAYS = ("idf", "coef", "intercept")
 Weights = dict[str, dict[str, np.ndarray]]  # layer name -> weight name -> values, in Keras order
 
 
@@ -47,6 +51,7 @@ class Bundle:
     metrics: dict[str, float] = field(default_factory=dict)
     history: dict[str, list[float]] = field(default_factory=dict)  # per-epoch training curves
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    ngram_model: NgramModel | None = None  # the wide half; None in bundles of the LSTM alone
 
     @cached_property
     def fingerprint(self) -> str:
@@ -62,6 +67,10 @@ class Bundle:
                 digest.update(np.ascontiguousarray(values).tobytes())
         digest.update("\n".join(self.vocabulary.tokens).encode())
         digest.update("\n".join(self.labels).encode())
+        if self.ngram_model is not None:
+            digest.update("\n".join(self.ngram_model.features).encode())
+            for name in NGRAM_ARRAYS:
+                digest.update(np.ascontiguousarray(getattr(self.ngram_model, name)).tobytes())
         return digest.hexdigest()[:16]
 
     def layers(self) -> list[dict[str, Any]]:
@@ -117,6 +126,14 @@ class Bundle:
             for weight_name, values in layer_weights.items():
                 layer_group.create_dataset(weight_name, data=values)
         file.create_dataset(METADATA_KEY, data=json.dumps(self._metadata(), ensure_ascii=False))
+        if self.ngram_model is not None:
+            ngrams = file.create_group(NGRAMS_KEY)
+            ngrams.attrs["word_features"] = self.ngram_model.word_features
+            ngrams.create_dataset(
+                "features", data=np.array(self.ngram_model.features, dtype=h5py.string_dtype())
+            )
+            for name in NGRAM_ARRAYS:
+                ngrams.create_dataset(name, data=getattr(self.ngram_model, name))
 
     def _metadata(self) -> dict[str, Any]:
         return {
@@ -146,17 +163,23 @@ class Bundle:
                 metadata = json.loads(file[METADATA_KEY][()])
                 architecture = json.loads(file.attrs["model_config"])
                 weights = _read_weights(file["model_weights"])
+                ngram_model = _read_ngram_model(file[NGRAMS_KEY]) if NGRAMS_KEY in file else None
         except BundleError:
             raise
         except (OSError, KeyError, ValueError, TypeError) as exc:
             raise BundleError(f"{path}: corrupt or truncated model file ({exc})") from exc
-        bundle = cls._from_metadata(path, metadata, architecture, weights)
+        bundle = cls._from_metadata(path, metadata, architecture, weights, ngram_model)
         _check_consistency(path, bundle, metadata.get("fingerprint"))
         return bundle
 
     @classmethod
     def _from_metadata(
-        cls, path: Path, metadata: dict[str, Any], architecture: dict[str, Any], weights: Weights
+        cls,
+        path: Path,
+        metadata: dict[str, Any],
+        architecture: dict[str, Any],
+        weights: Weights,
+        ngram_model: NgramModel | None,
     ) -> Bundle:
         if metadata.get("format_version") != FORMAT_VERSION:
             raise BundleError(
@@ -176,6 +199,7 @@ class Bundle:
                 metrics=metadata.get("metrics", {}),
                 history=metadata.get("history", {}),
                 created_at=metadata["created_at"],
+                ngram_model=ngram_model,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{path}: incomplete bundle metadata ({exc!r})") from exc
@@ -195,6 +219,15 @@ def _read_weights(group: h5py.Group) -> Weights:
             name: np.asarray(layer_group[name]) for name in _names(layer_group.attrs["weight_names"])
         }
     return weights
+
+
+def _read_ngram_model(group: h5py.Group) -> NgramModel:
+    arrays = {name: np.asarray(group[name], dtype=np.float32) for name in NGRAM_ARRAYS}
+    return NgramModel(
+        features=tuple(group["features"].asstr()[()].tolist()),
+        word_features=int(group.attrs["word_features"]),
+        **arrays,
+    )
 
 
 def _names(values: Any) -> list[str]:
@@ -222,6 +255,13 @@ def _check_consistency(path: Path, bundle: Bundle, stored_fingerprint: str | Non
         raise BundleError(
             f"{path}: {len(bundle.labels)} labels but the output layer has {output_units} units"
         )
+    if (ngrams := bundle.ngram_model) is not None and (
+        ngrams.coef.shape != (len(ngrams.features), len(bundle.labels))
+        or ngrams.idf.shape != (len(ngrams.features),)
+        or ngrams.intercept.shape != (len(bundle.labels),)
+        or not 0 <= ngrams.word_features <= len(ngrams.features)
+    ):
+        raise BundleError(f"{path}: the n-gram model's shapes do not match its features and labels")
     tags = {intent.tag for intent in bundle.intents}
     if missing := [label for label in bundle.labels if label not in tags]:
         raise BundleError(f"{path}: labels without an intent: {missing}")

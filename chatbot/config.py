@@ -41,6 +41,11 @@ class ModelConfig:
     seed: int = 1337  # seeds numpy, Python and TensorFlow for reproducible training
     threshold: float = 0.5  # below this confidence the bot answers with the fallback
     unknown_word_penalty: float = 0.0  # confidence taken off per share of unknown words, for fallback
+    deep_weight: float = 0.5  # share of the LSTM in the probabilities; the n-gram model has the rest
+    ngram_c: float = 20.0  # inverse regularisation strength of the n-gram logistic regression
+    ngram_min_df: int = 1  # n-grams in fewer training texts than this are left out
+    off_topic_weight: float = 0.5  # generic off-topic queries train the fallback intent, together
+    # weighing this many average intents; 0: not used
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:

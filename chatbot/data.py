@@ -18,6 +18,7 @@ from chatbot.errors import IntentsError
 log = logging.getLogger(__name__)
 
 FALLBACK_TAG = "fallback"
+DEFAULT_FALLBACK_RESPONSE = "Sorry, I didn't understand that. Could you say it another way?"
 KNOWN_KEYS = frozenset({"tag", "patterns", "responses", "context_set", "context_filter", "quick_replies"})
 
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import logging
+import math
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from chatbot.bundle import Bundle
-from chatbot.data import FALLBACK_TAG, Intent
+from chatbot.data import DEFAULT_FALLBACK_RESPONSE, FALLBACK_TAG, Intent
 from chatbot.engine import Engine, Ranking
 
 log = logging.getLogger(__name__)
-
-DEFAULT_FALLBACK_RESPONSE = "Sorry, I didn't understand that. Could you say it another way?"
 
 
 @dataclass(frozen=True)
@@ -28,6 +27,78 @@ class Reply:
     context: str | None
     ranking: Ranking
     quick_replies: tuple[str, ...] = ()  # buttons offered with the response: its intent's
+
+
+@dataclass(frozen=True)
+class FallbackRule:
+    """The settings of the fallback decision, as the bundle (or the server's config) gives them."""
+
+    threshold: float  # below this score the bot falls back
+    unknown_word_penalty: float = 0.0  # score taken off per share of unknown words
+
+
+ANSWERED = "answered"
+BELOW_THRESHOLD = "below_threshold"
+NO_KNOWN_WORD = "no_known_word"
+FALLBACK_INTENT = "fallback_intent"
+NO_ELIGIBLE_INTENT = "no_eligible_intent"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Which intent answers a ranked message, or why the bot falls back."""
+
+    intent: str  # the best eligible intent, or the best guess when none is eligible
+    confidence: float  # that intent's probability
+    score: float  # the confidence less the unknown-word penalty: what the threshold is compared with
+    reason: str  # ANSWERED, or why not: BELOW_THRESHOLD, NO_KNOWN_WORD, FALLBACK_INTENT, NO_ELIGIBLE_INTENT
+
+    @property
+    def fallback(self) -> bool:
+        """Say whether the bot falls back instead of answering with the intent."""
+        return self.reason != ANSWERED
+
+    @property
+    def threshold_score(self) -> float:
+        """Return the highest threshold at which the message is answered (-inf: at none).
+
+        Evaluation and calibration sweep thresholds over this, so they apply the very rule the
+        server runs (decide), not a copy of it.
+        """
+        return self.score if self.reason in (ANSWERED, BELOW_THRESHOLD) else -math.inf
+
+
+def decide(
+    ranking: Ranking, context: str | None, intents: Mapping[str, Intent], rule: FallbackRule
+) -> Decision:
+    """Apply the fallback rule: the one place that says whether a message is answered, and with what.
+
+    Serving, ``evaluate`` and ``calibrate`` all call this. Never raises for any ranking.
+    """
+    eligible = [(tag, score) for tag, score in ranking.intents if is_eligible(intents[tag], context)]
+    tag, confidence = eligible[0] if eligible else ranking.top
+    score = fallback_score(confidence, ranking, rule.unknown_word_penalty)
+    if not eligible:
+        reason = NO_ELIGIBLE_INTENT
+    elif tag == FALLBACK_TAG:
+        reason = FALLBACK_INTENT
+    elif has_no_known_word(ranking):
+        reason = NO_KNOWN_WORD
+    elif is_below_threshold(score, rule.threshold):
+        reason = BELOW_THRESHOLD
+    else:
+        reason = ANSWERED
+    log.debug(
+        "best eligible %s %.3f, score %.3f, threshold %.3f, known words %d/%d: %s",
+        tag,
+        confidence,
+        score,
+        rule.threshold,
+        ranking.known_words,
+        ranking.words,
+        reason,
+    )
+    return Decision(tag, confidence, score, reason)
 
 
 def is_below_threshold(confidence: float, threshold: float) -> bool:
@@ -67,39 +138,23 @@ class Dialogue:
     def __init__(self, engine: Engine, threshold: float, rng: random.Random | None = None) -> None:
         self.engine = engine
         self.threshold = threshold
-        self.unknown_word_penalty = engine.bundle.config.unknown_word_penalty
+        self.rule = FallbackRule(threshold, engine.bundle.config.unknown_word_penalty)
         self.intents = {intent.tag: intent for intent in engine.bundle.intents}
         self.rng = rng or random.Random()
 
     def reply(self, message: str, context: str | None = None) -> Reply:
         """Answer one message in a conversation that is in ``context``."""
-        return self.decide(self.engine.rank(message), context)
+        return self.answer(self.engine.rank(message), context)
 
     def reply_batch(self, messages: Sequence[str], context: str | None = None) -> list[Reply]:
         """Answer several independent messages with one forward pass."""
-        return [self.decide(ranking, context) for ranking in self.engine.rank_batch(messages)]
+        return [self.answer(ranking, context) for ranking in self.engine.rank_batch(messages)]
 
-    def decide(self, ranking: Ranking, context: str | None) -> Reply:
-        """Pick the best eligible intent, or fall back; never raises for any ranking."""
-        eligible = [(tag, score) for tag, score in ranking.intents if is_eligible(self.intents[tag], context)]
-        tag, confidence = eligible[0] if eligible else ranking.top
-        fallback = (
-            not eligible
-            or tag == FALLBACK_TAG
-            or has_no_known_word(ranking)
-            or is_below_threshold(
-                fallback_score(confidence, ranking, self.unknown_word_penalty), self.threshold
-            )
-        )
-        log.debug(
-            "best eligible %s %.3f, threshold %.3f, known words %d, fallback %s",
-            tag,
-            confidence,
-            self.threshold,
-            ranking.known_words,
-            fallback,
-        )
-        if fallback:
+    def answer(self, ranking: Ranking, context: str | None) -> Reply:
+        """Answer with the best eligible intent, or fall back (the rule is ``decide``)."""
+        decision = decide(ranking, context, self.intents, self.rule)
+        tag, confidence = decision.intent, decision.confidence
+        if decision.fallback:
             answer = self.intents.get(FALLBACK_TAG)
             response = self.rng.choice(answer.responses) if answer else DEFAULT_FALLBACK_RESPONSE
             return Reply(

@@ -1,6 +1,7 @@
 """Run a bundle's classifier in numpy, without TensorFlow: fast to start, fast per request.
 
-The forward pass reads the Keras architecture and weights from the bundle and implements the layers
+A bundle's probabilities mix two models: the LSTM (the "deep" part, weight ``deep_weight``) and
+the n-gram model (the "wide" part, chatbot.ngrams), which carries small bots. The LSTM's forward pass reads the Keras architecture and weights from the bundle and implements the layers
 the trainer builds (Embedding with masking, LSTM, Bidirectional LSTM, Dense, Dropout). Anything
 else fails at load with UnsupportedModelError rather than giving wrong answers. A Keras forward
 pass (``backend="keras"``, in chatbot.model) stays available for comparison and as a fallback.
@@ -18,7 +19,7 @@ import numpy as np
 from chatbot.bundle import Bundle
 from chatbot.config import ENGINES
 from chatbot.errors import UnsupportedModelError
-from chatbot.text import tokenize
+from chatbot.text import stem, words
 
 Array = np.ndarray
 Step = Callable[[Array, Array], tuple[Array, Array]]  # (values, mask) -> (values, mask)
@@ -52,7 +53,7 @@ class Ranking:
 
 
 class Engine:
-    """Classify texts with a bundle's model."""
+    """Classify texts with a bundle's model: the LSTM's probabilities mixed with the n-gram model's."""
 
     def __init__(
         self, bundle: Bundle, forward: Forward | None = None, cache_size: int = RANKING_CACHE_SIZE
@@ -61,9 +62,11 @@ class Engine:
         self.labels = bundle.labels
         self.max_length = bundle.config.max_length
         self.forward = forward or numpy_forward(bundle)
-        # Chat traffic repeats itself ("hi", "thanks", quick-reply labels): the ranking of a token
+        self.ngram_model = bundle.ngram_model
+        self.deep_weight = bundle.config.deep_weight if self.ngram_model is not None else 1.0
+        # Chat traffic repeats itself ("hi", "thanks", quick-reply labels): the ranking of a word
         # sequence never changes for a loaded model, so recent ones are kept (per engine, bounded).
-        self.rank_tokens = lru_cache(maxsize=cache_size)(self._rank_tokens)
+        self.rank_words = lru_cache(maxsize=cache_size)(self._rank_words)
 
     @classmethod
     def from_bundle(
@@ -78,23 +81,34 @@ class Engine:
             return cls(bundle, keras_forward(bundle), cache_size)
         return cls(bundle, cache_size=cache_size)
 
-    def predict_proba(self, token_ids: Array) -> Array:
-        """Return (batch, labels) probabilities for padded token ids."""
-        return self.forward(token_ids)
+    def predict_proba(self, word_lists: Sequence[Sequence[str]]) -> Array:
+        """Return (batch, labels) probabilities for texts split into words (chatbot.text.words)."""
+        token_lists = [[stem(word) for word in text_words] for text_words in word_lists]
+        return self._predict_proba(word_lists, token_lists)
 
     def rank(self, text: str) -> Ranking:
         """Classify one text."""
-        return self.rank_tokens(tuple(tokenize(text)))
+        return self.rank_words(tuple(words(text)))
 
     def rank_batch(self, texts: Sequence[str]) -> list[Ranking]:
         """Classify several texts in one forward pass."""
-        token_lists = [tokenize(text) for text in texts]
-        probabilities = self.forward(self.bundle.vocabulary.encode_batch(token_lists, self.max_length))
+        word_lists = [words(text) for text in texts]
+        token_lists = [[stem(word) for word in text_words] for text_words in word_lists]
+        probabilities = self._predict_proba(word_lists, token_lists)
         return [self._ranking(tokens, row) for tokens, row in zip(token_lists, probabilities, strict=True)]
 
-    def _rank_tokens(self, tokens: tuple[str, ...]) -> Ranking:
-        probabilities = self.forward(self.bundle.vocabulary.encode_batch([tokens], self.max_length))
-        return self._ranking(tokens, probabilities[0])
+    def _rank_words(self, text_words: tuple[str, ...]) -> Ranking:
+        tokens = [stem(word) for word in text_words]
+        return self._ranking(tokens, self._predict_proba([text_words], [tokens])[0])
+
+    def _predict_proba(
+        self, word_lists: Sequence[Sequence[str]], token_lists: Sequence[Sequence[str]]
+    ) -> Array:
+        probabilities = self.forward(self.bundle.vocabulary.encode_batch(token_lists, self.max_length))
+        if self.ngram_model is None or self.deep_weight >= 1.0:
+            return probabilities
+        wide = self.ngram_model.predict_proba(list(zip(word_lists, token_lists, strict=True)))
+        return self.deep_weight * probabilities + (1.0 - self.deep_weight) * wide
 
     def _ranking(self, tokens: Sequence[str], probabilities: Array) -> Ranking:
         ranked = sorted(zip(self.labels, probabilities.tolist(), strict=True), key=_score, reverse=True)

@@ -1,36 +1,44 @@
 """Measure a model on labelled queries and out-of-scope ones, and calibrate its fallback threshold.
 
 Everything here returns data (dicts, arrays); writing files and printing tables is for cli.py.
-Out-of-scope queries count as their own class: one is right when the bot falls back on it.
+Out-of-scope queries count as their own class: one is right when the bot falls back on it, and so
+are labelled queries of the ``fallback`` intent. Whether a query is answered is decided by the
+server's own rule (``chatbot.dialogue.decide``), each labelled query in the context its intent needs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from chatbot.bundle import Bundle
-from chatbot.data import Intent
-from chatbot.dialogue import fallback_score
+from chatbot.data import FALLBACK_TAG, Intent
+from chatbot.dialogue import FallbackRule, decide
 from chatbot.engine import Engine
 from chatbot.errors import IntentsError
 
 OUT_OF_SCOPE = "<out-of-scope>"
 BATCH_SIZE = 256
+# Without the author's out-of-scope queries, the threshold may refuse at most this share of the
+# held-out answers that would be right: compressed confidences (label smoothing, ensembles) then
+# never cost more than this in answered accuracy.
+IN_SCOPE_REFUSAL_BUDGET = 0.015
 
 
 @dataclass(frozen=True)
 class Predictions:
-    """The top label and its confidence for each of a list of texts."""
+    """The answer of the fallback rule for each of a list of texts, at any threshold."""
 
-    labels: list[str]
-    confidences: np.ndarray
+    labels: list[str]  # the best eligible intent (the answer, unless the bot falls back)
+    confidences: np.ndarray  # the highest threshold at which each is answered (-inf: never)
 
 
 def load_out_of_scope(path: str | Path) -> list[str]:
@@ -42,6 +50,12 @@ def load_out_of_scope(path: str | Path) -> list[str]:
     return [line.strip() for line in lines if line.strip()]
 
 
+def load_off_topic() -> list[str]:
+    """Read the generic off-topic queries shipped with the project (chatbot/resources/off_topic.txt)."""
+    text = resources.files("chatbot").joinpath("resources/off_topic.txt").read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
 def labelled_examples(intents: Sequence[Intent]) -> tuple[list[str], list[str]]:
     """Return every pattern of the intents and its tag."""
     pairs = [(pattern, intent.tag) for intent in intents for pattern in intent.patterns]
@@ -49,21 +63,35 @@ def labelled_examples(intents: Sequence[Intent]) -> tuple[list[str], list[str]]:
 
 
 def predict(
-    engine: Engine, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    engine: Engine,
+    texts: Sequence[str],
+    contexts: Sequence[str | None] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> Predictions:
-    """Classify texts in batches and return the top label and confidence of each."""
+    """Rank texts in batches and apply the fallback rule to each (in its context, if given)."""
+    intents = {intent.tag: intent for intent in engine.bundle.intents}
+    rule = FallbackRule(-math.inf, engine.bundle.config.unknown_word_penalty)  # any threshold, later
+    contexts = contexts if contexts is not None else [None] * len(texts)
     labels: list[str] = []
-    confidences: list[float] = []
+    scores: list[float] = []
     for start in range(0, len(texts), BATCH_SIZE):
-        for ranking in engine.rank_batch(texts[start : start + BATCH_SIZE]):
-            label, confidence = ranking.top
-            labels.append(label)
-            # The dialogue's own fallback score; no known word means a fallback at any threshold.
-            score = fallback_score(confidence, ranking, engine.bundle.config.unknown_word_penalty)
-            confidences.append(score if ranking.known_words else -1.0)
+        rankings = engine.rank_batch(texts[start : start + BATCH_SIZE])
+        for ranking, context in zip(rankings, contexts[start : start + BATCH_SIZE], strict=True):
+            decision = decide(ranking, context, intents, rule)
+            labels.append(decision.intent)
+            scores.append(decision.threshold_score)
         if progress:
-            progress(min(BATCH_SIZE, len(texts) - start))
-    return Predictions(labels, np.array(confidences, dtype=np.float64))
+            progress(len(rankings))
+    return Predictions(labels, np.array(scores, dtype=np.float64))
+
+
+def split_fallback_queries(
+    texts: Sequence[str], tags: Sequence[str], out_of_scope: Sequence[str]
+) -> tuple[list[str], list[str], list[str]]:
+    """Move labelled queries of the fallback intent to the out-of-scope ones: falling back is right."""
+    pairs = [(text, tag) for text, tag in zip(texts, tags, strict=True) if tag != FALLBACK_TAG]
+    fallback = [text for text, tag in zip(texts, tags, strict=True) if tag == FALLBACK_TAG]
+    return [text for text, _ in pairs], [tag for _, tag in pairs], [*out_of_scope, *fallback]
 
 
 def predict_both(
@@ -73,9 +101,12 @@ def predict_both(
     out_of_scope: Sequence[str],
     progress: Callable[[int], None] | None = None,
 ) -> tuple[Predictions, Predictions, np.ndarray]:
-    """Classify labelled and out-of-scope queries; also say which labelled ones are right."""
-    in_scope = predict(engine, texts, progress)
-    outside = predict(engine, out_of_scope, progress)
+    """Classify labelled queries (each in its intent's context) and out-of-scope ones (in none);
+    also say which labelled ones get their own intent."""
+    intents = {intent.tag: intent for intent in engine.bundle.intents}
+    contexts = [intents[tag].context_filter if tag in intents else None for tag in tags]
+    in_scope = predict(engine, texts, contexts, progress)
+    outside = predict(engine, out_of_scope, progress=progress)
     correct = np.array([p == t for p, t in zip(in_scope.labels, tags, strict=True)], dtype=bool)
     return in_scope, outside, correct
 
@@ -89,7 +120,7 @@ def choose_threshold(
     threshold; an out-of-scope query is right when its confidence is below it.
     """
     scores = np.concatenate([in_scope_confidences, out_of_scope_confidences, [0.0, 1.0]])
-    candidates = np.unique(np.clip(scores, 0.0, 1.0))  # a threshold is a probability
+    candidates = np.unique(np.clip(scores[np.isfinite(scores)], 0.0, 1.0))  # a threshold is a probability
     in_scope_sorted = np.sort(in_scope_confidences[correct])
     out_sorted = np.sort(out_of_scope_confidences)
     kept_correct = len(in_scope_sorted) - np.searchsorted(in_scope_sorted, candidates, side="left")
@@ -97,6 +128,39 @@ def choose_threshold(
     accuracy = (kept_correct + rejected_out) / (len(in_scope_confidences) + len(out_of_scope_confidences))
     best = int(np.argmax(accuracy))  # the lowest threshold among equals: fewest fallbacks
     return float(candidates[best]), float(accuracy[best])
+
+
+def choose_threshold_in_scope(
+    correct: np.ndarray,
+    in_scope_confidences: np.ndarray,
+    off_topic_confidences: np.ndarray,
+    budget: float = IN_SCOPE_REFUSAL_BUDGET,
+) -> tuple[float, dict[str, float]]:
+    """Return a threshold chosen without the author's out-of-scope queries, and what it does.
+
+    The threshold refuses at most ``budget`` of the held-out queries the model gets right. Below
+    that cap it maximises balanced accuracy: the share of right answers kept plus the share of
+    generic off-topic queries refused, each set weighing the same whatever its size, so that many
+    generic queries cannot swamp a small validation set.
+    """
+    right = np.sort(in_scope_confidences[correct])
+    off_topic = np.sort(off_topic_confidences)
+    # Right answers that the rule refuses at any threshold (-inf) use up the budget first.
+    refusable = max(int(np.floor(budget * len(right))), int(np.searchsorted(right, -math.inf, side="right")))
+    cap = float(right[refusable]) if refusable < len(right) else 0.0
+    scores = np.concatenate([right, off_topic, [0.0]])
+    candidates = np.unique(np.clip(scores[np.isfinite(scores)], 0.0, max(cap, 0.0)))
+    kept = (len(right) - np.searchsorted(right, candidates, side="left")) / max(len(right), 1)
+    refused = np.searchsorted(off_topic, candidates, side="left") / max(len(off_topic), 1)
+    best = int(np.argmax(kept + refused))  # the lowest threshold among equals: fewest fallbacks
+    threshold = float(candidates[best])
+    return threshold, {
+        "accuracy": float(correct.mean()) if len(correct) else 0.0,
+        "right_answers_kept": float(kept[best]),
+        "off_topic_refused": float(refused[best]),
+        "held_out_right": float(len(right)),
+        "off_topic_queries": float(len(off_topic)),
+    }
 
 
 def per_intent_metrics(
@@ -131,6 +195,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate the engine on labelled texts and out-of-scope queries; return one report dict."""
     threshold = engine.bundle.config.threshold if threshold is None else threshold
+    texts, tags, out_of_scope = split_fallback_queries(texts, tags, out_of_scope)
     in_scope, outside, correct = predict_both(engine, texts, tags, out_of_scope, progress)
     kept = in_scope.confidences >= threshold
     answered = [p if k else OUT_OF_SCOPE for p, k in zip(in_scope.labels, kept, strict=True)]
@@ -154,7 +219,7 @@ def evaluate(
         "per_intent": per_intent_metrics(tags, in_scope.labels, labels),
         "confused_pairs": confused_pairs(tags, in_scope.labels),
         "errors": [
-            {"text": text, "expected": tag, "predicted": label, "confidence": round(float(confidence), 6)}
+            {"text": text, "expected": tag, "predicted": label, "confidence": _rounded(confidence)}
             for text, tag, label, confidence in zip(texts, tags, answered, in_scope.confidences, strict=True)
             if label != tag
         ]
@@ -163,16 +228,16 @@ def evaluate(
                 "text": text,
                 "expected": OUT_OF_SCOPE,
                 "predicted": label,
-                "confidence": round(float(confidence), 6),
+                "confidence": _rounded(confidence),
             }
             for text, label, confidence in zip(out_of_scope, outside.labels, outside.confidences, strict=True)
             if confidence >= threshold
         ],
         "predictions": {"expected": list(tags), "predicted": in_scope.labels},
         "confidences": {
-            "in_scope_correct": in_scope.confidences[correct].tolist(),
-            "in_scope_wrong": in_scope.confidences[~correct].tolist(),
-            "out_of_scope": outside.confidences.tolist(),
+            "in_scope_correct": _finite(in_scope.confidences[correct]),
+            "in_scope_wrong": _finite(in_scope.confidences[~correct]),
+            "out_of_scope": _finite(outside.confidences),
         },
     }
 
@@ -181,7 +246,27 @@ def calibrate(
     bundle: Bundle, validation: Sequence[Intent], out_of_scope: Sequence[str]
 ) -> tuple[Bundle, float]:
     """Return the bundle with the threshold that is best on validation and out-of-scope queries."""
-    texts, tags = labelled_examples(validation)
+    texts, tags, out_of_scope = split_fallback_queries(*labelled_examples(validation), out_of_scope)
     in_scope, outside, correct = predict_both(Engine.from_bundle(bundle), texts, tags, out_of_scope)
     threshold, accuracy = choose_threshold(correct, in_scope.confidences, outside.confidences)
     return dataclasses.replace(bundle, config=bundle.config.replace(threshold=threshold)), accuracy
+
+
+def calibrate_in_scope(
+    bundle: Bundle, held_out: Sequence[Intent], off_topic: Sequence[str], model: Bundle | None = None
+) -> tuple[Bundle, dict[str, float]]:
+    """Return the bundle with a threshold chosen on held-out in-scope queries and generic off-topic
+    ones (``choose_threshold_in_scope``), measured with ``model`` (default: the bundle itself)."""
+    texts, tags, off_topic = split_fallback_queries(*labelled_examples(held_out), off_topic)
+    in_scope, outside, correct = predict_both(Engine.from_bundle(model or bundle), texts, tags, off_topic)
+    threshold, summary = choose_threshold_in_scope(correct, in_scope.confidences, outside.confidences)
+    return dataclasses.replace(bundle, config=bundle.config.replace(threshold=threshold)), summary
+
+
+def _rounded(score: float) -> float | None:
+    """Return a score for a JSON report: None for one that no threshold answers."""
+    return round(float(score), 6) if math.isfinite(score) else None
+
+
+def _finite(scores: np.ndarray) -> list[float]:
+    return scores[np.isfinite(scores)].tolist()

@@ -32,7 +32,12 @@ def normalize(text: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     """Split text into stemmed, lower-case word tokens, dropping punctuation."""
-    return [stem(token) for token in split_words(normalize(text)) if not _is_punctuation(token)]
+    return [stem(word) for word in words(text)]
+
+
+def words(text: str) -> list[str]:
+    """Split text into normalised, unstemmed words, dropping punctuation (what n-grams are cut from)."""
+    return [token for token in split_words(normalize(text)) if not _is_punctuation(token)]
 
 
 def split_words(text: str) -> list[str]:

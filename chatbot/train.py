@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -16,10 +19,13 @@ import tensorflow as tf
 import chatbot
 from chatbot.bundle import Bundle
 from chatbot.config import ModelConfig
-from chatbot.data import Intent, fingerprint_intents
+from chatbot.data import DEFAULT_FALLBACK_RESPONSE, FALLBACK_TAG, Intent, fingerprint_intents
+from chatbot.engine import Engine
 from chatbot.errors import IntentsError
+from chatbot.evaluate import IN_SCOPE_REFUSAL_BUDGET, calibrate_in_scope, load_off_topic
 from chatbot.model import average_models, build_model
-from chatbot.text import tokenize
+from chatbot.ngrams import Document, NgramModel, feature_families
+from chatbot.text import stem, words
 from chatbot.vocab import UNK_ID, Vocabulary, build_vocabulary
 
 log = logging.getLogger(__name__)
@@ -29,14 +35,52 @@ BUCKET_BATCHES = 50  # batches per chunk within which rows are sorted by length
 
 @dataclass(frozen=True)
 class Examples:
-    """Tokenised training texts with the index of their label."""
+    """Training texts, as words and as stemmed tokens, with the index of their label."""
 
-    tokens: list[list[str]]
+    texts: list[str]
+    words: list[list[str]]
+    tokens: list[list[str]]  # the stems of the words: what the LSTM reads
     label_ids: np.ndarray
+    own: np.ndarray  # True for the bot's own patterns, False for generic off-topic queries
 
     def subset(self, indices: Sequence[int]) -> Examples:
         """Return the examples at the given positions."""
-        return Examples([self.tokens[i] for i in indices], self.label_ids[list(indices)])
+        rows = list(indices)
+        return Examples(
+            [self.texts[i] for i in rows],
+            [self.words[i] for i in rows],
+            [self.tokens[i] for i in rows],
+            self.label_ids[rows],
+            self.own[rows],
+        )
+
+    def __add__(self, other: Examples) -> Examples:
+        return Examples(
+            self.texts + other.texts,
+            self.words + other.words,
+            self.tokens + other.tokens,
+            np.concatenate([self.label_ids, other.label_ids]),
+            np.concatenate([self.own, other.own]),
+        )
+
+    def documents(self) -> list[Document]:
+        """Return each text's (words, stems): what the n-gram model reads."""
+        return list(zip(self.words, self.tokens, strict=True))
+
+    def intents(self, labels: Sequence[str]) -> list[Intent]:
+        """Return the examples as intents with their texts as patterns (no responses needed)."""
+        return [
+            Intent(label, tuple(t for t, i in zip(self.texts, self.label_ids, strict=True) if i == index), ())
+            for index, label in enumerate(labels)
+        ]
+
+    def sample_weights(self, off_topic_weight: float) -> np.ndarray:
+        """Weigh each own pattern 1 and all generic queries together like ``off_topic_weight``
+        average intents, so that they cannot outweigh the bot's own data however many there are."""
+        own_labels = len(np.unique(self.label_ids[self.own])) or 1
+        generic = int((~self.own).sum()) or 1
+        share = off_topic_weight * self.own.sum() / own_labels / generic
+        return np.where(self.own, 1.0, share).astype(np.float32)
 
 
 class WordDropoutBatches:
@@ -46,12 +90,14 @@ class WordDropoutBatches:
     and each batch is cut to its longest row: the LSTM then runs over far fewer padding steps.
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, batch_size: int, rate: float, seed: int) -> None:
-        self.x, self.y, self.batch_size, self.rate = x, y, batch_size, rate
+    def __init__(
+        self, x: np.ndarray, y: np.ndarray, weights: np.ndarray, batch_size: int, rate: float, seed: int
+    ) -> None:
+        self.x, self.y, self.weights, self.batch_size, self.rate = x, y, weights, batch_size, rate
         self.lengths = np.maximum((x != 0).sum(axis=1), 1)
         self.rng = np.random.default_rng(seed)
 
-    def epoch(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def epoch(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """Yield one epoch of batches, in a new order each time."""
         order = self.rng.permutation(len(self.x))
         chunk = BUCKET_BATCHES * self.batch_size
@@ -64,13 +110,14 @@ class WordDropoutBatches:
             rows = batches[index]
             x = self.x[rows, : self.lengths[rows].max()].copy()
             x[(x > UNK_ID) & (self.rng.random(x.shape) < self.rate)] = UNK_ID
-            yield x, self.y[rows]
+            yield x, self.y[rows], self.weights[rows]
 
     def dataset(self) -> tf.data.Dataset:
         """Return the batches as a dataset that declares their varying width (Keras would guess it)."""
         signature = (
             tf.TensorSpec(shape=(None, None), dtype=tf.int32),
             tf.TensorSpec(shape=(None, self.y.shape[1]), dtype=tf.float32),
+            tf.TensorSpec(shape=(None,), dtype=tf.float32),
         )
         batches = -(-len(self.x) // self.batch_size)
         dataset = tf.data.Dataset.from_generator(self.epoch, output_signature=signature)
@@ -106,12 +153,32 @@ def make_examples(intents: Sequence[Intent], labels: Sequence[str], strict: bool
     if strict and (unknown := sorted({i.tag for i in intents if i.patterns} - set(label_to_index))):
         raise IntentsError(f"validation intents not in the training data: {', '.join(unknown)}")
     pairs = [
-        (tokenize(pattern), label_to_index[intent.tag])
+        (pattern, label_to_index[intent.tag])
         for intent in intents
         if intent.tag in label_to_index
         for pattern in intent.patterns
     ]
-    return Examples([tokens for tokens, _ in pairs], np.array([label for _, label in pairs], dtype=np.int32))
+    word_lists = [words(text) for text, _ in pairs]
+    return Examples(
+        [text for text, _ in pairs],
+        word_lists,
+        [[stem(word) for word in text_words] for text_words in word_lists],
+        np.array([label for _, label in pairs], dtype=np.int32),
+        np.ones(len(pairs), dtype=bool),
+    )
+
+
+def off_topic_examples(queries: Sequence[str], labels: Sequence[str]) -> Examples:
+    """Return generic off-topic queries as not-own examples of the fallback intent."""
+    examples = make_examples([Intent(FALLBACK_TAG, tuple(queries), ())], labels)
+    return dataclasses.replace(examples, own=np.zeros(len(examples.texts), dtype=bool))
+
+
+def with_fallback_intent(intents: Sequence[Intent]) -> list[Intent]:
+    """Return the intents with a fallback intent: the label that generic off-topic queries train."""
+    if any(intent.tag == FALLBACK_TAG for intent in intents):
+        return list(intents)
+    return [*intents, Intent(FALLBACK_TAG, (), (DEFAULT_FALLBACK_RESPONSE,))]
 
 
 def stratified_split(label_ids: np.ndarray, share: float, seed: int) -> tuple[list[int], list[int]]:
@@ -130,32 +197,49 @@ def stratified_split(label_ids: np.ndarray, share: float, seed: int) -> tuple[li
 def can_split(label_ids: np.ndarray, config: ModelConfig) -> bool:
     """Say whether every label has enough examples to hold some out."""
     counts = np.bincount(label_ids)
+    counts = counts[counts > 0]  # a fallback intent with no patterns of its own has nothing to hold out
     return config.validation_split > 0 and counts.min() >= config.min_patterns_for_validation
 
 
 def train(
     intents: Sequence[Intent], config: ModelConfig | None = None, validation: Sequence[Intent] | None = None
 ) -> Bundle:
-    """Train on the intents and return the bundle.
+    """Train on the intents and return the bundle, its threshold fitted to held-out data.
 
-    With a validation set, the model stops early on it and keeps its best epoch. Without one, when
+    With a validation set, the LSTM stops early on it and keeps its best epoch. Without one, when
     the data allows, a stratified split measures how well the model generalises and for how many
-    epochs; the model is then refitted on every pattern for at least that many epochs, and on until
+    epochs; the LSTM is then refitted on every pattern for at least that many epochs, and on until
     it gives every pattern its own intent with ``config.fit_confidence``, so that the bot never
-    misreads or hesitates over its own examples.
+    misreads or hesitates over its own examples. The n-gram model is fitted beside it.
+
+    The threshold comes from the held-out queries (the validation set, or the split's held-out part
+    as the split model answers it) and generic off-topic ones: ``choose_threshold_in_scope``. With
+    neither, the config's threshold stays.
     """
     started = time.perf_counter()
-    labels = tuple(intent.tag for intent in intents if intent.patterns)
-    examples = make_examples(intents, labels)
     config = config or default_config(intents)
+    data_sha256 = fingerprint_intents(list(intents))
+    off_topic = load_off_topic()
+    if config.off_topic_weight > 0:
+        # Half of the generic off-topic queries train the fallback intent; the other half is left
+        # for the threshold to measure how often off-topic messages get through.
+        intents = with_fallback_intent(intents)
+        labels = tuple(i.tag for i in intents if i.patterns or i.tag == FALLBACK_TAG)
+        negatives = off_topic_examples(off_topic[::2], labels)
+        off_topic = off_topic[1::2]
+    else:
+        labels = tuple(intent.tag for intent in intents if intent.patterns)
+        negatives = make_examples([], labels)
+    examples = make_examples(intents, labels)
     longest = max(len(tokens) for tokens in examples.tokens)
     config = config.replace(max_length=max(1, min(config.max_length, longest)))
-    metrics: dict[str, float] = {}
+    build = functools.partial(_bundle, labels=labels, intents=intents, config=config, data_sha256=data_sha256)
+    held_out_model: Bundle | None = None
+    held_out: Sequence[Intent] = validation or ()
     if validation is not None:
-        held_out = make_examples(validation, labels, strict=True)
-        model, vocabulary, history = _fit_members(examples, len(labels), config, held_out)
-        x_validation = vocabulary.encode_batch(held_out.tokens, config.max_length)
-        metrics["validation_accuracy"] = accuracy(model, x_validation, held_out.label_ids)
+        model, vocabulary, history = _fit_members(
+            examples + negatives, len(labels), config, make_examples(validation, labels, strict=True)
+        )
         fit_history = history
     else:
         min_epochs = 1
@@ -164,22 +248,55 @@ def train(
             train_rows, validation_rows = stratified_split(
                 examples.label_ids, config.validation_split, config.seed
             )
-            _, _, fit_history = _fit(
-                examples.subset(train_rows), len(labels), config, examples.subset(validation_rows)
-            )
+            part, rest = examples.subset(train_rows) + negatives, examples.subset(validation_rows)
+            split_model, split_vocabulary, fit_history = _fit(part, len(labels), config, rest)
             min_epochs = int(np.argmax(fit_history["val_accuracy"])) + 1
-            metrics["validation_accuracy"] = float(fit_history["val_accuracy"][min_epochs - 1])
+            held_out_model = build(split_model, split_vocabulary, fit_ngram_model(part, len(labels), config))
+            held_out = rest.intents(labels)
             log.info(
-                "validation accuracy %.4f at epoch %d; refitting on all patterns",
-                metrics["validation_accuracy"],
+                "LSTM validation accuracy %.4f at epoch %d; refitting on all patterns",
+                fit_history["val_accuracy"][min_epochs - 1],
                 min_epochs,
             )
-        model, vocabulary, history = _fit_members(examples, len(labels), config, None, min_epochs)
+        model, vocabulary, history = _fit_members(examples + negatives, len(labels), config, None, min_epochs)
         fit_history = fit_history or history
-    x = vocabulary.encode_batch(examples.tokens, config.max_length)
-    metrics["train_accuracy"] = accuracy(model, x, examples.label_ids)
+    bundle = build(model, vocabulary, fit_ngram_model(examples + negatives, len(labels), config))
+    metrics: dict[str, float] = {}
+    if held_out:
+        bundle, summary = calibrate_in_scope(bundle, held_out, off_topic, held_out_model)
+        metrics["validation_accuracy"] = summary["accuracy"]
+        log.info(describe_threshold(bundle.config.threshold, summary))
+    engine = Engine.from_bundle(bundle, cache_size=0)
+    predicted = engine.predict_proba(examples.words).argmax(axis=1)
+    metrics["train_accuracy"] = float(np.mean(predicted == examples.label_ids))
     metrics["epochs"] = float(len(history["loss"]))
     metrics["seconds"] = round(time.perf_counter() - started, 2)
+    return dataclasses.replace(
+        bundle,
+        metrics=metrics,
+        history={name: [float(value) for value in values] for name, values in fit_history.items()},
+    )
+
+
+def describe_threshold(threshold: float, summary: dict[str, float]) -> str:
+    """Say how the threshold was chosen and what it does, for the training log."""
+    return (
+        f"threshold {threshold:.4f}: the highest that refuses at most {IN_SCOPE_REFUSAL_BUDGET:.1%} of the "
+        f"{summary['held_out_right']:.0f} held-out queries the model gets right, then the best balance "
+        f"below it; keeps {summary['right_answers_kept']:.1%} of them and refuses "
+        f"{summary['off_topic_refused']:.1%} of {summary['off_topic_queries']:.0f} generic off-topic queries"
+    )
+
+
+def _bundle(
+    model: keras.Model,
+    vocabulary: Vocabulary,
+    ngram_model: NgramModel,
+    labels: tuple[str, ...],
+    intents: Sequence[Intent],
+    config: ModelConfig,
+    data_sha256: str,
+) -> Bundle:
     return Bundle(
         architecture=json_architecture(model),
         weights=extract_weights(model),
@@ -187,10 +304,9 @@ def train(
         labels=labels,
         intents=tuple(intents),
         config=config,
-        data_sha256=fingerprint_intents(list(intents)),
+        data_sha256=data_sha256,
         versions=library_versions(),
-        metrics=metrics,
-        history={name: [float(value) for value in values] for name, values in fit_history.items()},
+        ngram_model=ngram_model,
     )
 
 
@@ -220,11 +336,6 @@ class StopWhenFitted(keras.callbacks.Callback):
             self.model.set_weights(self.fitted_weights)
 
 
-def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float:
-    """Return the share of examples whose top prediction is their label, with dropout off."""
-    return float(np.mean(np.argmax(model(x, training=False), axis=1) == y))
-
-
 def _fit_members(
     examples: Examples, num_labels: int, config: ModelConfig, validation: Examples | None, min_epochs: int = 1
 ) -> tuple[keras.Model, Vocabulary, dict[str, list[float]]]:
@@ -252,7 +363,8 @@ def _fit(
     model = build_model(len(vocabulary), num_labels, config)
     x = vocabulary.encode_batch(examples.tokens, config.max_length)
     y = one_hot(examples.label_ids, num_labels)
-    batches = WordDropoutBatches(x, y, config.batch_size, config.word_dropout, config.seed)
+    weights = examples.sample_weights(config.off_topic_weight)
+    batches = WordDropoutBatches(x, y, weights, config.batch_size, config.word_dropout, config.seed)
     callbacks: list[keras.callbacks.Callback] = [EpochLogger(every=1 if len(x) > 2000 else 25)]
     if config.ema_momentum:
         # First, so that the callbacks after it (and validation) see the averaged weights.
@@ -271,7 +383,10 @@ def _fit(
     else:
         # Label smoothing caps what the targets teach: (1 - smoothing + smoothing / labels) at most.
         highest = 1.0 - config.label_smoothing + config.label_smoothing / num_labels
-        callbacks.append(StopWhenFitted(x, examples.label_ids, min_epochs, config.fit_confidence * highest))
+        own = examples.own  # generic off-topic queries need not fit: they only pull towards fallback
+        callbacks.append(
+            StopWhenFitted(x[own], examples.label_ids[own], min_epochs, config.fit_confidence * highest)
+        )
     history = model.fit(
         batches.dataset(),
         epochs=config.epochs,
@@ -281,6 +396,63 @@ def _fit(
         verbose=0,
     )
     return model, vocabulary, history.history
+
+
+def fit_ngram_model(examples: Examples, num_labels: int, config: ModelConfig) -> NgramModel:
+    """Fit the n-gram model: TF-IDF features (vocabulary and idf from these texts) and a
+    multinomial logistic regression (scikit-learn, imported here: serving never needs it)."""
+    from sklearn.linear_model import LogisticRegression
+
+    documents = examples.documents()
+    families = [feature_families(document) for document in documents]
+    features: list[str] = []
+    document_frequency: list[float] = []
+    word_features = 0
+    for family in range(2):
+        counts = Counter(gram for grams in families for gram in set(grams[family]))
+        kept = sorted(gram for gram, count in counts.items() if count >= config.ngram_min_df)
+        features += kept
+        document_frequency += [counts[gram] for gram in kept]
+        word_features = word_features or len(kept)
+    # scikit-learn's smoothed idf: as if one extra document held every feature once.
+    idf = np.log((1 + len(documents)) / (1 + np.asarray(document_frequency, dtype=np.float64))) + 1
+    model = NgramModel(
+        tuple(features),
+        word_features,
+        idf.astype(np.float32),
+        np.zeros((len(features), num_labels), np.float32),
+        np.zeros(num_labels, np.float32),
+    )
+    matrix = ngram_matrix(model, documents)
+    present = np.unique(examples.label_ids)
+    if len(present) < 2:  # one intent: nothing to tell apart, every text is that intent
+        return model
+    classifier = LogisticRegression(C=config.ngram_c, max_iter=1000).fit(
+        matrix, examples.label_ids, sample_weight=examples.sample_weights(config.off_topic_weight)
+    )
+    coef = np.zeros((len(features), num_labels), np.float32)
+    intercept = np.zeros(num_labels, np.float32)
+    if len(present) == 2:  # scikit-learn fits one logit for two classes: the second's against the first
+        coef[:, present[1]], intercept[present[1]] = classifier.coef_[0], classifier.intercept_[0]
+    else:
+        coef[:, present] = classifier.coef_.T
+        intercept[present] = classifier.intercept_
+    return dataclasses.replace(model, coef=coef, intercept=intercept)
+
+
+def ngram_matrix(model: NgramModel, documents: Sequence[Document]):  # -> scipy.sparse.csr_matrix
+    """Return the n-gram model's TF-IDF features of the documents as a sparse matrix, for scikit-learn."""
+    from scipy.sparse import csr_matrix
+
+    rows = [model.vectorize(document) for document in documents]
+    return csr_matrix(
+        (
+            np.concatenate([[], *(values for _, values in rows)]),
+            np.concatenate([[], *(columns for columns, _ in rows)]).astype(np.int64),
+            np.cumsum([0, *(len(columns) for columns, _ in rows)]),
+        ),
+        shape=(len(documents), len(model.features)),
+    )
 
 
 def json_architecture(model: keras.Model) -> dict:

@@ -13,6 +13,7 @@ from chatbot.bundle import Bundle
 from chatbot.config import ModelConfig
 from chatbot.engine import Engine
 from chatbot.errors import UnsupportedModelError
+from chatbot.text import stem
 from chatbot.vocab import UNK_ID, Vocabulary
 from tests.conftest import ROOT
 
@@ -116,7 +117,7 @@ def test_numpy_matches_keras(kind: str, config: ModelConfig, vocabulary_size: in
     engine = Engine.from_bundle(random_bundle(model, vocabulary_size, config))
     token_ids = parity_inputs(vocabulary_size, config.max_length, config.seed)
     expected = np.asarray(model(token_ids, training=False))
-    actual = engine.predict_proba(token_ids)
+    actual = engine.forward(token_ids)
     assert np.abs(actual - expected).max() <= 1e-5
     assert (actual.argmax(axis=1) == expected.argmax(axis=1)).all()
 
@@ -188,10 +189,23 @@ def test_unknown_backend_is_refused(tiny_bundle: Bundle) -> None:
         Engine.from_bundle(tiny_bundle, "torch")
 
 
-def test_rank_remembers_recent_token_sequences(engine: Engine) -> None:
-    engine.rank_tokens.cache_clear()
+def test_rank_remembers_recent_word_sequences(engine: Engine) -> None:
+    engine.rank_words.cache_clear()
     first = engine.rank("Hello there!")
-    second = engine.rank("hello there")  # other text, same tokens: answered from the cache
+    second = engine.rank("hello there")  # other text, same words: answered from the cache
     assert second is first
-    assert engine.rank_tokens.cache_info().hits == 1
+    assert engine.rank_words.cache_info().hits == 1
     assert engine.rank("hello") is not first
+
+
+def test_probabilities_mix_the_lstm_and_the_ngram_model(tiny_bundle: Bundle) -> None:
+    texts = [["where", "is", "my", "order"], ["hello"], []]
+    tokens = [[stem(word) for word in text] for text in texts]
+    deep = Engine.from_bundle(tiny_bundle).forward(tiny_bundle.vocabulary.encode_batch(tokens, 8))
+    wide = tiny_bundle.ngram_model.predict_proba(list(zip(texts, tokens, strict=True)))
+    for weight in (0.0, 0.3, 1.0):
+        bundle = dataclasses.replace(tiny_bundle, config=tiny_bundle.config.replace(deep_weight=weight))
+        mixed = Engine.from_bundle(bundle).predict_proba(texts)
+        assert np.allclose(mixed, weight * deep + (1 - weight) * wide, atol=1e-6)
+    without_ngrams = dataclasses.replace(tiny_bundle, ngram_model=None)
+    assert np.allclose(Engine.from_bundle(without_ngrams).predict_proba(texts), deep, atol=1e-6)

@@ -33,8 +33,10 @@ def test_word_dropout_replaces_only_known_words() -> None:
     from chatbot.train import WordDropoutBatches
 
     x = np.tile(np.array([[5, 6, 7, 1, 0, 0]], dtype=np.int32), (400, 1))
-    batches = WordDropoutBatches(x, np.zeros((400, 1), dtype=np.float32), batch_size=400, rate=0.25, seed=0)
-    dropped, _ = next(batches.epoch())
+    batches = WordDropoutBatches(
+        x, np.zeros((400, 1), dtype=np.float32), np.ones(400), batch_size=400, rate=0.25, seed=0
+    )
+    dropped, _, _ = next(batches.epoch())
     assert (dropped[:, 4:] == 0).all() and (dropped[:, 3] == UNK_ID).all()
     share = (dropped[:, :3] == UNK_ID).mean()
     assert 0.2 < share < 0.3
@@ -135,9 +137,9 @@ def test_batches_group_similar_lengths_and_cut_padding() -> None:
     for row, length in enumerate(lengths):
         x[row, :length] = 5
     y = np.arange(1000)
-    batches = WordDropoutBatches(x, y, batch_size=32, rate=0.0, seed=1)
+    batches = WordDropoutBatches(x, y, np.ones(1000), batch_size=32, rate=0.0, seed=1)
     seen, widths, spreads = [], [], []
-    for batch_x, batch_y in batches.epoch():
+    for batch_x, batch_y, _ in batches.epoch():
         seen += batch_y.tolist()
         widths.append(batch_x.shape[1])
         assert batch_x.shape[1] == lengths[batch_y].max()  # cut to the longest row
@@ -155,6 +157,6 @@ def test_dataset_declares_varying_widths() -> None:
     x[:, :3] = 4
     x[-4:, :5] = 4
     y = np.eye(2, dtype=np.float32)[np.zeros(40, dtype=int)]
-    batches = WordDropoutBatches(x, y, batch_size=4, rate=0.0, seed=0)
-    widths = {batch_x.shape[1] for batch_x, _ in batches.dataset().as_numpy_iterator()}
+    batches = WordDropoutBatches(x, y, np.ones(40, dtype=np.float32), batch_size=4, rate=0.0, seed=0)
+    widths = {batch_x.shape[1] for batch_x, _, _ in batches.dataset().as_numpy_iterator()}
     assert widths == {3, 5}
