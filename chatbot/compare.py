@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from chatbot.evaluate import OUT_OF_SCOPE
+from chatbot.evaluate import OUT_OF_SCOPE, split_fallback_queries
 
 HEADLINE_METRICS = (
     "accuracy",
@@ -42,8 +42,13 @@ def answers(
     The report lists only its errors; every query not among them was answered right.
     """
     wrong = {(error["text"], error["expected"]): error["predicted"] for error in report["errors"]}
-    queries = [*zip(texts, tags, strict=True), *((text, OUT_OF_SCOPE) for text in out_of_scope)]
-    return [wrong.get((text, expected), expected) for text, expected in queries]
+    return [wrong.get(query, query[1]) for query in queries(texts, tags, out_of_scope)]
+
+
+def queries(texts: Sequence[str], tags: Sequence[str], out_of_scope: Sequence[str]) -> list[tuple[str, str]]:
+    """Return every query with the answer expected, as ``evaluate`` counts them."""
+    texts, tags, out_of_scope = split_fallback_queries(texts, tags, out_of_scope)
+    return [*zip(texts, tags, strict=True), *((text, OUT_OF_SCOPE) for text in out_of_scope)]
 
 
 def compare_reports(
@@ -67,12 +72,13 @@ def compare_reports(
             per_intent.append(
                 {"intent": intent, "old_f1": old_f1, "new_f1": new_f1, "change": new_f1 - old_f1}
             )
-    queries = [*zip(texts, tags, strict=True), *((text, OUT_OF_SCOPE) for text in out_of_scope)]
     old_answers = answers(old, texts, tags, out_of_scope)
     new_answers = answers(new, texts, tags, out_of_scope)
     changed = [
         {"text": text, "expected": expected, "old": before, "new": after}
-        for (text, expected), before, after in zip(queries, old_answers, new_answers, strict=True)
+        for (text, expected), before, after in zip(
+            queries(texts, tags, out_of_scope), old_answers, new_answers, strict=True
+        )
         if before != after
     ]
     return {
