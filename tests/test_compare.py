@@ -20,14 +20,21 @@ OUT_OF_SCOPE_QUERIES = ["zzz qqq", "what is the capital of peru"]
 
 
 def biased(bundle: Bundle, tag: str, amount: float) -> Bundle:
-    """Return the bundle with the output bias of one intent raised: a worse model that says it often."""
+    """Return the bundle with the output biases of one intent raised: a worse model that says it often."""
     weights = {layer: dict(values) for layer, values in bundle.weights.items()}
     last_layer = list(weights)[-1]
     bias_name = list(weights[last_layer])[-1]
     bias = np.array(weights[last_layer][bias_name], copy=True)
     bias[bundle.labels.index(tag)] += amount
     weights[last_layer][bias_name] = bias
-    return dataclasses.replace(bundle, weights=weights, created_at="2031-01-01T00:00:00+00:00")
+    ngram_model = bundle.ngram_model
+    if ngram_model is not None:  # the wide half votes too: bias it the same way
+        intercept = np.array(ngram_model.intercept, copy=True)
+        intercept[bundle.labels.index(tag)] += amount
+        ngram_model = dataclasses.replace(ngram_model, intercept=intercept)
+    return dataclasses.replace(
+        bundle, weights=weights, ngram_model=ngram_model, created_at="2031-01-01T00:00:00+00:00"
+    )
 
 
 def report_for(bundle: Bundle) -> tuple[dict, list[str], list[str]]:
@@ -52,7 +59,9 @@ def test_a_worse_model_shows_its_drop_intents_and_changed_answers(tiny_bundle: B
     comparison = compare_reports(old, new, texts, tags, OUT_OF_SCOPE_QUERIES)
     assert comparison["overall"]["accuracy"]["change"] < -0.1
     assert comparison["per_intent"][0]["change"] < 0
-    assert {row["new"] for row in comparison["changed_answers"]} == {"greeting"}
+    changed = comparison["changed_answers"]
+    assert "greeting" in {row["new"] for row in changed}
+    assert all(row["old"] == row["expected"] != row["new"] for row in changed)  # only answers lost
     table = format_comparison(comparison)
     assert "accuracy" in table and "queries answered differently" in table
     assert gate_failures(new, old, fail_under=None, max_drop=5) == [
