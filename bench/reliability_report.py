@@ -104,7 +104,7 @@ def disk_full_rows(f: dict[str, Any]) -> list[Row]:
     return [
         (
             "A full disk while saving",
-            "a save to a full 200 KiB tmpfs",
+            "a save to a full 2 MiB tmpfs",
             f"`{f['message']}`; no partial file",
             FAULTS,
         )

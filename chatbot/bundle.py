@@ -1,6 +1,7 @@
 """Save and load a trained model bundle: one ``.h5`` file holding everything serving needs.
 
-The file is a Keras HDF5 model (``keras.models.load_model`` opens it) with one extra dataset,
+When the bundle has an LSTM, the file is a Keras HDF5 model (``keras.models.load_model`` opens
+it); a bundle of the n-gram model alone (small bots) is the same file without the Keras parts. It has one extra dataset,
 ``chatbot_bundle``: JSON with the vocabulary, labels, intents, config, data hash and versions, and
 one extra group, ``chatbot_ngrams``: the n-gram model's features, idf, weights and biases.
 This module alone knows that layout; it reads and writes it with h5py, never with Keras.
@@ -27,6 +28,7 @@ from chatbot.config import ModelConfig
 from chatbot.data import Intent
 from chatbot.errors import BundleError
 from chatbot.ngrams import NgramModel
+from chatbot.slots import Domain
 from chatbot.vocab import Vocabulary
 
 FORMAT_VERSION = 1
@@ -40,7 +42,7 @@ Weights = dict[str, dict[str, np.ndarray]]  # layer name -> weight name -> value
 class Bundle:
     """A trained intent classifier and what it needs to answer: the one unit of deployment."""
 
-    architecture: dict[str, Any]  # the Keras model config (``model.to_json()``)
+    architecture: dict[str, Any] | None  # the LSTM's Keras config (``model.to_json()``); None: no LSTM
     weights: Weights
     vocabulary: Vocabulary
     labels: tuple[str, ...]  # output unit i predicts labels[i]
@@ -52,6 +54,8 @@ class Bundle:
     history: dict[str, list[float]] = field(default_factory=dict)  # per-epoch training curves
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     ngram_model: NgramModel | None = None  # the wide half; None in bundles of the LSTM alone
+    spelling_words: tuple[str, ...] = ()  # training words, most frequent first: typos of them are corrected
+    domain: Domain = field(default_factory=Domain)  # entities and slots; empty in bundles made before them
 
     @cached_property
     def fingerprint(self) -> str:
@@ -67,6 +71,7 @@ class Bundle:
                 digest.update(np.ascontiguousarray(values).tobytes())
         digest.update("\n".join(self.vocabulary.tokens).encode())
         digest.update("\n".join(self.labels).encode())
+        digest.update("\n".join(self.spelling_words).encode())
         if self.ngram_model is not None:
             digest.update("\n".join(self.ngram_model.features).encode())
             for name in NGRAM_ARRAYS:
@@ -74,8 +79,8 @@ class Bundle:
         return digest.hexdigest()[:16]
 
     def layers(self) -> list[dict[str, Any]]:
-        """Return the layer configs of the architecture, in order."""
-        return self.architecture["config"]["layers"]
+        """Return the layer configs of the architecture, in order (none without an LSTM)."""
+        return self.architecture["config"]["layers"] if self.architecture is not None else []
 
     def save(self, path: str | Path) -> Path:
         """Write the bundle atomically: a reader sees the old file or the new one, never a mix.
@@ -113,6 +118,19 @@ class Bundle:
         return path
 
     def _write(self, file: h5py.File) -> None:
+        if self.architecture is not None:
+            self._write_keras_model(file)
+        file.create_dataset(METADATA_KEY, data=json.dumps(self._metadata(), ensure_ascii=False))
+        if self.ngram_model is not None:
+            ngrams = file.create_group(NGRAMS_KEY)
+            ngrams.attrs["word_features"] = self.ngram_model.word_features
+            ngrams.create_dataset(
+                "features", data=np.array(self.ngram_model.features, dtype=h5py.string_dtype())
+            )
+            for name in NGRAM_ARRAYS:
+                ngrams.create_dataset(name, data=getattr(self.ngram_model, name))
+
+    def _write_keras_model(self, file: h5py.File) -> None:
         file.attrs["backend"] = "tensorflow"
         file.attrs["keras_version"] = self.versions.get("keras", "3")
         file.attrs["model_config"] = json.dumps(self.architecture)
@@ -125,15 +143,6 @@ class Bundle:
             layer_group.attrs["weight_names"] = [name.encode() for name in layer_weights] or np.array([])
             for weight_name, values in layer_weights.items():
                 layer_group.create_dataset(weight_name, data=values)
-        file.create_dataset(METADATA_KEY, data=json.dumps(self._metadata(), ensure_ascii=False))
-        if self.ngram_model is not None:
-            ngrams = file.create_group(NGRAMS_KEY)
-            ngrams.attrs["word_features"] = self.ngram_model.word_features
-            ngrams.create_dataset(
-                "features", data=np.array(self.ngram_model.features, dtype=h5py.string_dtype())
-            )
-            for name in NGRAM_ARRAYS:
-                ngrams.create_dataset(name, data=getattr(self.ngram_model, name))
 
     def _metadata(self) -> dict[str, Any]:
         return {
@@ -148,6 +157,8 @@ class Bundle:
             "metrics": self.metrics,
             "history": self.history,
             "created_at": self.created_at,
+            "spelling_words": list(self.spelling_words),
+            "domain": self.domain.to_dict(),
         }
 
     @classmethod
@@ -161,8 +172,9 @@ class Bundle:
                 if METADATA_KEY not in file:
                     raise BundleError(f"{path}: not a chatbot model bundle (no {METADATA_KEY} metadata)")
                 metadata = json.loads(file[METADATA_KEY][()])
-                architecture = json.loads(file.attrs["model_config"])
-                weights = _read_weights(file["model_weights"])
+                has_lstm = "model_config" in file.attrs
+                architecture = json.loads(file.attrs["model_config"]) if has_lstm else None
+                weights = _read_weights(file["model_weights"]) if has_lstm else {}
                 ngram_model = _read_ngram_model(file[NGRAMS_KEY]) if NGRAMS_KEY in file else None
         except BundleError:
             raise
@@ -177,7 +189,7 @@ class Bundle:
         cls,
         path: Path,
         metadata: dict[str, Any],
-        architecture: dict[str, Any],
+        architecture: dict[str, Any] | None,
         weights: Weights,
         ngram_model: NgramModel | None,
     ) -> Bundle:
@@ -192,7 +204,7 @@ class Bundle:
                 weights=weights,
                 vocabulary=Vocabulary(tuple(metadata["vocabulary"])),
                 labels=tuple(metadata["labels"]),
-                intents=tuple(_intent_from_metadata(item) for item in metadata["intents"]),
+                intents=tuple(Intent.from_dict(item) for item in metadata["intents"]),
                 config=ModelConfig.from_dict(metadata["config"]),
                 data_sha256=metadata["data_sha256"],
                 versions=metadata.get("versions", {}),
@@ -200,15 +212,11 @@ class Bundle:
                 history=metadata.get("history", {}),
                 created_at=metadata["created_at"],
                 ngram_model=ngram_model,
+                spelling_words=tuple(metadata.get("spelling_words", ())),
+                domain=Domain.from_dict(metadata.get("domain", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{path}: incomplete bundle metadata ({exc!r})") from exc
-
-
-def _intent_from_metadata(item: dict[str, Any]) -> Intent:
-    """Rebuild an intent from its JSON form, where tuples were written as lists."""
-    lists = {key: tuple(item[key]) for key in ("patterns", "responses", "quick_replies") if key in item}
-    return Intent(**{**item, **lists})
 
 
 def _read_weights(group: h5py.Group) -> Weights:
@@ -235,6 +243,25 @@ def _names(values: Any) -> list[str]:
 
 
 def _check_consistency(path: Path, bundle: Bundle, stored_fingerprint: str | None) -> None:
+    if bundle.architecture is None and bundle.ngram_model is None:
+        raise BundleError(f"{path}: neither an LSTM nor an n-gram model: nothing to classify with")
+    if bundle.architecture is not None:
+        _check_lstm(path, bundle)
+    if (ngrams := bundle.ngram_model) is not None and (
+        ngrams.coef.shape != (len(ngrams.features), len(bundle.labels))
+        or ngrams.idf.shape != (len(ngrams.features),)
+        or ngrams.intercept.shape != (len(bundle.labels),)
+        or not 0 <= ngrams.word_features <= len(ngrams.features)
+    ):
+        raise BundleError(f"{path}: the n-gram model's shapes do not match its features and labels")
+    tags = {intent.tag for intent in bundle.intents}
+    if missing := [label for label in bundle.labels if label not in tags]:
+        raise BundleError(f"{path}: labels without an intent: {missing}")
+    if stored_fingerprint != bundle.fingerprint:
+        raise BundleError(f"{path}: weights do not match their fingerprint; the file is corrupt")
+
+
+def _check_lstm(path: Path, bundle: Bundle) -> None:
     layers = {layer["name"]: layer for layer in bundle.layers()}
     if set(bundle.weights) - set(layers):
         raise BundleError(f"{path}: weights for layers the architecture does not have")
@@ -255,18 +282,6 @@ def _check_consistency(path: Path, bundle: Bundle, stored_fingerprint: str | Non
         raise BundleError(
             f"{path}: {len(bundle.labels)} labels but the output layer has {output_units} units"
         )
-    if (ngrams := bundle.ngram_model) is not None and (
-        ngrams.coef.shape != (len(ngrams.features), len(bundle.labels))
-        or ngrams.idf.shape != (len(ngrams.features),)
-        or ngrams.intercept.shape != (len(bundle.labels),)
-        or not 0 <= ngrams.word_features <= len(ngrams.features)
-    ):
-        raise BundleError(f"{path}: the n-gram model's shapes do not match its features and labels")
-    tags = {intent.tag for intent in bundle.intents}
-    if missing := [label for label in bundle.labels if label not in tags]:
-        raise BundleError(f"{path}: labels without an intent: {missing}")
-    if stored_fingerprint != bundle.fingerprint:
-        raise BundleError(f"{path}: weights do not match their fingerprint; the file is corrupt")
 
 
 def _temporary_prefix(path: Path) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -16,8 +17,9 @@ from chatbot import review
 from chatbot.bundle import Bundle
 from chatbot.compare import compare_reports, format_comparison, gate_failures
 from chatbot.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH
+from chatbot.conversation import take_turn
 from chatbot.conversations import ConversationStore, default_database_url
-from chatbot.data import load_intents
+from chatbot.data import load_domain, load_intents
 from chatbot.dialogue import load_dialogue
 from chatbot.engine import Engine
 from chatbot.errors import ChatbotError, EditError, IntentsError
@@ -135,6 +137,7 @@ def run_train(args: argparse.Namespace) -> int:
     if print_findings(run_checks(intents)):
         print(f"error: fix {args.data} first (chatbot validate --data {args.data})", file=sys.stderr)
         return EXIT_FAILED_CHECK
+    domain = load_domain(args.data)
     validation = load_intents(args.val) if args.val else None
     out_of_scope = load_out_of_scope(args.oos_val) if args.oos_val else None
     if out_of_scope is not None and validation is None:
@@ -143,22 +146,26 @@ def run_train(args: argparse.Namespace) -> int:
     from chatbot.train import default_config, train
 
     config = default_config(intents).replace(epochs=args.epochs, seed=args.seed)
-    bundle = train(intents, config, validation)
+    bundle = dataclasses.replace(train(intents, config, validation), domain=domain)
     if out_of_scope is not None:
         bundle, accuracy = calibrate(bundle, validation, out_of_scope)
         print(
             f"threshold {bundle.config.threshold:.4f}: accuracy {accuracy:.4f} on validation + out-of-scope"
         )
     bundle.save(args.out)
-    curves = plots.training_curves(bundle.history, args.out.with_suffix(".training.png"))
     metrics = bundle.metrics
     validation = metrics.get("validation_accuracy")
+    parts = "an LSTM and an n-gram model" if bundle.architecture is not None else "an n-gram model"
+    saved = f"saved {args.out} (fingerprint {bundle.fingerprint})"
+    if bundle.history:  # the LSTM's curves, per epoch
+        saved += f" and {plots.training_curves(bundle.history, args.out.with_suffix('.training.png'))}"
     print(
-        f"trained {len(bundle.labels)} intents on {sum(len(i.patterns) for i in intents)} patterns "
-        f"in {metrics['seconds']:.1f} s: {int(metrics['epochs'])} epochs, "
-        f"train accuracy {metrics['train_accuracy']:.3f}"
+        f"trained {parts} for {len(bundle.labels)} intents on {sum(len(i.patterns) for i in intents)} "
+        f"patterns in {metrics['seconds']:.1f} s"
+        + (f" ({int(metrics['epochs'])} epochs)" if metrics["epochs"] else "")
+        + f": train accuracy {metrics['train_accuracy']:.3f}"
         + (f", validation accuracy {validation:.3f}" if validation is not None else "")
-        + f"\nsaved {args.out} (fingerprint {bundle.fingerprint}) and {curves}"
+        + f"\n{saved}"
     )
     return 0
 
@@ -307,7 +314,7 @@ def format_stats(figures: dict) -> str:
 
 def run_predict(args: argparse.Namespace) -> int:
     """Print the top intents and the answer for one message."""
-    reply = load_dialogue(args.model).reply(args.text)
+    reply = take_turn(load_dialogue(args.model), args.text).reply
     for tag, confidence in reply.ranking.intents[:3]:
         print(f"{confidence:6.3f}  {tag}")
     print(f"{'fallback' if reply.fallback else 'answer'}: {reply.response}")
@@ -315,9 +322,9 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_chat(args: argparse.Namespace) -> int:
-    """Chat in the terminal, keeping the conversation's context, until EOF or 'quit'."""
+    """Chat in the terminal, keeping context and slots (webhooks are not called), until EOF or 'quit'."""
     dialogue = load_dialogue(args.model)
-    context = None
+    context, slots, pending = None, {}, None
     print("Chat with the bot (type 'quit' to stop).")
     while True:
         try:
@@ -328,9 +335,9 @@ def run_chat(args: argparse.Namespace) -> int:
         if message.lower() in {"quit", "exit"}:
             return 0
         if message:
-            reply = dialogue.reply(message, context)
-            context = reply.context
-            print(f"bot> {reply.response}")
+            step = take_turn(dialogue, message, context, slots, pending)
+            context, slots, pending = step.reply.context, step.slots, step.pending
+            print(f"bot> {step.reply.response}")
 
 
 def run_serve(args: argparse.Namespace) -> int:

@@ -1,7 +1,7 @@
 """Run a bundle's classifier in numpy, without TensorFlow: fast to start, fast per request.
 
 A bundle's probabilities mix two models: the LSTM (the "deep" part, weight ``deep_weight``) and
-the n-gram model (the "wide" part, chatbot.ngrams), which carries small bots. The LSTM's forward pass reads the Keras architecture and weights from the bundle and implements the layers
+the n-gram model (the "wide" part, chatbot.ngrams), which carries small bots alone. The LSTM's forward pass reads the Keras architecture and weights from the bundle and implements the layers
 the trainer builds (Embedding with masking, LSTM, Bidirectional LSTM, Dense, Dropout). Anything
 else fails at load with UnsupportedModelError rather than giving wrong answers. A Keras forward
 pass (``backend="keras"``, in chatbot.model) stays available for comparison and as a fallback.
@@ -19,6 +19,7 @@ import numpy as np
 from chatbot.bundle import Bundle
 from chatbot.config import ENGINES
 from chatbot.errors import UnsupportedModelError
+from chatbot.spelling import SpellingCorrector
 from chatbot.text import stem, words
 
 Array = np.ndarray
@@ -61,9 +62,13 @@ class Engine:
         self.bundle = bundle
         self.labels = bundle.labels
         self.max_length = bundle.config.max_length
-        self.forward = forward or numpy_forward(bundle)
+        self.forward = forward or (numpy_forward(bundle) if bundle.architecture is not None else None)
         self.ngram_model = bundle.ngram_model
-        self.deep_weight = bundle.config.deep_weight if self.ngram_model is not None else 1.0
+        if self.forward is None or self.ngram_model is None:
+            self.deep_weight = 1.0 if self.ngram_model is None else 0.0  # one part: all of it
+        else:
+            self.deep_weight = bundle.config.deep_weight
+        self.spelling = SpellingCorrector(bundle.spelling_words) if bundle.spelling_words else None
         # Chat traffic repeats itself ("hi", "thanks", quick-reply labels): the ranking of a word
         # sequence never changes for a loaded model, so recent ones are kept (per engine, bounded).
         self.rank_words = lru_cache(maxsize=cache_size)(self._rank_words)
@@ -75,7 +80,7 @@ class Engine:
         """Prepare the forward pass of a loaded bundle in numpy (default) or Keras."""
         if backend not in ENGINES:
             raise ValueError(f"unknown engine {backend!r}; choose one of {', '.join(ENGINES)}")
-        if backend == "keras":
+        if backend == "keras" and bundle.architecture is not None:
             from chatbot.model import keras_forward  # imports TensorFlow: only when asked for
 
             return cls(bundle, keras_forward(bundle), cache_size)
@@ -83,8 +88,7 @@ class Engine:
 
     def predict_proba(self, word_lists: Sequence[Sequence[str]]) -> Array:
         """Return (batch, labels) probabilities for texts split into words (chatbot.text.words)."""
-        token_lists = [[stem(word) for word in text_words] for text_words in word_lists]
-        return self._predict_proba(word_lists, token_lists)
+        return self._predict_proba(*self._read(word_lists))
 
     def rank(self, text: str) -> Ranking:
         """Classify one text."""
@@ -92,23 +96,30 @@ class Engine:
 
     def rank_batch(self, texts: Sequence[str]) -> list[Ranking]:
         """Classify several texts in one forward pass."""
-        word_lists = [words(text) for text in texts]
-        token_lists = [[stem(word) for word in text_words] for text_words in word_lists]
+        word_lists, token_lists = self._read([words(text) for text in texts])
         probabilities = self._predict_proba(word_lists, token_lists)
         return [self._ranking(tokens, row) for tokens, row in zip(token_lists, probabilities, strict=True)]
 
     def _rank_words(self, text_words: tuple[str, ...]) -> Ranking:
-        tokens = [stem(word) for word in text_words]
-        return self._ranking(tokens, self._predict_proba([text_words], [tokens])[0])
+        word_lists, token_lists = self._read([text_words])
+        return self._ranking(token_lists[0], self._predict_proba(word_lists, token_lists)[0])
+
+    def _read(self, word_lists: Sequence[Sequence[str]]) -> tuple[list[list[str]], list[list[str]]]:
+        """Return the words as the model reads them (slips in training words corrected), and their stems."""
+        if self.spelling is not None:
+            word_lists = [self.spelling.correct_all(text_words) for text_words in word_lists]
+        word_lists = [list(text_words) for text_words in word_lists]
+        return word_lists, [[stem(word) for word in text_words] for text_words in word_lists]
 
     def _predict_proba(
         self, word_lists: Sequence[Sequence[str]], token_lists: Sequence[Sequence[str]]
     ) -> Array:
-        probabilities = self.forward(self.bundle.vocabulary.encode_batch(token_lists, self.max_length))
-        if self.ngram_model is None or self.deep_weight >= 1.0:
-            return probabilities
+        if self.deep_weight > 0.0:
+            deep = self.forward(self.bundle.vocabulary.encode_batch(token_lists, self.max_length))
+            if self.deep_weight >= 1.0:
+                return deep
         wide = self.ngram_model.predict_proba(list(zip(word_lists, token_lists, strict=True)))
-        return self.deep_weight * probabilities + (1.0 - self.deep_weight) * wide
+        return wide if self.deep_weight <= 0.0 else self.deep_weight * deep + (1.0 - self.deep_weight) * wide
 
     def _ranking(self, tokens: Sequence[str], probabilities: Array) -> Ranking:
         ranked = sorted(zip(self.labels, probabilities.tolist(), strict=True), key=_score, reverse=True)

@@ -9,6 +9,7 @@ import pytest
 from flask import Flask
 
 from app import create_app
+from chatbot.data import DEFAULT_FALLBACK_RESPONSE
 from chatbot.dialogue import Dialogue
 from chatbot.engine import Engine
 
@@ -97,7 +98,9 @@ def test_parse(client) -> None:
     body = client.post("/api/v1/parse", json={"text": "see you later"}).get_json()
     assert body["intent"]["name"] == "goodbye"
     assert 0.5 < body["intent"]["confidence"] <= 1.0
-    assert len(body["ranking"]) == 4  # the tiny bot has four trained intents; at most five are listed
+    # The tiny bot has five labels (its fallback intent trained on generic off-topic queries);
+    # at most five are listed.
+    assert len(body["ranking"]) == 5
     assert body["ranking"][0] == body["intent"]
     assert body["fallback"] is False and body["response"] in {"Bye!", "See you."}
 
@@ -144,15 +147,17 @@ def test_chat_keeps_context_per_session(client) -> None:
         "fallback": False,
         "context": None,
         "quick_replies": [],
+        "entities": [],
+        "slots": {},
+        "handoff": False,
     }
 
 
-def with_quick_replies(tiny_bundle, buttons: dict[str, tuple[str, ...]], drop: str = "") -> Flask:
+def with_quick_replies(tiny_bundle, buttons: dict[str, tuple[str, ...]]) -> Flask:
     """Return an app whose bot offers the given quick replies, per intent tag."""
     intents = tuple(
         dataclasses.replace(intent, quick_replies=buttons.get(intent.tag, ()))
         for intent in tiny_bundle.intents
-        if intent.tag != drop
     )
     engine = Engine.from_bundle(dataclasses.replace(tiny_bundle, intents=intents))
     return create_app({"TESTING": True}, dialogue=Dialogue(engine, threshold=0.5))
@@ -174,9 +179,15 @@ def test_chat_offers_the_answering_intents_quick_replies(tiny_bundle, message: s
 
 
 def test_chat_fallback_without_a_fallback_intent_offers_no_quick_replies(tiny_bundle) -> None:
-    app = with_quick_replies(tiny_bundle, {"greeting": ("Bye",)}, drop="fallback")
+    from chatbot.train import with_fallback_intent
+
+    # Training gives a bot without a fallback intent this one: the default answer, no buttons.
+    without = [intent for intent in tiny_bundle.intents if intent.tag != "fallback"]
+    bundle = dataclasses.replace(tiny_bundle, intents=tuple(with_fallback_intent(without)))
+    app = create_app({"TESTING": True}, dialogue=Dialogue(Engine.from_bundle(bundle), threshold=0.5))
     body = app.test_client().post("/api/v1/chat", json={"message": "purple zebra"}).get_json()
     assert (body["fallback"], body["quick_replies"]) == (True, [])
+    assert body["response"] == DEFAULT_FALLBACK_RESPONSE
 
 
 def test_chat_makes_a_session_id_when_absent(client) -> None:

@@ -214,11 +214,11 @@ def test_a_save_killed_at_random_moments_never_harms_the_previous_model(
 
 @pytest.fixture
 def small_disk(tmp_path: Path):
-    """Mount a 200 KiB tmpfs (needs root); skip without it, except under CI."""
+    """Mount a 2 MiB tmpfs (needs root); skip without it, except under CI."""
     mount_point = tmp_path / "disk"
     mount_point.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(mount_point)], capture_output=True, text=True
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], capture_output=True, text=True
     )
     if mounted.returncode != 0:
         message = f"cannot mount a small tmpfs: {mounted.stderr.strip()}"

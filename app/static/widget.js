@@ -48,7 +48,7 @@
   /* ---- state kept in sessionStorage ---- */
 
   function emptyState() {
-    return { sessionId: null, messages: [], quickReplies: [], open: false };
+    return { sessionId: null, messages: [], quickReplies: [], open: false, handoff: false };
   }
 
   function isText(value) {
@@ -72,6 +72,7 @@
       ),
       quickReplies: Array.isArray(stored.quickReplies) ? stored.quickReplies.filter(isText) : [],
       open: stored.open === true,
+      handoff: stored.handoff === true,
     };
   }
 
@@ -211,12 +212,10 @@
       "aria-label": "Close chat",
       title: "Close chat",
     }, [icon("close")]);
+    const subtitle = el("p", { class: "cb-subtitle" });
     const header = el("header", { class: "cb-header" }, [
       el("span", { class: "cb-avatar", "aria-hidden": "true" }, [icon("chat")]),
-      el("div", { class: "cb-heading" }, [
-        heading,
-        el("p", { class: "cb-subtitle", text: "Typically replies instantly" }),
-      ]),
+      el("div", { class: "cb-heading" }, [heading, subtitle]),
       restartButton,
       ...(closeButton ? [closeButton] : []),
     ]);
@@ -242,7 +241,14 @@
       "aria-label": "Suggested replies",
       hidden: true,
     });
-    const scroller = el("div", { class: "cb-scroller" }, [log, typing, quickReplies]);
+    // While a person has the conversation (handoff), the bot stays silent and this says who answers.
+    const handoffNotice = el("p", {
+      class: "cb-handoff",
+      role: "status",
+      hidden: true,
+      text: "A person from our team will answer here. You can add details meanwhile.",
+    });
+    const scroller = el("div", { class: "cb-scroller" }, [log, typing, quickReplies, handoffNotice]);
 
     const input = el("input", {
       id: "cb-input",
@@ -326,8 +332,14 @@
         log.appendChild(bubble(message.role, message.text));
       }
       renderQuickReplies();
+      renderHandoff();
       updateSendButton();
       scrollToEnd();
+    }
+
+    function renderHandoff() {
+      handoffNotice.hidden = !state.handoff;
+      subtitle.textContent = state.handoff ? "A person will reply" : "Typically replies instantly";
     }
 
     function addMessage(role, text) {
@@ -393,7 +405,13 @@
         const answer = await postMessage(text, state.sessionId);
         state.sessionId = answer.session_id;
         state.quickReplies = Array.isArray(answer.quick_replies) ? answer.quick_replies.filter(isText) : [];
-        addMessage("bot", answer.response);
+        state.handoff = answer.handoff === true;
+        if (isText(answer.response)) {
+          addMessage("bot", answer.response); // empty while a person has the conversation
+        } else {
+          saveState(state);
+        }
+        renderHandoff();
       } catch (error) {
         showError(error instanceof ChatError ? error : new ChatError("invalid"), text);
       } finally {
