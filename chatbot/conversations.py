@@ -177,7 +177,7 @@ class ConversationStore:
                 messages.c.review.is_(None),
                 sa.or_(messages.c.fallback, messages.c.confidence < below),
             )
-            .order_by(messages.c.id.desc())
+            .order_by(messages.c.created_at.desc(), messages.c.id.desc())
             .limit(limit)
         )
         return self._rows(query)
