@@ -22,7 +22,7 @@ from chatbot.conversations import ConversationStore, default_database_url
 from chatbot.data import load_domain, load_intents
 from chatbot.dialogue import load_dialogue
 from chatbot.engine import Engine
-from chatbot.errors import ChatbotError, EditError, IntentsError
+from chatbot.errors import ChatbotError, EditError
 from chatbot.evaluate import calibrate, evaluate, labelled_examples, load_out_of_scope
 from chatbot.review import DEFAULT_BELOW, DEFAULT_DAYS
 from chatbot.validate import ERROR, Finding, findings_json, has_failures, run_checks, validate_file
@@ -55,7 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--val", type=Path, help="validation intents (default: a stratified split)")
     train.add_argument(
-        "--oos-val", type=Path, help="out-of-scope queries, one a line: calibrates the threshold"
+        "--oos-val",
+        type=Path,
+        help="out-of-scope queries, one a line (data/out_of_scope.txt from the review inbox): with --val "
+        "the threshold is calibrated on both; without, they join the generic off-topic queries",
     )
     train.add_argument("--epochs", type=int, help="upper bound on training epochs")
     train.add_argument("--seed", type=int, help="random seed")
@@ -140,14 +143,14 @@ def run_train(args: argparse.Namespace) -> int:
     domain = load_domain(args.data)
     validation = load_intents(args.val) if args.val else None
     out_of_scope = load_out_of_scope(args.oos_val) if args.oos_val else None
-    if out_of_scope is not None and validation is None:
-        raise IntentsError("--oos-val needs --val: the threshold is calibrated on both")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from chatbot.train import default_config, train
 
     config = default_config(intents).replace(epochs=args.epochs, seed=args.seed)
-    bundle = dataclasses.replace(train(intents, config, validation), domain=domain)
-    if out_of_scope is not None:
+    # Without --val, out-of-scope queries join the generic ones that the threshold is chosen on.
+    held_out_out_of_scope = out_of_scope if validation is None and out_of_scope is not None else ()
+    bundle = dataclasses.replace(train(intents, config, validation, held_out_out_of_scope), domain=domain)
+    if out_of_scope is not None and validation is not None:
         bundle, accuracy = calibrate(bundle, validation, out_of_scope)
         print(
             f"threshold {bundle.config.threshold:.4f}: accuracy {accuracy:.4f} on validation + out-of-scope"
