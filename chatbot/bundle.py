@@ -54,6 +54,7 @@ class Bundle:
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     ngram_model: NgramModel | None = None  # the wide half; None in bundles of the LSTM alone
     spelling_words: tuple[str, ...] = ()  # training words, most frequent first: typos of them are corrected
+    widget_strings: dict[str, str] = field(default_factory=dict)  # the chat widget's texts (intents.json)
 
     @cached_property
     def fingerprint(self) -> str:
@@ -156,6 +157,7 @@ class Bundle:
             "history": self.history,
             "created_at": self.created_at,
             "spelling_words": list(self.spelling_words),
+            "widget_strings": self.widget_strings,
         }
 
     @classmethod
@@ -210,6 +212,7 @@ class Bundle:
                 created_at=metadata["created_at"],
                 ngram_model=ngram_model,
                 spelling_words=tuple(metadata.get("spelling_words", ())),
+                widget_strings=dict(metadata.get("widget_strings", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{path}: incomplete bundle metadata ({exc!r})") from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -13,7 +14,7 @@ from tqdm import tqdm
 
 from chatbot.bundle import Bundle
 from chatbot.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH
-from chatbot.data import load_intents
+from chatbot.data import load_intents, load_language, load_widget_strings
 from chatbot.dialogue import load_dialogue
 from chatbot.engine import Engine
 from chatbot.errors import ChatbotError, IntentsError
@@ -91,8 +92,10 @@ def run_train(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from chatbot.train import default_config, train
 
-    config = default_config(intents).replace(epochs=args.epochs, seed=args.seed)
-    bundle = train(intents, config, validation)
+    config = default_config(intents, load_language(args.data)).replace(epochs=args.epochs, seed=args.seed)
+    bundle = dataclasses.replace(
+        train(intents, config, validation), widget_strings=load_widget_strings(args.data)
+    )
     if out_of_scope is not None:
         bundle, accuracy = calibrate(bundle, validation, out_of_scope)
         print(

@@ -62,6 +62,7 @@ class Engine:
         self.bundle = bundle
         self.labels = bundle.labels
         self.max_length = bundle.config.max_length
+        self.language = bundle.config.language
         self.forward = forward or (numpy_forward(bundle) if bundle.architecture is not None else None)
         self.ngram_model = bundle.ngram_model
         if self.forward is None or self.ngram_model is None:
@@ -92,11 +93,11 @@ class Engine:
 
     def rank(self, text: str) -> Ranking:
         """Classify one text."""
-        return self.rank_words(tuple(words(text)))
+        return self.rank_words(tuple(words(text, self.language)))
 
     def rank_batch(self, texts: Sequence[str]) -> list[Ranking]:
         """Classify several texts in one forward pass."""
-        word_lists, token_lists = self._read([words(text) for text in texts])
+        word_lists, token_lists = self._read([words(text, self.language) for text in texts])
         probabilities = self._predict_proba(word_lists, token_lists)
         return [self._ranking(tokens, row) for tokens, row in zip(token_lists, probabilities, strict=True)]
 
@@ -109,7 +110,7 @@ class Engine:
         if self.spelling is not None:
             word_lists = [self.spelling.correct_all(text_words) for text_words in word_lists]
         word_lists = [list(text_words) for text_words in word_lists]
-        return word_lists, [[stem(word) for word in text_words] for text_words in word_lists]
+        return word_lists, [[stem(word, self.language) for word in text_words] for text_words in word_lists]
 
     def _predict_proba(
         self, word_lists: Sequence[Sequence[str]], token_lists: Sequence[Sequence[str]]
