@@ -19,6 +19,8 @@ import numpy as np
 from chatbot.bundle import Bundle
 from chatbot.config import ENGINES
 from chatbot.errors import UnsupportedModelError
+from chatbot.languages import LANGUAGES
+from chatbot.segment import Segmenter
 from chatbot.spelling import SpellingCorrector
 from chatbot.text import stem, words
 
@@ -70,6 +72,7 @@ class Engine:
         else:
             self.deep_weight = bundle.config.deep_weight
         self.spelling = SpellingCorrector(bundle.spelling_words) if bundle.spelling_words else None
+        self.segmenter = None if LANGUAGES[self.language].spaced else Segmenter(bundle.spelling_words)
         # Chat traffic repeats itself ("hi", "thanks", quick-reply labels): the ranking of a word
         # sequence never changes for a loaded model, so recent ones are kept (per engine, bounded).
         self.rank_words = lru_cache(maxsize=cache_size)(self._rank_words)
@@ -106,7 +109,10 @@ class Engine:
         return self._ranking(token_lists[0], self._predict_proba(word_lists, token_lists)[0])
 
     def _read(self, word_lists: Sequence[Sequence[str]]) -> tuple[list[list[str]], list[list[str]]]:
-        """Return the words as the model reads them (slips in training words corrected), and their stems."""
+        """Return the words as the model reads them (runs without spaces split into training words,
+        slips in training words corrected), and their stems."""
+        if self.segmenter is not None:
+            word_lists = [self.segmenter.segment_all(text_words) for text_words in word_lists]
         if self.spelling is not None:
             word_lists = [self.spelling.correct_all(text_words) for text_words in word_lists]
         word_lists = [list(text_words) for text_words in word_lists]

@@ -23,8 +23,8 @@ class Language:
     name: str  # in English, for messages
     snowball: str | None = None  # nltk.stem.snowball stemmer name; None: words are not stemmed
     fold_accents: bool = False  # drop combining accents of Latin letters ("teléfono" -> "telefono")
-    spaced: bool = True  # False: written without spaces between words (Thai); spaces that a text
-    # has between two letters of the script are dropped, so segmented and unsegmented text agree
+    spaced: bool = True  # False: written without spaces between words (Thai): the engine splits
+    # runs of letters it does not know into the training words (chatbot.segment)
     fallback_response: str = "Sorry, I didn't understand that. Could you say it another way?"
 
 

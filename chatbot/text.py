@@ -4,7 +4,7 @@ English (the default) has its own path, below. Other languages (chatbot.language
 letters, marks and digits (so Devanagari vowel signs and Thai tone marks stay inside their word, and
 French elisions such as "l'alarme" give "l", "alarme"), fold Latin accents where users leave them
 out, and stem with NLTK's Snowball stemmer where one exists. Scripts written without spaces (Thai)
-give one "word" per run of letters: the n-gram model's character n-grams still match inside it.
+give one "word" per run of letters; the engine splits it into training words (chatbot.segment).
 
 For English, NLTKWordTokenizer needs no downloaded data (unlike ``nltk.word_tokenize``, which wants punkt).
 Its ~40 regular expressions cost about 0.1 ms a message, so plain messages take a fast path that
@@ -31,10 +31,6 @@ _stemmer = LancasterStemmer()
 # that is neither space nor punctuation (a symbol, an emoji) is a word of its own run.
 _WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+|[^\s\p{L}\p{M}\p{N}\p{P}]+")
 _LATIN_ACCENTS = regex.compile(r"(?<=\p{Latin})\p{Mn}+")  # after NFD: the accents of Latin letters
-# Spaces between two letters of a script written without them (what a word segmenter left).
-_INNER_SPACES = regex.compile(
-    r"(?<=[\p{Thai}\p{Han}\p{Hiragana}\p{Katakana}])\s+(?=[\p{Thai}\p{Han}\p{Hiragana}\p{Katakana}])"
-)
 
 # Lower-case ASCII words separated by spaces and ending in ? ! or full stops: on such text the NLTK
 # tokenizer only splits off the end punctuation (which tokenize drops anyway) and the clitics...
@@ -66,8 +62,6 @@ def words(text: str, language: str = DEFAULT_LANGUAGE) -> list[str]:
     text = normalize(text)
     if LANGUAGES[language].fold_accents:
         text = fold_accents(text)
-    if not LANGUAGES[language].spaced:
-        text = _INNER_SPACES.sub("", text)
     return _WORD.findall(text)
 
 

@@ -352,8 +352,11 @@
 
     function bubble(role, message, extraClass) {
       const speaker = phrase(role === "user" ? "you_said" : "bot_said");
-      // dir="auto": each message takes the direction of its first strong letter (Arabic: right to left).
-      const body = el("div", { class: "cb-bubble", dir: "auto" }, [el("span", { class: "cb-sr", text: speaker })]);
+      // dir="auto": each message takes the direction of its first strong letter (Arabic: right to
+      // left). The prefix that only screen readers hear has its own dir, so the message alone decides.
+      const body = el("div", { class: "cb-bubble", dir: "auto" }, [
+        el("span", { class: "cb-sr", dir: "auto", text: speaker }),
+      ]);
       body.appendChild(document.createTextNode(message)); // text, never markup
       return el("div", { class: "cb-row cb-row-" + role + (extraClass ? " " + extraClass : "") }, [body]);
     }
