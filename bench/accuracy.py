@@ -205,8 +205,10 @@ def mtop_languages(mtop: Path, languages: Sequence[str] = MTOP_LANGUAGES) -> dic
     results = {}
     for language in languages:
         data = mtop / language / "train.intents.json"
-        kept, held_out = split_intents(load_intents(data), MTOP_VALIDATION_SHARE, MTOP_SEED)
+        intents = load_intents(data)
+        kept, held_out = split_intents(intents, MTOP_VALIDATION_SHARE, MTOP_SEED)
         bundle, seconds = timed_train(kept, language=language)  # the files do not name it
+        _, all_seconds = timed_train(intents, language=language)  # the target is for the whole file
         texts, tags = labelled_examples(held_out)
         baseline = fit_baseline(*labelled_examples(kept))
         result = {
@@ -215,6 +217,8 @@ def mtop_languages(mtop: Path, languages: Sequence[str] = MTOP_LANGUAGES) -> dic
             "top1": top1(bundle, texts, tags),
             "baseline_top1": baseline_accuracy(baseline, texts, tags),
             "training_seconds": seconds,
+            "all_patterns": sum(len(intent.patterns) for intent in intents),
+            "all_training_seconds": all_seconds,
         }
         if language in UNSEGMENTED:
             joined = ["".join(text.split()) for text in texts]
@@ -251,8 +255,8 @@ def mtop_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             )
         table.append(
             (
-                f"  {language} training ({result['patterns']} phrases)",
-                secs(result["training_seconds"]),
+                f"  {language} training, {result['patterns']} / all {result['all_patterns']} phrases",
+                f"{secs(result['training_seconds'])} / {secs(result['all_training_seconds'])}",
                 "",
                 "<= 30 s",
             )
