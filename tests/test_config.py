@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.config import app_settings, server_settings
-from chatbot.config import ModelConfig
+from chatbot.config import LARGE_DATASET, ModelConfig
 
 
 def test_defaults() -> None:
