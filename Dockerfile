@@ -25,6 +25,8 @@ RUN if [ ! models/chatbot_model.h5 -nt data/intents.json ]; then \
     && rm -f models/*.png
 COPY app/ app/
 COPY gunicorn.conf.py deploy/docker/healthcheck.py ./
+# The example order service (docker-compose.yml runs it beside the app): replace it with your shop's.
+COPY deploy/orders/orders.py ./
 
 # Final stage: the same base, the venv and the application, run by an unprivileged user.
 FROM ${BASE_IMAGE}

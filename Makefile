@@ -65,6 +65,8 @@ format: install-dev
 bench: install $(MODEL)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) -m bench.latency --model $(MODEL)
+	$(PY) -m bench.model_cost --model $(MODEL) $(if $(wildcard models/clinc150.h5),--model models/clinc150.h5)
+	$(PY) -m bench.entities
 	$(PY) -m bench.metrics_overhead --model $(MODEL)
 	$(PY) -m bench.metrics_overhead --model $(MODEL) --rate-limit
 	$(PY) -m bench.throughput --model $(MODEL)

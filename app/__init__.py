@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask
 
 from app import admin, api, cors, errors, health, metrics, openapi, pages, ratelimit, security
+from app.actions import WebhookClient
 from app.bot import Bot
 from app.config import app_settings
 from app.reload import load_configured_dialogue
@@ -31,7 +32,9 @@ def create_app(test_config: Mapping[str, Any] | None = None, dialogue: Dialogue 
     if dialogue is None:
         dialogue = load_configured_dialogue(app)
     bot = Bot(
-        dialogue=dialogue, sessions=build_session_store(app.config["REDIS_URL"], app.config["SESSION_TTL"])
+        dialogue=dialogue,
+        sessions=build_session_store(app.config["REDIS_URL"], app.config["SESSION_TTL"]),
+        webhooks=WebhookClient(app.config["ACTION_SECRET"]),
     )
     app.extensions["chatbot"] = bot
     metrics.init_app(app, bot)  # first: its timer starts before any other hook can answer

@@ -1,4 +1,5 @@
-"""Operator endpoints, behind a bearer token: ``POST /admin/reload`` swaps in a new model."""
+"""Operator endpoints, behind a bearer token: ``POST /admin/reload`` swaps in a new model and
+``POST /admin/sessions/{id}/release`` hands a conversation back from a person to the bot."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from app import payload
 from app.bot import current_bot
+from app.conversation import release
 from app.errors import ApiError, error_response
 from app.reload import reload_model
 from chatbot.errors import BundleError
@@ -46,6 +49,13 @@ def reload() -> tuple[Response, int]:
         return jsonify(status="reloaded", model=model), 200
     bot.restart_workers()  # this worker already serves it; the others are replaced by fresh ones
     return jsonify(status="restarting_workers", model=model), 202
+
+
+@bp.post("/sessions/<session_id>/release")
+def release_session(session_id: str) -> Response:
+    """Hand a conversation a person took over back to the bot."""
+    release(payload.session_id(session_id))
+    return jsonify(session_id=session_id, status="released")
 
 
 def is_authorized(header: str, token: str) -> bool:

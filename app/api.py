@@ -8,11 +8,11 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from app.bot import current_bot
+from app.conversation import converse
 from app.errors import ApiError
 from app.metrics import observe_replies
 from app.payload import field, message_text, read_json_object, read_legacy_data, session_id
-from app.sessions import Turn
-from chatbot.dialogue import Reply
+from chatbot.conversation import Step, continue_turn, take_turn
 
 bp = Blueprint("api", __name__)
 
@@ -24,10 +24,10 @@ MAX_BATCH = 256
 def predict() -> Response:
     """Answer the original clients: plain text, or the parse result when JSON is accepted."""
     text = message_text(read_legacy_data(), "data")
-    reply = answer(text)
+    step = answer(text)
     if wants_json():
-        return jsonify(parse_result(text, reply))
-    return Response(reply.response, mimetype="text/plain")
+        return jsonify(parse_result(text, step))
+    return Response(step.reply.response, mimetype="text/plain")
 
 
 @bp.post("/api/v1/parse")
@@ -39,11 +39,14 @@ def parse() -> Response:
         if not isinstance(texts, list) or not 1 <= len(texts) <= MAX_BATCH:
             raise ApiError(422, "invalid_field", f'"texts" must be an array of 1 to {MAX_BATCH} strings')
         texts = [message_text(text, f"texts[{i}]") for i, text in enumerate(texts)]
-        replies = current_bot().dialogue.reply_batch(texts)
+        dialogue = current_bot().dialogue
+        replies = dialogue.reply_batch(texts)
         observe_replies(replies)
-        return jsonify(
-            results=[parse_result(text, reply) for text, reply in zip(texts, replies, strict=True)]
-        )
+        steps = [
+            continue_turn(dialogue, reply, dialogue.extractor.extract(text))
+            for text, reply in zip(texts, replies, strict=True)
+        ]
+        return jsonify(results=[parse_result(text, step) for text, step in zip(texts, steps, strict=True)])
     text = message_text(field(payload, "text"), "text")
     return jsonify(parse_result(text, answer(text)))
 
@@ -54,35 +57,26 @@ def chat() -> Response:
     payload = read_json_object({"application/json"})
     message = message_text(field(payload, "message"), "message")
     session = session_id(payload["session_id"]) if "session_id" in payload else uuid.uuid4().hex
-    sessions = current_bot().sessions
-    state = sessions.get(session)
-    reply = answer(message, state.context)
-    sessions.save(session, state.after(Turn(message, reply.response, reply.intent), reply.context))
-    return jsonify(
-        session_id=session,
-        response=reply.response,
-        intent=_intent(reply.intent, reply.confidence),
-        fallback=reply.fallback,
-        context=reply.context,
-        quick_replies=list(reply.quick_replies),
-    )
+    return jsonify(session_id=session, **converse(session, message))
 
 
-def answer(text: str, context: str | None = None) -> Reply:
-    """Reply to one message and count the reply in the metrics."""
-    reply = current_bot().dialogue.reply(text, context)
-    observe_replies([reply])
-    return reply
+def answer(text: str) -> Step:
+    """Reply to one message with no conversation (no webhook is called) and count it in the metrics."""
+    step = take_turn(current_bot().dialogue, text)
+    observe_replies([step.reply])
+    return step
 
 
-def parse_result(text: str, reply: Reply) -> dict[str, Any]:
+def parse_result(text: str, step: Step) -> dict[str, Any]:
     """Describe what the classifier saw in a text and what the bot would answer with no context."""
+    reply = step.reply
     return {
         "text": text,
         "intent": _intent(*reply.ranking.top),
         "ranking": [_intent(name, confidence) for name, confidence in reply.ranking.intents[:RANKING_SIZE]],
         "response": reply.response,
         "fallback": reply.fallback,
+        "entities": [entity.to_dict() for entity in step.entities],
     }
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from app.actions import WebhookClient
 from app.sessions import SessionStore
 from chatbot.dialogue import Dialogue
 
@@ -21,6 +22,7 @@ class Bot:
 
     dialogue: Dialogue
     sessions: SessionStore
+    webhooks: WebhookClient  # actions and the handoff hook, with this process's circuit breakers
     # Under gunicorn: ask the master to restart every worker on the new model (set by post_fork).
     restart_workers: Callable[[], None] | None = None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import limits
 
@@ -17,6 +18,7 @@ from chatbot.config import DEFAULT_MODEL_PATH, ENGINES
 T = TypeVar("T")
 MIN_TOKEN_CHARS = 16
 DEFAULT_RATE_LIMIT = "60/minute"
+DEFAULT_ACTION_ALLOWLIST = ("http://127.0.0.1:8081/",)  # deploy/orders, beside the bot
 # A CSP frame-ancestors source: a keyword, a scheme, or a host with optional scheme, wildcard and port.
 _FRAME_SOURCE = re.compile(
     r"'self'|'none'|\*|[a-z][a-z0-9+.-]*:|([a-z][a-z0-9+.-]*://)?(\*\.)?[a-z0-9.-]+(:(\d+|\*))?"
@@ -41,6 +43,12 @@ def app_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         "RATE_LIMIT": _read(environ, "CHATBOT_RATE_LIMIT", _rate_limit, DEFAULT_RATE_LIMIT),
         "TRUSTED_PROXIES": _read(environ, "CHATBOT_TRUSTED_PROXIES", _count, 0),
         "FRAME_ANCESTORS": _read(environ, "CHATBOT_FRAME_ANCESTORS", _frame_ancestors, "'self'"),
+        # URL prefixes an intent's action may call; the default is the example order service.
+        "ACTION_ALLOWLIST": _read(environ, "CHATBOT_ACTION_ALLOWLIST", _urls, DEFAULT_ACTION_ALLOWLIST),
+        # Signs every webhook event (X-Chatbot-Signature); None: events go out unsigned.
+        "ACTION_SECRET": _read(environ, "CHATBOT_ACTION_SECRET", _token, None, secret=True),
+        # Told about every handoff, with the transcript; None: handoffs are only marked and counted.
+        "HANDOFF_URL": _read(environ, "CHATBOT_HANDOFF_URL", _url, None),
         # Never from FLASK_DEBUG: debug mode would serve tracebacks (create_app refuses it).
         "DEBUG": False,
     }
@@ -109,6 +117,19 @@ def _token(raw: str) -> str:
     if len(raw) < MIN_TOKEN_CHARS:
         raise ValueError(f"must be at least {MIN_TOKEN_CHARS} characters")
     return raw
+
+
+def _url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http:// or https:// URL")
+    return raw
+
+
+def _urls(raw: str) -> tuple[str, ...]:
+    if raw.lower() == "none":  # no webhook may be called: a bot with actions will not start
+        return ()
+    return tuple(_url(url.strip()) for url in raw.split(",") if url.strip())
 
 
 def _origins(raw: str) -> tuple[str, ...]:

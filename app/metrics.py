@@ -72,6 +72,18 @@ class Metrics:
             registry=self.registry,
         )
         self.fallbacks = Counter("chatbot_fallbacks", "Replies that fell back.", registry=self.registry)
+        self.actions = Counter(
+            "chatbot_action_calls",
+            "Webhook calls of intents' actions by intent and outcome (ok, or how they failed).",
+            ["intent", "outcome"],
+            registry=self.registry,
+        )
+        self.handoffs = Counter(
+            "chatbot_handoffs",
+            "Conversations handed over to a person (started) and handed back (released).",
+            ["event"],
+            registry=self.registry,
+        )
         self.model_info = ModelInfo(bot)
         self.registry.register(self.model_info)
 
@@ -115,6 +127,16 @@ def init_app(app: Flask, bot: Bot) -> None:
 def observe_replies(replies: Iterable[Reply]) -> None:
     """Count replies in the metrics of the app handling this request."""
     current_app.extensions["metrics"].observe_replies(replies)
+
+
+def observe_action(intent: str, outcome: str) -> None:
+    """Count one webhook call of an intent's action and how it ended."""
+    current_app.extensions["metrics"].actions.labels(intent, outcome).inc()
+
+
+def observe_handoff(event: str) -> None:
+    """Count a handoff ``started`` or ``released``."""
+    current_app.extensions["metrics"].handoffs.labels(event).inc()
 
 
 @bp.get("/metrics")

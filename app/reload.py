@@ -14,15 +14,26 @@ import logging
 
 from flask import Flask
 
+from chatbot.actions import check_action_urls
 from chatbot.dialogue import Dialogue, load_dialogue
+from chatbot.errors import BundleError, IntentsError
 
 log = logging.getLogger(__name__)
 
 
 def load_configured_dialogue(app: Flask) -> Dialogue:
-    """Load the bundle the app's settings name; raise BundleError when it cannot serve."""
+    """Load the bundle the app's settings name; raise BundleError when it cannot serve.
+
+    A bundle whose actions call URLs outside CHATBOT_ACTION_ALLOWLIST cannot serve: the allowlist
+    is the operator's, so it is checked here, at start and at every reload, not at training.
+    """
     config = app.config
-    return load_dialogue(config["MODEL_PATH"], config["THRESHOLD"], config["ENGINE"])
+    dialogue = load_dialogue(config["MODEL_PATH"], config["THRESHOLD"], config["ENGINE"])
+    try:
+        check_action_urls(dialogue.engine.bundle.intents, config["ACTION_ALLOWLIST"], config["MODEL_PATH"])
+    except IntentsError as exc:
+        raise BundleError(str(exc)) from exc
+    return dialogue
 
 
 def reload_model(app: Flask) -> Dialogue:

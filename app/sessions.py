@@ -8,13 +8,14 @@ the settings. When Redis cannot be reached, the bot answers without context rath
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import redis
@@ -44,22 +45,40 @@ class SessionState:
 
     context: str | None = None
     turns: tuple[Turn, ...] = ()  # the last MAX_TURNS, oldest first
+    slots: Mapping[str, str] = field(default_factory=dict)  # values remembered from earlier messages
+    pending: str | None = None  # the intent waiting for a slot the bot asked for
+    handoff: bool = False  # a person answers this conversation; the bot stays silent
 
-    def after(self, turn: Turn, context: str | None) -> SessionState:
-        """Return the state once the turn is answered and the conversation is in ``context``."""
-        return SessionState(context, (*self.turns, turn)[-MAX_TURNS:])
+    def after(self, turn: Turn, context: str | None, **changes: object) -> SessionState:
+        """Return the state once the turn is answered and the conversation is in ``context``.
+
+        ``changes`` sets other fields (slots, pending, handoff); those not named carry over.
+        """
+        return dataclasses.replace(self, context=context, turns=(*self.turns, turn)[-MAX_TURNS:], **changes)
 
     def to_json(self) -> str:
         """Encode the state for a shared store."""
-        return json.dumps({"context": self.context, "turns": [vars(turn) for turn in self.turns]})
+        value = {"context": self.context, "turns": [vars(turn) for turn in self.turns]}
+        if self.slots or self.pending or self.handoff:  # written only when used: older readers agree
+            value |= {"slots": dict(self.slots), "pending": self.pending, "handoff": self.handoff}
+        return json.dumps(value)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> SessionState:
         """Decode a state written by ``to_json``; raise ValueError for anything else."""
         try:
             value = json.loads(raw)
-            return cls(value["context"], tuple(Turn(**turn) for turn in value["turns"]))
-        except (ValueError, KeyError, TypeError) as exc:  # bad JSON, or JSON of another shape
+            slots = value.get("slots", {})
+            if not isinstance(slots, dict) or not all(isinstance(item, str) for item in slots.values()):
+                raise TypeError("slots must map names to strings")
+            return cls(
+                value["context"],
+                tuple(Turn(**turn) for turn in value["turns"]),
+                slots,
+                value.get("pending"),
+                value.get("handoff") is True,
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # bad JSON, or another shape
             raise ValueError(f"not a session state: {exc!r}") from exc
 
 

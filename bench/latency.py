@@ -28,11 +28,13 @@ CALLS = {"numpy (ours)": 3000, "keras tf.function": 1000, "keras model.predict":
 
 def build_paths(bundle: Bundle) -> dict[str, Callable[[str], object]]:
     """Return the three predict paths, each a dialogue over its own forward pass."""
+    threshold = bundle.config.threshold
+    if bundle.architecture is None:  # the n-gram model alone: there is no Keras forward pass to compare
+        return {"numpy (ours)": Dialogue(Engine.from_bundle(bundle, cache_size=0), threshold).reply}
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from chatbot.model import load_keras_model
 
     model = load_keras_model(bundle)
-    threshold = bundle.config.threshold
     # No ranking cache: every call runs the whole path, forward pass included.
     engines = {
         "numpy (ours)": Engine.from_bundle(bundle, cache_size=0),

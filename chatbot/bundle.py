@@ -28,6 +28,7 @@ from chatbot.config import ModelConfig
 from chatbot.data import Intent
 from chatbot.errors import BundleError
 from chatbot.ngrams import NgramModel
+from chatbot.slots import Domain
 from chatbot.vocab import Vocabulary
 
 FORMAT_VERSION = 1
@@ -55,6 +56,7 @@ class Bundle:
     ngram_model: NgramModel | None = None  # the wide half; None in bundles of the LSTM alone
     spelling_words: tuple[str, ...] = ()  # training words, most frequent first: typos of them are corrected
     widget_strings: dict[str, str] = field(default_factory=dict)  # the chat widget's texts (intents.json)
+    domain: Domain = field(default_factory=Domain)  # entities and slots; empty in bundles made before them
 
     @cached_property
     def fingerprint(self) -> str:
@@ -158,6 +160,7 @@ class Bundle:
             "created_at": self.created_at,
             "spelling_words": list(self.spelling_words),
             "widget_strings": self.widget_strings,
+            "domain": self.domain.to_dict(),
         }
 
     @classmethod
@@ -203,7 +206,7 @@ class Bundle:
                 weights=weights,
                 vocabulary=Vocabulary(tuple(metadata["vocabulary"])),
                 labels=tuple(metadata["labels"]),
-                intents=tuple(_intent_from_metadata(item) for item in metadata["intents"]),
+                intents=tuple(Intent.from_dict(item) for item in metadata["intents"]),
                 config=ModelConfig.from_dict(metadata["config"]),
                 data_sha256=metadata["data_sha256"],
                 versions=metadata.get("versions", {}),
@@ -213,15 +216,10 @@ class Bundle:
                 ngram_model=ngram_model,
                 spelling_words=tuple(metadata.get("spelling_words", ())),
                 widget_strings=dict(metadata.get("widget_strings", {})),
+                domain=Domain.from_dict(metadata.get("domain", {})),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{path}: incomplete bundle metadata ({exc!r})") from exc
-
-
-def _intent_from_metadata(item: dict[str, Any]) -> Intent:
-    """Rebuild an intent from its JSON form, where tuples were written as lists."""
-    lists = {key: tuple(item[key]) for key in ("patterns", "responses", "quick_replies") if key in item}
-    return Intent(**{**item, **lists})
 
 
 def _read_weights(group: h5py.Group) -> Weights:

@@ -14,7 +14,8 @@ from tqdm import tqdm
 
 from chatbot.bundle import Bundle
 from chatbot.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH
-from chatbot.data import load_intents, load_language, load_widget_strings
+from chatbot.conversation import take_turn
+from chatbot.data import load_domain, load_intents, load_language, load_widget_strings
 from chatbot.dialogue import load_dialogue
 from chatbot.engine import Engine
 from chatbot.errors import ChatbotError, IntentsError
@@ -85,6 +86,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     # Read every input before the slow TensorFlow import, so that bad data fails at once.
     intents = load_intents(args.data)
+    domain = load_domain(args.data)
     validation = load_intents(args.val) if args.val else None
     out_of_scope = load_out_of_scope(args.oos_val) if args.oos_val else None
     if out_of_scope is not None and validation is None:
@@ -94,7 +96,7 @@ def run_train(args: argparse.Namespace) -> int:
 
     config = default_config(intents, load_language(args.data)).replace(epochs=args.epochs, seed=args.seed)
     bundle = dataclasses.replace(
-        train(intents, config, validation), widget_strings=load_widget_strings(args.data)
+        train(intents, config, validation), domain=domain, widget_strings=load_widget_strings(args.data)
     )
     if out_of_scope is not None:
         bundle, accuracy = calibrate(bundle, validation, out_of_scope)
@@ -170,7 +172,7 @@ def format_summary(report: dict) -> str:
 
 def run_predict(args: argparse.Namespace) -> int:
     """Print the top intents and the answer for one message."""
-    reply = load_dialogue(args.model).reply(args.text)
+    reply = take_turn(load_dialogue(args.model), args.text).reply
     for tag, confidence in reply.ranking.intents[:3]:
         print(f"{confidence:6.3f}  {tag}")
     print(f"{'fallback' if reply.fallback else 'answer'}: {reply.response}")
@@ -178,9 +180,9 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_chat(args: argparse.Namespace) -> int:
-    """Chat in the terminal, keeping the conversation's context, until EOF or 'quit'."""
+    """Chat in the terminal, keeping context and slots (webhooks are not called), until EOF or 'quit'."""
     dialogue = load_dialogue(args.model)
-    context = None
+    context, slots, pending = None, {}, None
     print("Chat with the bot (type 'quit' to stop).")
     while True:
         try:
@@ -191,9 +193,9 @@ def run_chat(args: argparse.Namespace) -> int:
         if message.lower() in {"quit", "exit"}:
             return 0
         if message:
-            reply = dialogue.reply(message, context)
-            context = reply.context
-            print(f"bot> {reply.response}")
+            step = take_turn(dialogue, message, context, slots, pending)
+            context, slots, pending = step.reply.context, step.slots, step.pending
+            print(f"bot> {step.reply.response}")
 
 
 def run_serve(args: argparse.Namespace) -> int:

@@ -13,8 +13,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from chatbot.actions import Action, validate_action
 from chatbot.errors import IntentsError
 from chatbot.languages import DEFAULT_LANGUAGE, fallback_response, language_code
+from chatbot.slots import Domain, SlotRequest, check_template, validate_domain, validate_requests
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,8 @@ WIDGET_STRINGS = frozenset(
         "title",
         "welcome",
         "subtitle",
+        "handoff_subtitle",
+        "handoff_notice",
         "placeholder",
         "send",
         "restart",
@@ -44,7 +48,12 @@ WIDGET_STRINGS = frozenset(
         "error_rejected",
     }
 )
-KNOWN_KEYS = frozenset({"tag", "patterns", "responses", "context_set", "context_filter", "quick_replies"})
+KNOWN_KEYS = frozenset(
+    {"tag", "patterns", "responses", "context_set", "context_filter", "quick_replies"}
+    | {"require", "action", "handoff"}
+)
+
+OMITTED_WHEN_EMPTY = frozenset({"quick_replies", "require", "handoff"})
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,9 @@ class Intent:
     context_set: str | None = None  # a matched intent sets the session's context to this
     context_filter: str | None = None  # the intent is eligible only in this context
     quick_replies: tuple[str, ...] = ()  # button labels offered with the answer; a click sends the label
+    require: tuple[SlotRequest, ...] = ()  # slots to ask for, in order, before answering
+    action: Action | None = None  # a webhook that answers instead of the responses
+    handoff: bool = False  # answering hands the conversation over to a person
 
     def to_dict(self) -> dict[str, Any]:
         """Return the intent as it appears in intents.json."""
@@ -64,26 +76,40 @@ class Intent:
         return {
             key: value
             for key, value in asdict(self).items()
-            if value is not None and not (key == "quick_replies" and not value)
+            if value is not None and not (key in OMITTED_WHEN_EMPTY and not value)
         }
+
+    @classmethod
+    def from_dict(cls, item: dict[str, Any]) -> Intent:
+        """Rebuild an intent from ``to_dict``'s JSON form, where tuples were written as lists."""
+        lists = {key: tuple(item[key]) for key in ("patterns", "responses", "quick_replies") if key in item}
+        require = tuple(SlotRequest(**request) for request in item.get("require", ()))
+        action = Action.from_dict(item["action"]) if item.get("action") else None
+        return cls(**{**item, **lists, "require": require, "action": action})
 
 
 def load_intents(path: str | Path) -> list[Intent]:
     """Read and validate an intents file."""
-    return validate_intents(_read_json(path), source=str(path))
+    return validate_intents(read_intents_file(path), source=str(path))
 
 
 def load_language(path: str | Path) -> str:
     """Read an intents file's language: the primary subtag of its ``language`` ("en" if absent)."""
-    return validate_language(_read_json(path), source=str(path))
+    return validate_language(read_intents_file(path), source=str(path))
 
 
 def load_widget_strings(path: str | Path) -> dict[str, str]:
     """Read an intents file's ``widget`` texts: the chat widget's strings in the bot's language."""
-    return validate_widget_strings(_read_json(path), source=str(path))
+    return validate_widget_strings(read_intents_file(path), source=str(path))
 
 
-def _read_json(path: str | Path) -> Any:
+def load_domain(path: str | Path) -> Domain:
+    """Read an intents file's entities and slots (the whole file is validated)."""
+    return _validate(read_intents_file(path), str(path))[1]
+
+
+def read_intents_file(path: str | Path) -> Any:
+    """Return the parsed JSON of an intents file; raise IntentsError when it cannot be read."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -102,17 +128,22 @@ def _read_json(path: str | Path) -> Any:
 
 def validate_intents(raw: Any, source: str = "intents") -> list[Intent]:
     """Check the parsed JSON and return it as intents; raise IntentsError naming the fault."""
+    return _validate(raw, source)[0]
+
+
+def _validate(raw: Any, source: str) -> tuple[list[Intent], Domain]:
     entries = raw.get("intents") if isinstance(raw, dict) else None
     if not isinstance(entries, list) or not entries:
         raise IntentsError(f'{source}: expected an object with a non-empty "intents" list')
     validate_language(raw, source)
     validate_widget_strings(raw, source)
-    intents = [_validate_intent(entry, index, source) for index, entry in enumerate(entries)]
+    domain = validate_domain(raw, source)
+    intents = [_validate_intent(entry, index, source, domain) for index, entry in enumerate(entries)]
     _check_unique_tags(intents, source)
     _check_context_filters(intents, source)
     if not any(intent.patterns for intent in intents if intent.tag != FALLBACK_TAG):
         raise IntentsError(f"{source}: no intent has patterns to train on")
-    return intents
+    return intents, domain
 
 
 def validate_language(raw: Any, source: str = "intents") -> str:
@@ -138,7 +169,7 @@ def validate_widget_strings(raw: Any, source: str = "intents") -> dict[str, str]
     return dict(strings)
 
 
-def _validate_intent(entry: Any, index: int, source: str) -> Intent:
+def _validate_intent(entry: Any, index: int, source: str, domain: Domain) -> Intent:
     if not isinstance(entry, dict):
         raise IntentsError(f"{source}: intent {index}: expected an object")
     tag = entry.get("tag")
@@ -156,6 +187,17 @@ def _validate_intent(entry: Any, index: int, source: str) -> Intent:
     if not responses:
         raise IntentsError(f'{where}: "responses" is empty')
     quick_replies = _string_list(entry.get("quick_replies", []), f'{where}: "quick_replies"')
+    require = validate_requests(entry.get("require", []), domain.slots, where)
+    action = validate_action(entry["action"], where) if "action" in entry else None
+    for template in (
+        *responses,
+        *(request.question for request in require),
+        getattr(action, "fallback", None),
+    ):
+        if template:
+            check_template(template, domain.slots, where)
+    if not isinstance(entry.get("handoff", False), bool):
+        raise IntentsError(f'{where}: "handoff" must be true or false')
     return Intent(
         tag=tag,
         patterns=tuple(patterns),
@@ -163,6 +205,9 @@ def _validate_intent(entry: Any, index: int, source: str) -> Intent:
         context_set=_optional_string(entry, "context_set", where),
         context_filter=_optional_string(entry, "context_filter", where),
         quick_replies=tuple(quick_replies),
+        require=require,
+        action=action,
+        handoff=entry.get("handoff", False),
     )
 
 

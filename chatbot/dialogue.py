@@ -142,6 +142,7 @@ class Dialogue:
         self.rule = FallbackRule(threshold, engine.bundle.config.unknown_word_penalty)
         self.intents = {intent.tag: intent for intent in engine.bundle.intents}
         self.rng = rng or random.Random()
+        self.extractor = engine.bundle.domain.extractor()  # compiled once per model, swapped with it
 
     def reply(self, message: str, context: str | None = None) -> Reply:
         """Answer one message in a conversation that is in ``context``."""

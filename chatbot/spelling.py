@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 MIN_LENGTH = 4  # shorter words have too many neighbours one letter away to guess which was meant
+SURE_LENGTH = 5  # below this length a correction must also keep the word's first letter
 
 
 def deletions(word: str) -> list[str]:
@@ -39,6 +40,8 @@ class SpellingCorrector:
             candidates.append(deleted if deleted in self.rank else None)  # a letter too many
             candidates.append(self.by_deletion.get(deleted))  # a letter changed, or two swapped
         known = [candidate for candidate in candidates if candidate is not None]
+        if len(word) < SURE_LENGTH:  # short words have many neighbours: keep the first letter too
+            known = [candidate for candidate in known if candidate[0] == word[0]]
         return min(known, key=self.rank.__getitem__) if known else word
 
     def correct_all(self, words: Sequence[str]) -> list[str]:

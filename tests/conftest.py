@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import os
@@ -13,8 +14,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -26,6 +29,7 @@ from chatbot.config import ModelConfig
 from chatbot.data import Intent, validate_intents
 from chatbot.dialogue import Dialogue
 from chatbot.engine import Engine
+from chatbot.slots import validate_domain
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INTENTS = ROOT / "data" / "intents.json"
@@ -60,6 +64,31 @@ TINY_INTENTS = {
     ]
 }
 TINY_CONFIG = ModelConfig(epochs=200, seed=7, deep_weight=0.5)  # both parts, so tests cover both
+# The tiny bot with an order number to remember and look up, and a goodbye that hands over.
+SLOT_DATA = {
+    "entities": {"order_number": {"regex": r"[a-z]{1,3}-?\d{4,6}|\d{5,6}"}},
+    "slots": {"order_number": {"entity": "order_number"}},
+}
+ASK_NUMBER = "Which order number?"
+DEFAULT_ORDERS_URL = "http://127.0.0.1:8081/"  # where the default bot's order_status looks orders up
+ORDERS_SECRET = "orders-secret-0123456789"
+
+
+def with_slots(bundle: Bundle, action_url: str | None = None, timeout_ms: int = 1000) -> Bundle:
+    """Return the tiny bundle whose order intents require an order number and call ``action_url``."""
+    require = [{"slot": "order_number", "ask": ASK_NUMBER}]
+    action = {"url": action_url, "timeout_ms": timeout_ms, "fallback": "No lookup for {order_number} now."}
+    changes = {
+        "order": {"require": require, "responses": ["Order {order_number} is on its way."]},
+        "order_number": {"require": require, "responses": ["Order {order_number}, noted."]},
+        "goodbye": {"handoff": True, "responses": ["A person will answer here."]},
+    }
+    raw = copy.deepcopy(TINY_INTENTS) | SLOT_DATA
+    for intent in raw["intents"]:
+        intent.update(changes.get(intent["tag"], {}))
+        if action_url and intent["tag"] in ("order", "order_number"):
+            intent["action"] = action
+    return dataclasses.replace(bundle, intents=tuple(validate_intents(raw)), domain=validate_domain(raw))
 
 
 @pytest.fixture(scope="session")
@@ -158,6 +187,64 @@ def german_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = write_json(folder / "intents.json", GERMAN_INTENTS)
     run_cli("train", "--data", str(data), "--out", str(folder / "model.h5"), check=True)
     return folder / "model.h5"
+
+
+@dataclasses.dataclass(frozen=True)
+class OrderBot:
+    """The default bot, its actions pointed at a running example order service (deploy/orders)."""
+
+    model_path: Path
+    env: dict[str, str]  # the server settings that allow the service's URL
+    orders_url: str
+    orders_log: Path
+
+
+@pytest.fixture(scope="session")
+def order_bot(default_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OrderBot]:
+    """Run deploy/orders/orders.py on a free loopback port and the default bot calling it.
+
+    The default bot calls 127.0.0.1:8081; on a shared machine that port may be anyone's, so the
+    bundle's action URLs are moved to the service's own port (no retraining: only URLs change).
+    """
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/"
+    directory = tmp_path_factory.mktemp("orders")
+    bundle = Bundle.load(default_model_path)
+    intents = tuple(
+        dataclasses.replace(
+            intent,
+            action=dataclasses.replace(
+                intent.action, url=intent.action.url.replace(DEFAULT_ORDERS_URL, base)
+            ),
+        )
+        if intent.action
+        else intent
+        for intent in bundle.intents
+    )
+    model_path = dataclasses.replace(bundle, intents=intents).save(directory / "model.h5")
+    log_path = directory / "orders.log"
+    env = {"CHATBOT_ACTION_ALLOWLIST": base, "CHATBOT_ACTION_SECRET": ORDERS_SECRET}
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "deploy" / "orders" / "orders.py"), "--port", str(port)],
+            cwd=ROOT,
+            env={**os.environ, "CHATBOT_ACTION_SECRET": ORDERS_SECRET},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+
+        def listens() -> bool:
+            """the order service accepts connections"""
+            if process.poll() is not None:
+                raise AssertionError(f"orders.py exited:\n{log_path.read_text()}")
+            with socket.socket() as sock:
+                return sock.connect_ex(("127.0.0.1", port)) == 0
+
+        wait_until(listens, timeout=10)
+        yield OrderBot(model_path, env, base, log_path)
+    finally:
+        stop_process(process, signal.SIGTERM, timeout=5)
 
 
 @pytest.fixture
@@ -468,3 +555,62 @@ def processes() -> Iterator[list[Process]]:
     yield started
     for process in reversed(started):
         process.stop()
+
+
+class WebhookServer:
+    """A real HTTP server on 127.0.0.1 playing a webhook; ``mode`` says how it answers.
+
+    Modes: ``ok`` (a JSON reply naming the order), ``hang`` (never answers), ``500``, ``invalid``
+    (not JSON) and ``huge`` (10 MB). Every request's body and headers are kept in ``received``.
+    """
+
+    HUGE_BYTES = 10 * 1024 * 1024
+
+    def __init__(self, mode: str = "ok") -> None:
+        self.mode = mode
+        self.received: list[tuple[dict, dict]] = []
+        self.release = threading.Event()  # ends hanging requests at shutdown
+        webhook = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                webhook.received.append((body, dict(self.headers)))
+                if webhook.mode == "hang":
+                    webhook.release.wait(30)
+                    return
+                status, payload = 200, b""
+                if webhook.mode == "ok":
+                    number = body.get("slots", {}).get("order_number", "?")
+                    answer = {"text": f"Order {number} ships today.", "quick_replies": ["Thanks"]}
+                    payload = json.dumps(answer).encode()
+                elif webhook.mode == "500":
+                    status, payload = 500, b'{"text": "broken"}'
+                elif webhook.mode == "invalid":
+                    payload = b"<html>not json</html>"
+                elif webhook.mode == "huge":
+                    payload = b'{"text": "' + b"x" * webhook.HUGE_BYTES + b'"}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                # The client may stop reading: that is what a size cap does.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> WebhookServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()

@@ -147,6 +147,9 @@ def test_chat_keeps_context_per_session(client) -> None:
         "fallback": False,
         "context": None,
         "quick_replies": [],
+        "entities": [],
+        "slots": {},
+        "handoff": False,
     }
 
 

@@ -16,11 +16,12 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import requests
 from playwright.sync_api import Browser, Page, Playwright, Route, expect, sync_playwright
 
 from chatbot.config import ModelConfig
 from chatbot.data import load_intents, validate_intents
-from tests.conftest import DEFAULT_INTENTS, GERMAN_INTENTS, ROOT, Server, free_port, running_servers
+from tests.conftest import DEFAULT_INTENTS, GERMAN_INTENTS, ROOT, OrderBot, Server, free_port, running_servers
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +39,7 @@ CHROMIUM_ARGS = [
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 PAGE_TITLE = "Chat assistant"
+ADMIN_TOKEN = "browser-admin-token-0123456789"
 WIDGET = ROOT / "app" / "static"
 XSS = '<img src=x onerror="window.__xss=1">'
 XSS_INTENTS = {
@@ -81,6 +83,12 @@ EMBED_PAGE = """<!doctype html>
 </body>
 </html>
 """
+
+
+def order_question() -> str:
+    """Return the question the default bot asks for a missing order number."""
+    (intent,) = [intent for intent in load_intents(DEFAULT_INTENTS) if intent.tag == "order_status"]
+    return intent.require[0].question
 
 
 def responses_of(tag: str) -> set[str]:
@@ -164,9 +172,10 @@ def module_servers() -> Iterator:
 
 
 @pytest.fixture(scope="module")
-def bot(module_servers, default_model_path: Path, site: StaticSite) -> Server:
-    """Serve the default bot, allowing cross-origin requests from ``site`` only."""
-    return module_servers(default_model_path, {"CHATBOT_CORS_ORIGINS": site.url})
+def bot(module_servers, order_bot: OrderBot, site: StaticSite) -> Server:
+    """Serve the default bot and its order service, allowing cross-origin requests from ``site`` only."""
+    env = {**order_bot.env, "CHATBOT_CORS_ORIGINS": site.url, "CHATBOT_ADMIN_TOKEN": ADMIN_TOKEN}
+    return module_servers(order_bot.model_path, env)
 
 
 @pytest.fixture(scope="module")
@@ -304,13 +313,13 @@ def test_empty_text_is_not_sent(page: Page, bot: Server) -> None:
 def test_context_survives_a_reload(page: Page, bot: Server) -> None:
     page.goto(bot.url + "/")
     send(page, "Where is my order?")
-    assert wait_for_answers(page, 1)[0] in responses_of("order_status")
+    assert wait_for_answers(page, 1)[0] == order_question()
     page.reload()
     expect(user_bubbles(page)).to_have_count(1)
     assert texts(user_bubbles(page)) == ["Where is my order?"]
-    assert wait_for_answers(page, 1)[0] in responses_of("order_status")
-    send(page, "It is 30917")  # answered only in the order_number context of the same session
-    assert wait_for_answers(page, 2)[1] in responses_of("order_number_given")
+    assert wait_for_answers(page, 1)[0] == order_question()
+    send(page, "It is 30917")  # the number the bot asked for, in the same session: looked up
+    assert wait_for_answers(page, 2)[1].startswith("Order 30917 ")
     stored = page.evaluate("JSON.parse(sessionStorage.getItem('chatbot-widget:' + location.origin))")
     assert len(stored["sessionId"]) == 32
     assert [message["role"] for message in stored["messages"]] == ["user", "bot", "user", "bot"]
@@ -332,7 +341,40 @@ def test_quick_replies_send_their_label(page: Page, bot: Server) -> None:
     send(page, "blah blah blah")
     assert wait_for_answers(page, 3)[2] in responses_of("fallback")
     group.get_by_role("button", name="Talk to a person").press("Enter")  # keyboard works too
-    assert wait_for_answers(page, 4)[3] in responses_of("contact")
+    assert wait_for_answers(page, 4)[3] in responses_of("human_handoff")
+
+
+def test_order_lookup_and_handoff_in_the_widget(page: Page, bot: Server) -> None:
+    page.goto(bot.url + "/")
+    send(page, "where is my order?")
+    assert wait_for_answers(page, 1)[0] == order_question()
+    send(page, "it's ACM-20931")  # the example order service's answer, shown like any reply
+    assert wait_for_answers(page, 2)[1].startswith("Order ACM-20931 ")
+    notice = page.locator(".cb-handoff")
+    expect(notice).to_be_hidden()
+    page.get_by_role("group", name="Suggested replies").get_by_role("button", name="Talk to a person").click()
+    assert wait_for_answers(page, 3)[2] in responses_of("human_handoff")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("A person from our team will answer here")
+    send(page, "my parcel is damaged")  # a person answers now: no bot bubble
+    expect(user_bubbles(page)).to_have_count(4)
+    expect(page.locator(".cb-typing")).to_be_hidden()
+    expect(bot_bubbles(page)).to_have_count(3)
+    page.reload()
+    expect(notice).to_be_visible()  # the handoff state survives a reload
+
+    session = page.evaluate(
+        "JSON.parse(sessionStorage.getItem('chatbot-widget:' + location.origin)).sessionId"
+    )
+    released = requests.post(
+        f"{bot.url}/admin/sessions/{session}/release",
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        timeout=10,
+    )
+    assert released.status_code == 200, released.text
+    send(page, "Hello")
+    assert wait_for_answers(page, 4)[3] in responses_of("greeting")
+    expect(notice).to_be_hidden()
 
 
 @pytest.mark.parametrize("where", ["chat page", "other site"])

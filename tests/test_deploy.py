@@ -323,7 +323,12 @@ def test_rendered_manifests_pass_strict_kubernetes_validation(rendered_k8s: Path
 
 def test_deployment_probes_ports_and_security(k8s_objects: dict[str, dict]):
     pod = k8s_objects["Deployment"]["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
+    container, orders = pod["containers"]
+    # The example order service runs beside the app, from the same image, on the default allowlist's port.
+    assert (orders["name"], orders["image"]) == ("orders", container["image"])
+    assert orders["command"][:2] == ["python", "orders.py"] and "8081" in orders["command"]
+    assert orders["securityContext"]["readOnlyRootFilesystem"] is True
+    assert k8s_objects["ConfigMap"]["data"]["CHATBOT_ACTION_ALLOWLIST"] == "http://127.0.0.1:8081/"
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["ports"] == [
@@ -360,9 +365,10 @@ def test_configmap_sets_real_settings_with_valid_values(
 ):
     data = k8s_objects["ConfigMap"]["data"]
     assert set(data) <= setting_names, f"not read by app/config.py: {set(data) - setting_names}"
-    # The admin token is a secret: it comes from a Secret, not the ConfigMap.
-    assert setting_names - NOT_DEPLOYED - {"CHATBOT_THRESHOLD", "CHATBOT_ADMIN_TOKEN"} <= set(data)
-    assert "CHATBOT_ADMIN_TOKEN" not in data
+    # The admin token and the webhook secret come from Secrets, not the ConfigMap.
+    secrets = {"CHATBOT_ADMIN_TOKEN", "CHATBOT_ACTION_SECRET"}
+    assert setting_names - NOT_DEPLOYED - {"CHATBOT_THRESHOLD"} - secrets <= set(data)
+    assert not secrets & set(data)
     # The values parse: a bad one would stop every pod at start.
     app_settings(data)
     server_settings(data)

@@ -66,5 +66,5 @@ def test_quick_replies_are_phrases_the_bot_was_trained_on(intents) -> None:
         "Shipping": "shipping",
         "Returns": "returns",
         "Order status": "order_status",
-        "Talk to a person": "contact",
+        "Talk to a person": "human_handoff",
     }

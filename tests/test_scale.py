@@ -1,5 +1,6 @@
 """Scale-out, as deployed: two gunicorn instances behind a real nginx (round-robin) sharing a real
-redis-server, all on 127.0.0.1. Context crosses instances, and a Redis outage only costs context."""
+redis-server, all on 127.0.0.1. Context and handoffs cross instances, and a Redis outage only costs
+context."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import Nginx, RedisServer, Server, free_port, wait_until
+from tests.conftest import Nginx, RedisServer, Server, WebhookServer, free_port, wait_until, with_slots
 
 pytestmark = pytest.mark.slow
 
 OUTAGE = "session store unavailable"
 RECOVERY = "session store available again"
+ADMIN = "scale-admin-token-0123456789"
 
 
 def chat(url: str, session_id: str, message: str) -> dict:
@@ -102,3 +104,43 @@ def test_redis_down_at_start_the_server_answers_without_context(serve, tiny_mode
     assert not takes_order_number(server.url, "nowhere")
     assert readiness(server.url)["sessions"] == {"store": "redis", "available": False}
     assert server.log_so_far().count(OUTAGE) == 1
+
+
+def test_handoff_round_trip_across_replicas_sharing_redis(
+    serve, processes, tmp_path: Path, tiny_bundle
+) -> None:
+    redis_server = RedisServer(tmp_path / "redis")
+    processes.append(redis_server)
+    redis_server.start()
+    model = with_slots(tiny_bundle).save(tmp_path / "handoff.h5")  # "bye" hands over
+    with WebhookServer("ok") as operator:
+        env = {
+            "REDIS_URL": redis_server.url,
+            "CHATBOT_ADMIN_TOKEN": ADMIN,
+            "CHATBOT_HANDOFF_URL": operator.url,
+        }
+        first, second = (serve(model, env) for _ in range(2))
+        chat(first.url, "h1", "where is my order 12345")
+        assert chat(first.url, "h1", "bye")["handoff"] is True
+        silent = chat(second.url, "h1", "is anyone there?")  # the other replica knows: it stays silent
+        assert (silent["handoff"], silent["response"], silent["slots"]) == (
+            True,
+            "",
+            {"order_number": "12345"},
+        )
+        released = requests.post(
+            f"{second.url}/admin/sessions/h1/release",
+            headers={"Authorization": f"Bearer {ADMIN}"},
+            timeout=10,
+        )
+        assert released.json() == {"session_id": "h1", "status": "released"}
+        back = chat(first.url, "h1", "hello")
+        assert back["handoff"] is False and back["response"] in ("Hello!", "Hi there.")
+    assert [event["event"] for event, _ in operator.received] == ["handoff", "message"]
+    assert [turn["message"] for turn in operator.received[0][0]["transcript"]] == [
+        "where is my order 12345",
+        "bye",
+    ]
+    started = 'chatbot_handoffs_total{event="started"} 1.0'
+    released_metric = 'chatbot_handoffs_total{event="released"} 1.0'
+    assert started in first.get("/metrics").text and released_metric in second.get("/metrics").text

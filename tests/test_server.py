@@ -94,8 +94,8 @@ def test_four_megabyte_body_gets_413_quickly_and_the_server_stays_healthy(serve,
     assert requests.post(f"{server.url}/predict", json={"data": "hello"}, timeout=5).status_code == 200
 
 
-def test_context_through_the_server(serve, default_model_path) -> None:
-    server = serve(default_model_path)
+def test_context_through_the_server(serve, order_bot) -> None:
+    server = serve(order_bot.model_path, order_bot.env)
     first = server.post("/api/v1/chat", {"session_id": "c1", "message": "where is my order?"}).json()
     assert (first["intent"]["name"], first["context"]) == ("order_status", "order_number")
     second = server.post("/api/v1/chat", {"session_id": "c1", "message": "my order number is 12345"}).json()

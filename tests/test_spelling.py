@@ -6,7 +6,7 @@ import pytest
 
 from chatbot.spelling import SpellingCorrector
 
-CORRECTOR = SpellingCorrector(["order", "shipping", "refund", "return", "shopping", "hello", "how"])
+CORRECTOR = SpellingCorrector(["order", "shipping", "refund", "return", "shopping", "hello", "how", "name"])
 
 
 @pytest.mark.parametrize(
@@ -21,6 +21,8 @@ CORRECTOR = SpellingCorrector(["order", "shipping", "refund", "return", "shoppin
         ("hello", "hello"),  # known words stay
         ("hwo", "hwo"),  # too short to guess
         ("ordr", "order"),
+        ("amex", "amex"),  # one letter from "name", but a short word must keep its first letter
+        ("nmae", "name"),
         ("zebra", "zebra"),  # nothing one letter away
         ("12345", "12345"),  # numbers are not words to correct
         ("shopping", "shopping"),

@@ -42,6 +42,8 @@
     title: "Chat",
     welcome: "Hi! Ask me a question to get started.",
     subtitle: "Typically replies instantly",
+    handoff_subtitle: "A person will reply",
+    handoff_notice: "A person from our team will answer here. You can add details meanwhile.",
     placeholder: "Type a message…",
     send: "Send",
     restart: "Start a new conversation",
@@ -97,7 +99,7 @@
   /* ---- state kept in sessionStorage ---- */
 
   function emptyState() {
-    return { sessionId: null, messages: [], quickReplies: [], open: false };
+    return { sessionId: null, messages: [], quickReplies: [], open: false, handoff: false };
   }
 
   function isText(value) {
@@ -121,6 +123,7 @@
       ),
       quickReplies: Array.isArray(stored.quickReplies) ? stored.quickReplies.filter(isText) : [],
       open: stored.open === true,
+      handoff: stored.handoff === true,
     };
   }
 
@@ -260,12 +263,10 @@
       "aria-label": phrase("close"),
       title: phrase("close"),
     }, [icon("close")]);
+    const subtitle = el("p", { class: "cb-subtitle" });
     const header = el("header", { class: "cb-header" }, [
       el("span", { class: "cb-avatar", "aria-hidden": "true" }, [icon("chat")]),
-      el("div", { class: "cb-heading" }, [
-        heading,
-        el("p", { class: "cb-subtitle", text: phrase("subtitle") }),
-      ]),
+      el("div", { class: "cb-heading" }, [heading, subtitle]),
       restartButton,
       ...(closeButton ? [closeButton] : []),
     ]);
@@ -291,7 +292,14 @@
       "aria-label": phrase("suggested"),
       hidden: true,
     });
-    const scroller = el("div", { class: "cb-scroller" }, [log, typing, quickReplies]);
+    // While a person has the conversation (handoff), the bot stays silent and this says who answers.
+    const handoffNotice = el("p", {
+      class: "cb-handoff",
+      role: "status",
+      hidden: true,
+      text: phrase("handoff_notice"),
+    });
+    const scroller = el("div", { class: "cb-scroller" }, [log, typing, quickReplies, handoffNotice]);
 
     const input = el("input", {
       id: "cb-input",
@@ -381,8 +389,14 @@
         log.appendChild(bubble(message.role, message.text));
       }
       renderQuickReplies();
+      renderHandoff();
       updateSendButton();
       scrollToEnd();
+    }
+
+    function renderHandoff() {
+      handoffNotice.hidden = !state.handoff;
+      subtitle.textContent = phrase(state.handoff ? "handoff_subtitle" : "subtitle");
     }
 
     function addMessage(role, text) {
@@ -448,7 +462,13 @@
         const answer = await postMessage(text, state.sessionId);
         state.sessionId = answer.session_id;
         state.quickReplies = Array.isArray(answer.quick_replies) ? answer.quick_replies.filter(isText) : [];
-        addMessage("bot", answer.response);
+        state.handoff = answer.handoff === true;
+        if (isText(answer.response)) {
+          addMessage("bot", answer.response); // empty while a person has the conversation
+        } else {
+          saveState(state);
+        }
+        renderHandoff();
       } catch (error) {
         showError(error instanceof ChatError ? error : new ChatError("invalid"), text);
       } finally {

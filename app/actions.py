@@ -1,0 +1,179 @@
+"""Call webhooks (an intent's action, the operator's handoff hook) without ever hurting the worker.
+
+Every call is bounded: one deadline covers connecting, sending and reading (``timeout_ms``), the
+reply is read up to ``MAX_REPLY_BYTES`` and dropped beyond, a refused or reset connection is tried
+once more while time remains, and a per-URL circuit breaker stops calling a URL that keeps failing
+for ``BREAKER_COOLDOWN`` seconds. Failures raise WebhookError carrying a short outcome name for
+/metrics; the caller answers with fallback text. Plain ``http.client``: no new dependency, and it
+lets the deadline reach every socket read.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+from chatbot.actions import SIGNATURE_HEADER, sign
+
+log = logging.getLogger(__name__)
+
+MAX_REPLY_BYTES = 64 * 1024  # a webhook's answer is a few lines of text; anything bigger is a fault
+CHUNK_BYTES = 16 * 1024
+BREAKER_FAILURES = 5  # consecutive failures that open a URL's circuit
+BREAKER_COOLDOWN = 30.0  # seconds an open circuit refuses calls before one trial call
+CONNECT_ERRORS = (ConnectionRefusedError, ConnectionResetError, ConnectionAbortedError)
+
+
+class WebhookError(Exception):
+    """A webhook call failed; ``outcome`` names how, as counted in /metrics."""
+
+    def __init__(self, outcome: str, detail: str) -> None:
+        super().__init__(f"{outcome}: {detail}")
+        self.outcome = outcome
+
+
+class CircuitBreaker:
+    """Count consecutive failures per URL and refuse calls to a URL that keeps failing, for a while."""
+
+    def __init__(
+        self,
+        failures: int = BREAKER_FAILURES,
+        cooldown: float = BREAKER_COOLDOWN,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.failures = failures
+        self.cooldown = cooldown
+        self.clock = clock
+        self._state: dict[str, tuple[int, float]] = {}  # url -> (consecutive failures, open until)
+        self._lock = threading.Lock()
+
+    def allows(self, url: str) -> bool:
+        """Say whether a call may go out: the circuit is closed, or its cooldown is over (a trial)."""
+        with self._lock:
+            failures, open_until = self._state.get(url, (0, 0.0))
+            if failures < self.failures:
+                return True
+            if self.clock() < open_until:
+                return False
+            self._state[url] = (failures, self.clock() + self.cooldown)  # one trial per cooldown
+            return True
+
+    def record(self, url: str, success: bool) -> None:
+        """Close the circuit after a success; count a failure and open it at the limit."""
+        with self._lock:
+            if success:
+                self._state.pop(url, None)
+                return
+            failures = self._state.get(url, (0, 0.0))[0] + 1
+            self._state[url] = (failures, self.clock() + self.cooldown)
+        if failures == self.failures:
+            log.warning(
+                "webhook %s failed %d times in a row: not called for %.0f s", url, failures, self.cooldown
+            )
+
+
+class WebhookClient:
+    """POST signed JSON events to webhooks with a deadline, a size cap, a retry and circuit breakers."""
+
+    def __init__(self, secret: str | None, breaker: CircuitBreaker | None = None) -> None:
+        self.secret = secret
+        self.breaker = breaker or CircuitBreaker()
+
+    def post(self, url: str, event: dict[str, Any], timeout_ms: int) -> bytes:
+        """Send the event and return the reply body; raise WebhookError on any failure."""
+        if not self.breaker.allows(url):
+            raise WebhookError("circuit_open", f"{url} failed repeatedly; not called during the cooldown")
+        body = json.dumps(event).encode()
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.secret is not None:
+            headers[SIGNATURE_HEADER] = sign(body, self.secret)
+        try:
+            reply = _post(url, body, headers, time.monotonic() + timeout_ms / 1000)
+        except WebhookError:
+            self.breaker.record(url, success=False)
+            raise
+        self.breaker.record(url, success=True)
+        return reply
+
+
+def _post(url: str, body: bytes, headers: dict[str, str], deadline: float) -> bytes:
+    parts = urlsplit(url)
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    for attempt in (1, 2):
+        connection = connection_class(parts.hostname, parts.port, timeout=_remaining(deadline))
+        try:
+            connection.connect()
+        except CONNECT_ERRORS as exc:
+            connection.close()
+            if attempt == 2 or deadline - time.monotonic() <= 0:
+                raise WebhookError("unreachable", f"{url}: {exc}") from exc
+            continue  # a restarted service or a full backlog: worth one more try
+        except TimeoutError as exc:
+            connection.close()
+            raise WebhookError("timeout", f"{url}: no connection within the timeout") from exc
+        except OSError as exc:  # an unknown host, no route
+            connection.close()
+            raise WebhookError("unreachable", f"{url}: {exc}") from exc
+        try:
+            return _exchange(connection, path, body, headers, deadline, url)
+        finally:
+            connection.close()
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _exchange(
+    connection: http.client.HTTPConnection,
+    path: str,
+    body: bytes,
+    headers: dict[str, str],
+    deadline: float,
+    url: str,
+) -> bytes:
+    sock = connection.sock  # kept: http.client drops connection.sock once a closing reply arrives
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        sock.settimeout(_remaining(deadline))
+        with connection.getresponse() as response:  # closing it releases the socket it holds
+            return _read_reply(response, sock, deadline, url)
+    except TimeoutError as exc:
+        raise WebhookError("timeout", f"{url}: no complete answer within the timeout") from exc
+    except (OSError, http.client.HTTPException) as exc:  # a reset, a malformed status line
+        raise WebhookError("unreachable", f"{url}: {exc!r}") from exc
+
+
+def _read_reply(response: http.client.HTTPResponse, sock: socket.socket, deadline: float, url: str) -> bytes:
+    if not 200 <= response.status < 300:
+        raise WebhookError("http_error", f"{url} answered {response.status}")
+    declared = response.getheader("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_REPLY_BYTES:
+        raise WebhookError("too_large", f"{url} sends {declared} bytes (limit {MAX_REPLY_BYTES})")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := _read_chunk(sock, response, deadline):
+        size += len(chunk)
+        if size > MAX_REPLY_BYTES:
+            raise WebhookError("too_large", f"{url} sends more than {MAX_REPLY_BYTES} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _read_chunk(sock: socket.socket, response: http.client.HTTPResponse, deadline: float) -> bytes:
+    sock.settimeout(_remaining(deadline))  # the deadline covers the whole reply, not each read
+    return response.read1(CHUNK_BYTES)
+
+
+def _remaining(deadline: float) -> float:
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise TimeoutError("deadline passed")
+    return remaining

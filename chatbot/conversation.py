@@ -1,0 +1,90 @@
+"""One conversation turn after the intent decision: entities, slots, the question to ask, the action due.
+
+The dialogue decides the intent (fallbacks and context included); ``take_turn`` then applies what
+the bot remembers. It extracts the message's entities into slots, continues an intent that was
+waiting for a slot when the message supplies it, asks for the next missing slot, or renders the
+answer and says which webhook to call and whether to hand over. It is pure: the web layer keeps
+the state and makes the calls.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from chatbot.actions import Action
+from chatbot.data import Intent
+from chatbot.dialogue import Dialogue, Reply, next_context
+from chatbot.entities import Entity
+from chatbot.slots import missing_slots, render, slot_updates
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Step:
+    """The outcome of one turn, before any webhook call."""
+
+    reply: Reply  # its response is rendered: a slot question or the intent's answer
+    entities: list[Entity]
+    slots: dict[str, str]  # every slot value after this message
+    pending: str | None  # the intent waiting for a slot, to continue when the user gives it
+    action: Action | None = None  # the webhook that answers this turn
+    handoff: bool = False  # the answer hands the conversation to a person
+
+
+def take_turn(
+    dialogue: Dialogue,
+    message: str,
+    context: str | None = None,
+    slots: Mapping[str, str] | None = None,
+    pending: str | None = None,
+) -> Step:
+    """Answer a message with the conversation's context, slot values and waiting intent."""
+    reply = dialogue.reply(message, context)
+    return continue_turn(dialogue, reply, dialogue.extractor.extract(message), slots, pending)
+
+
+def continue_turn(
+    dialogue: Dialogue,
+    reply: Reply,
+    entities: list[Entity],
+    slots: Mapping[str, str] | None = None,
+    pending: str | None = None,
+) -> Step:
+    """Apply entities and slots to the dialogue's reply to a message (see ``take_turn``)."""
+    values = slot_updates(entities, dialogue.engine.bundle.domain.slots, slots)
+    intent = dialogue.intents.get(reply.intent)
+    waiting = dialogue.intents.get(pending) if pending else None
+    if waiting is not None and _continues(waiting, reply, intent, slots or {}, values):
+        log.debug("message fills a slot of waiting intent %s", waiting.tag)
+        intent = waiting
+        reply = dataclasses.replace(
+            reply,
+            intent=waiting.tag,
+            fallback=False,
+            response=dialogue.rng.choice(waiting.responses),
+            context=next_context(waiting, reply.context),
+            quick_replies=waiting.quick_replies,
+        )
+    elif reply.fallback or intent is None:
+        return Step(_rendered(reply, values), entities, values, pending)
+    if missing := missing_slots(intent.require, values):
+        question = dataclasses.replace(reply, response=render(missing[0].question, values), quick_replies=())
+        return Step(question, entities, values, intent.tag)
+    return Step(_rendered(reply, values), entities, values, None, intent.action, intent.handoff)
+
+
+def _continues(
+    waiting: Intent, reply: Reply, chosen: Intent | None, before: Mapping[str, str], after: Mapping[str, str]
+) -> bool:
+    """Say whether a message answers the waiting intent's question rather than starting anew."""
+    filled = any(before.get(request.slot) != after.get(request.slot) for request in waiting.require)
+    unrelated = reply.fallback or chosen is None or not (chosen.require or chosen.action or chosen.handoff)
+    return filled and unrelated
+
+
+def _rendered(reply: Reply, values: Mapping[str, str]) -> Reply:
+    return dataclasses.replace(reply, response=render(reply.response, values))

@@ -1,0 +1,107 @@
+"""Slots, templates and actions in intents.json: validation messages, rendering, the allowlist."""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import pytest
+
+from chatbot.actions import check_action_urls, is_allowed, parse_webhook_reply, sign, verify
+from chatbot.data import load_domain, validate_intents
+from chatbot.errors import IntentsError
+from chatbot.slots import render
+from tests.conftest import DEFAULT_INTENTS, SLOT_DATA, TINY_INTENTS
+
+ACTION = {"url": "http://127.0.0.1:8081/orders/status", "timeout_ms": 500}
+
+
+def bot(**order_changes) -> dict:
+    """Return the tiny intents with slots declared and the "order" intent changed."""
+    data = copy.deepcopy(TINY_INTENTS) | copy.deepcopy(SLOT_DATA)
+    data["intents"][2].update(order_changes)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (bot(require=[{"slot": "colour", "ask": "?"}]), "requires slot 'colour', which is not defined"),
+        (bot(require=[{"slot": "order_number"}]), '"require"[0] needs an "ask" question'),
+        (bot(require="order_number"), '"require" must be a list'),
+        (bot(responses=["Order {number}"]), "uses slot {number}, which is not defined"),
+        (bot(action={"url": "ftp://x/"}), "must be an http:// or https:// URL"),
+        (bot(action={**ACTION, "timeout_ms": 60_000}), "timeout_ms must be an integer from 1 to 10000"),
+        (bot(action={**ACTION, "fallback": "Sorry {who}"}), "uses slot {who}"),
+        (bot(handoff="yes"), '"handoff" must be true or false'),
+        (bot() | {"slots": {"order_number": {"entity": "sku"}}}, "entity 'sku' is not defined"),
+        (bot() | {"entities": {"n": {"regex": "(a+)+b"}}}, "entity 'n': \"regex\" could backtrack"),
+    ],
+)
+def test_invalid_slots_and_actions_are_named(data: dict, message: str) -> None:
+    with pytest.raises(IntentsError, match=re.escape(message)):
+        validate_intents(data, source="bot.json")
+
+
+def test_literal_braces_that_name_no_slot_are_text() -> None:
+    validate_intents(bot(responses=["Use {{ and } freely, or {not a slot}"]))
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("{__class__}", "Order {__class__} is late"),
+        ("{0.__globals__}", "Order {0.__globals__} is late"),
+        ("<script>alert(1)</script>", "Order <script>alert(1)</script> is late"),
+        ("{order_number}", "Order {order_number} is late"),  # a value is never rendered again
+        ("\\1 \\g<0>", "Order \\1 \\g<0> is late"),  # nor read as a regex replacement
+    ],
+)
+def test_slot_values_render_literally(value: str, shown: str) -> None:
+    assert render("Order {order_number} is late", {"order_number": value}) == shown
+
+
+def test_unset_slots_render_empty() -> None:
+    assert render("Order {order_number}.", {}) == "Order ."
+
+
+@pytest.mark.parametrize(
+    ("url", "allowed"),
+    [
+        ("http://127.0.0.1:8081/orders/status", True),
+        ("http://127.0.0.1:8081/", True),
+        ("http://127.0.0.1:8082/orders/status", False),
+        ("https://127.0.0.1:8081/orders/status", False),
+        ("http://127.0.0.1:8081@evil.example/orders", False),
+        ("http://shop.example/api/orders", True),
+        ("http://shop.example/api-evil/orders", False),
+        ("http://shop.example/apiorders", False),
+    ],
+)
+def test_allowlist_matches_scheme_host_port_and_path_prefix(url: str, allowed: bool) -> None:
+    assert is_allowed(url, ["http://127.0.0.1:8081/", "http://shop.example/api"]) is allowed
+
+
+def test_default_bot_actions_are_checked_against_the_allowlist() -> None:
+    intents = validate_intents(bot(action=ACTION))
+    check_action_urls(intents, ["http://127.0.0.1:8081/"])
+    with pytest.raises(IntentsError, match=r"intent 'order': action url .* is not in the allowlist"):
+        check_action_urls(intents, ["https://shop.example/"])
+
+
+def test_default_bot_declares_the_order_number() -> None:
+    domain = load_domain(DEFAULT_INTENTS)
+    assert domain.slots == {"order_number": "order_number"}
+    assert [entity.value for entity in domain.extractor().extract("where is order 12345")] == ["12345"]
+
+
+def test_signatures_verify_and_webhook_replies_are_checked() -> None:
+    assert verify(b'{"a": 1}', "s" * 16, sign(b'{"a": 1}', "s" * 16))
+    assert not verify(b'{"a": 2}', "s" * 16, sign(b'{"a": 1}', "s" * 16))
+    reply = parse_webhook_reply(
+        b'{"text": "Shipped", "slots": {"order_number": "A1", "x": "y"}}', ["order_number"]
+    )
+    assert (reply.text, reply.slots) == ("Shipped", {"order_number": "A1"})
+    for body in (b"not json", b"[]", b'{"text": 3}', b'{"quick_replies": "a"}', b'{"slots": {"a": 1}}'):
+        with pytest.raises(ValueError, match=r"webhook reply|text|quick_replies|slots"):
+            parse_webhook_reply(body, ["order_number"])
