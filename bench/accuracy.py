@@ -387,9 +387,7 @@ def main() -> None:
     results["machine"] = describe_machine()
     print_table(results)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    # Sections not run this time keep their last figures.
-    previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    RESULTS.write_text(json.dumps({**previous, **results}, indent=2) + "\n")
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

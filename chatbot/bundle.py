@@ -27,6 +27,7 @@ import numpy as np
 from chatbot.config import ModelConfig
 from chatbot.data import Intent
 from chatbot.errors import BundleError
+from chatbot.languages import LANGUAGES
 from chatbot.ngrams import NgramModel
 from chatbot.slots import Domain
 from chatbot.vocab import Vocabulary
@@ -257,6 +258,10 @@ def _check_consistency(path: Path, bundle: Bundle, stored_fingerprint: str | Non
         or not 0 <= ngrams.word_features <= len(ngrams.features)
     ):
         raise BundleError(f"{path}: the n-gram model's shapes do not match its features and labels")
+    if bundle.config.language not in LANGUAGES:
+        raise BundleError(
+            f"{path}: language {bundle.config.language!r} is not known to this version; retrain or upgrade"
+        )
     tags = {intent.tag for intent in bundle.intents}
     if missing := [label for label in bundle.labels if label not in tags]:
         raise BundleError(f"{path}: labels without an intent: {missing}")
