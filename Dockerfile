@@ -36,7 +36,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PORT=5000
 RUN groupadd --gid 10001 chatbot \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin chatbot
+        --shell /usr/sbin/nologin chatbot \
+    && mkdir -p /var/lib/chatbot && chown 10001:10001 /var/lib/chatbot
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /srv/chatbot /srv/chatbot
 WORKDIR /srv/chatbot

@@ -48,7 +48,13 @@ $(REDIS_SERVER):
 $(NGINX):
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx
 
-test: install-dev $(CHROMIUM) $(REDIS_SERVER) $(NGINX)
+# The conversation log's tests run a real PostgreSQL server (Debian keeps it in /usr/lib/postgresql).
+POSTGRES_DIR ?= /usr/lib/postgresql
+
+$(POSTGRES_DIR):
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql
+
+test: install-dev $(CHROMIUM) $(REDIS_SERVER) $(NGINX) $(POSTGRES_DIR)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
@@ -70,6 +76,7 @@ bench: install $(MODEL)
 	$(PY) -m bench.metrics_overhead --model $(MODEL)
 	$(PY) -m bench.metrics_overhead --model $(MODEL) --rate-limit
 	$(PY) -m bench.throughput --model $(MODEL)
+	$(PY) -m bench.convlog_overhead --model $(MODEL)
 
 # 60 s of wrk on /predict and on /api/v1/chat; the figures go to docs/reliability.md.
 load: install $(MODEL)

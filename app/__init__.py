@@ -9,7 +9,20 @@ from typing import Any
 
 from flask import Flask
 
-from app import admin, api, cors, errors, health, metrics, openapi, pages, ratelimit, security
+from app import (
+    admin,
+    api,
+    convlog,
+    cors,
+    errors,
+    health,
+    metrics,
+    openapi,
+    pages,
+    ratelimit,
+    review,
+    security,
+)
 from app.actions import WebhookClient
 from app.bot import Bot
 from app.config import app_settings
@@ -38,12 +51,14 @@ def create_app(test_config: Mapping[str, Any] | None = None, dialogue: Dialogue 
     )
     app.extensions["chatbot"] = bot
     metrics.init_app(app, bot)  # first: its timer starts before any other hook can answer
+    convlog.init_app(app)
     errors.init_app(app)
     security.init_app(app)
     cors.init_app(app)
     ratelimit.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(review.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(openapi.bp)

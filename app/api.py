@@ -9,6 +9,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from app.bot import current_bot
 from app.conversation import converse
+from app.convlog import log_replies
 from app.errors import ApiError
 from app.metrics import observe_replies
 from app.payload import field, message_text, read_json_object, read_legacy_data, session_id
@@ -25,6 +26,7 @@ def predict() -> Response:
     """Answer the original clients: plain text, or the parse result when JSON is accepted."""
     text = message_text(read_legacy_data(), "data")
     step = answer(text)
+    log_replies([text], [step.reply])
     if wants_json():
         return jsonify(parse_result(text, step))
     return Response(step.reply.response, mimetype="text/plain")
@@ -42,13 +44,16 @@ def parse() -> Response:
         dialogue = current_bot().dialogue
         replies = dialogue.reply_batch(texts)
         observe_replies(replies)
+        log_replies(texts, replies, payload=payload)
         steps = [
             continue_turn(dialogue, reply, dialogue.extractor.extract(text))
             for text, reply in zip(texts, replies, strict=True)
         ]
         return jsonify(results=[parse_result(text, step) for text, step in zip(texts, steps, strict=True)])
     text = message_text(field(payload, "text"), "text")
-    return jsonify(parse_result(text, answer(text)))
+    step = answer(text)
+    log_replies([text], [step.reply], payload=payload)
+    return jsonify(parse_result(text, step))
 
 
 @bp.post("/api/v1/chat")
@@ -57,7 +62,7 @@ def chat() -> Response:
     payload = read_json_object({"application/json"})
     message = message_text(field(payload, "message"), "message")
     session = session_id(payload["session_id"]) if "session_id" in payload else uuid.uuid4().hex
-    return jsonify(session_id=session, **converse(session, message))
+    return jsonify(session_id=session, **converse(session, message, payload))
 
 
 def answer(text: str) -> Step:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import limits
 
-from chatbot.config import DEFAULT_MODEL_PATH, ENGINES
+from chatbot.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH, ENGINES
 
 T = TypeVar("T")
 MIN_TOKEN_CHARS = 16
@@ -43,6 +43,12 @@ def app_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         "RATE_LIMIT": _read(environ, "CHATBOT_RATE_LIMIT", _rate_limit, DEFAULT_RATE_LIMIT),
         "TRUSTED_PROXIES": _read(environ, "CHATBOT_TRUSTED_PROXIES", _count, 0),
         "FRAME_ANCESTORS": _read(environ, "CHATBOT_FRAME_ANCESTORS", _frame_ancestors, "'self'"),
+        # The conversation log (app/convlog.py): on by default; None: SQLite beside the model.
+        "CONVERSATION_LOG": _read(environ, "CHATBOT_LOG", _on_off, True),
+        "LOG_RETENTION_DAYS": _read(environ, "CHATBOT_LOG_RETENTION_DAYS", _positive_int, 30),
+        "DATABASE_URL": _read(environ, "CHATBOT_DATABASE_URL", _database_url, None, secret=True),
+        # The intents file that /admin/review adds phrases to (out_of_scope.txt goes beside it).
+        "DATA_PATH": environ.get("CHATBOT_DATA", str(DEFAULT_DATA_PATH)),
         # URL prefixes an intent's action may call; the default is the example order service.
         "ACTION_ALLOWLIST": _read(environ, "CHATBOT_ACTION_ALLOWLIST", _urls, DEFAULT_ACTION_ALLOWLIST),
         # Signs every webhook event (X-Chatbot-Signature); None: events go out unsigned.
@@ -91,6 +97,19 @@ def _count(raw: str) -> int:
     if value < 0:
         raise ValueError("must be 0 or a positive integer")
     return value
+
+
+def _on_off(raw: str) -> bool:
+    if raw.lower() not in {"on", "off"}:
+        raise ValueError("must be on or off")
+    return raw.lower() == "on"
+
+
+def _database_url(raw: str) -> str:
+    # Checked here, so a typo stops the start; the URL may hold a password, so it is a secret.
+    if not raw.startswith(("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")):
+        raise ValueError("must start with sqlite:///, postgresql:// or postgresql+psycopg://")
+    return raw
 
 
 def _engine(raw: str) -> str:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from flask import current_app
 
 from app.actions import WebhookError
 from app.bot import current_bot
+from app.convlog import log_replies
 from app.errors import ApiError
 from app.metrics import observe_action, observe_handoff, observe_replies
 from app.sessions import SessionState, Turn
@@ -27,8 +29,11 @@ log = logging.getLogger(__name__)
 HANDOFF_INTENT = "handoff"  # the intent recorded for messages a person answers
 
 
-def converse(session_id: str, message: str) -> dict[str, Any]:
-    """Answer a message in a session and return the chat reply's JSON fields."""
+def converse(session_id: str, message: str, payload: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Answer a message in a session and return the chat reply's JSON fields.
+
+    ``payload`` is the request's JSON, for the conversation log's per-request opt-out.
+    """
     bot = current_bot()
     state = bot.sessions.get(session_id)
     if state.handoff:
@@ -40,6 +45,7 @@ def converse(session_id: str, message: str) -> dict[str, Any]:
         )
     step = take_turn(bot.dialogue, message, state.context, state.slots, state.pending)
     observe_replies([step.reply])
+    log_replies([message], [step.reply], session_id, payload)
     response, quick_replies, slots = step.reply.response, list(step.reply.quick_replies), step.slots
     if step.action is not None:
         response, quick_replies, slots = run_action(step, session_id, message)

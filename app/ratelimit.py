@@ -15,7 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.sessions import REDIS_TIMEOUT  # a slow Redis must not slow every answer
 
-LIMITED_BLUEPRINTS = frozenset({"api", "admin"})
+LIMITED_BLUEPRINTS = frozenset({"api", "admin", "review"})
 
 
 def init_app(app: Flask) -> None:

@@ -1,4 +1,4 @@
-"""Command-line interface: ``chatbot train | evaluate | predict | chat | serve``."""
+"""Command-line interface: ``chatbot train | validate | evaluate | predict | chat | serve | review``."""
 
 from __future__ import annotations
 
@@ -10,18 +10,25 @@ import os
 import sys
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
 from tqdm import tqdm
 
+from chatbot import review
 from chatbot.bundle import Bundle
+from chatbot.compare import compare_reports, format_comparison, gate_failures
 from chatbot.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH
 from chatbot.conversation import take_turn
+from chatbot.conversations import ConversationStore, default_database_url
 from chatbot.data import load_domain, load_intents, load_language, load_widget_strings
 from chatbot.dialogue import load_dialogue
 from chatbot.engine import Engine
-from chatbot.errors import ChatbotError, IntentsError
+from chatbot.errors import ChatbotError, EditError
 from chatbot.evaluate import calibrate, evaluate, labelled_examples, load_out_of_scope
+from chatbot.review import DEFAULT_BELOW, DEFAULT_DAYS
+from chatbot.validate import ERROR, Finding, findings_json, has_failures, run_checks, validate_file
 
 EXIT_USER_ERROR = 2
+EXIT_FAILED_CHECK = 1  # validation errors, or a model under the --fail-under / --max-drop gates
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -48,11 +55,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--val", type=Path, help="validation intents (default: a stratified split)")
     train.add_argument(
-        "--oos-val", type=Path, help="out-of-scope queries, one a line: calibrates the threshold"
+        "--oos-val",
+        type=Path,
+        help="out-of-scope queries, one a line (data/out_of_scope.txt from the review inbox): with --val "
+        "the threshold is calibrated on both; without, they join the generic off-topic queries",
     )
     train.add_argument("--epochs", type=int, help="upper bound on training epochs")
     train.add_argument("--seed", type=int, help="random seed")
     train.set_defaults(command=run_train)
+
+    validate = commands.add_parser("validate", help="check an intents file for problems before training")
+    validate.add_argument("--data", type=Path, default=DEFAULT_DATA_PATH, help="intents file (%(default)s)")
+    validate.add_argument("--strict", action="store_true", help="fail on warnings too")
+    validate.add_argument("--json", action="store_true", help="print the findings as JSON")
+    validate.set_defaults(command=run_validate)
 
     predict = commands.add_parser("predict", help="classify one message")
     predict.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="model file (%(default)s)")
@@ -65,11 +81,46 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="model file (%(default)s)")
     evaluate.add_argument("--out", type=Path, default=Path("evaluation"), help="report folder (%(default)s)")
     evaluate.add_argument("--threshold", type=float, help="fallback threshold (default: the bundle's)")
+    evaluate.add_argument("--compare", type=Path, metavar="OLD.h5", help="the model in service, side by side")
+    evaluate.add_argument(
+        "--fail-under", type=float, metavar="ACCURACY", help="exit 1 below this accuracy (0.9 or 90)"
+    )
+    evaluate.add_argument(
+        "--max-drop", type=float, metavar="POINTS", help="with --compare: exit 1 if accuracy drops more"
+    )
     evaluate.set_defaults(command=run_evaluate)
 
     chat = commands.add_parser("chat", help="chat with the bot in the terminal")
     chat.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="model file (%(default)s)")
     chat.set_defaults(command=run_chat)
+
+    review = commands.add_parser("review", help="review what the bot failed to answer, and teach it")
+    review.add_argument(
+        "--database",
+        default=os.environ.get("CHATBOT_DATABASE_URL") or None,
+        help="conversation log URL (default: $CHATBOT_DATABASE_URL, or the SQLite file beside --model)",
+    )
+    review.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="model file (%(default)s)")
+    review.add_argument("--data", type=Path, default=DEFAULT_DATA_PATH, help="intents file (%(default)s)")
+    review.add_argument(
+        "--days", type=int, default=DEFAULT_DAYS, help="look back this many days (%(default)s)"
+    )
+    review.add_argument(
+        "--below",
+        type=float,
+        default=DEFAULT_BELOW,
+        help="also list answers less sure than this (%(default)s)",
+    )
+    review.add_argument("--limit", type=int, default=20, help="groups to list (%(default)s)")
+    review.add_argument("--stats", action="store_true", help="fallback rate per day and top intents")
+    action = review.add_mutually_exclusive_group()
+    action.add_argument("--assign", nargs=2, metavar=("GROUP", "INTENT"), help="add a group to an intent")
+    action.add_argument(
+        "--new-intent", nargs=3, metavar=("GROUP", "INTENT", "RESPONSE"), help="create an intent from a group"
+    )
+    action.add_argument("--out-of-scope", metavar="GROUP", help="mark a group out of scope")
+    review.add_argument("--phrase", help="with an action: the phrase to write instead of the group's text")
+    review.set_defaults(command=run_review)
 
     serve = commands.add_parser("serve", help="serve the HTTP API with gunicorn")
     serve.add_argument(
@@ -86,19 +137,24 @@ def run_train(args: argparse.Namespace) -> int:
 
     # Read every input before the slow TensorFlow import, so that bad data fails at once.
     intents = load_intents(args.data)
+    if print_findings(run_checks(intents)):
+        print(f"error: fix {args.data} first (chatbot validate --data {args.data})", file=sys.stderr)
+        return EXIT_FAILED_CHECK
     domain = load_domain(args.data)
     validation = load_intents(args.val) if args.val else None
     out_of_scope = load_out_of_scope(args.oos_val) if args.oos_val else None
-    if out_of_scope is not None and validation is None:
-        raise IntentsError("--oos-val needs --val: the threshold is calibrated on both")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from chatbot.train import default_config, train
 
     config = default_config(intents, load_language(args.data)).replace(epochs=args.epochs, seed=args.seed)
+    # Without --val, out-of-scope queries join the generic ones that the threshold is chosen on.
+    held_out_out_of_scope = out_of_scope if validation is None and out_of_scope is not None else ()
     bundle = dataclasses.replace(
-        train(intents, config, validation), domain=domain, widget_strings=load_widget_strings(args.data)
+        train(intents, config, validation, held_out_out_of_scope),
+        domain=domain,
+        widget_strings=load_widget_strings(args.data),
     )
-    if out_of_scope is not None:
+    if out_of_scope is not None and validation is not None:
         bundle, accuracy = calibrate(bundle, validation, out_of_scope)
         print(
             f"threshold {bundle.config.threshold:.4f}: accuracy {accuracy:.4f} on validation + out-of-scope"
@@ -149,7 +205,36 @@ def run_evaluate(args: argparse.Namespace) -> int:
     print(
         f"\nwrote {args.out}/: report.json intent_report.json errors.json confusion_matrix.png confidence_histogram.png"
     )
+    old_report = None
+    if args.compare:
+        old_engine = Engine.from_bundle(Bundle.load(args.compare))
+        old_report = evaluate(old_engine, texts, tags, out_of_scope, args.threshold)
+        comparison = compare_reports(old_report, report, texts, tags, out_of_scope)
+        (args.out / "comparison.json").write_text(json.dumps(comparison, indent=2, ensure_ascii=False) + "\n")
+        print(f"\n{args.compare} (old) against {args.model} (new):\n{format_comparison(comparison)}")
+    if failures := gate_failures(report, old_report, args.fail_under, args.max_drop):
+        print("\n".join(f"FAILED: {failure}" for failure in failures), file=sys.stderr)
+        return EXIT_FAILED_CHECK
     return 0
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    """Check an intents file; exit 1 on errors (or on any finding with --strict)."""
+    findings = validate_file(args.data)
+    if args.json:
+        print(findings_json(findings))
+    else:
+        print_findings(findings, sys.stdout)
+        errors = sum(finding.severity == ERROR for finding in findings)
+        print(f"{args.data}: {errors} errors, {len(findings) - errors} warnings")
+    return EXIT_FAILED_CHECK if has_failures(findings, args.strict) else 0
+
+
+def print_findings(findings: list[Finding], stream=sys.stderr) -> bool:
+    """Print findings one a line; return whether any is an error."""
+    for finding in findings:
+        print(finding, file=stream)
+    return has_failures(findings)
 
 
 def format_summary(report: dict) -> str:
@@ -167,6 +252,70 @@ def format_summary(report: dict) -> str:
     weakest = sorted(report["per_intent"].items(), key=lambda item: item[1]["f1"])[:5]
     lines += ["", "weakest intents          precision  recall      f1"]
     lines += [f"{tag:<24}{m['precision']:>10.2f}{m['recall']:>8.2f}{m['f1']:>8.2f}" for tag, m in weakest]
+    return "\n".join(lines)
+
+
+def run_review(args: argparse.Namespace) -> int:
+    """List the review inbox, show its figures, or apply one decision to a group."""
+    store = ConversationStore(args.database or default_database_url(args.model))
+    try:
+        store.migrate()
+        if args.stats:
+            print(format_stats(review.stats(store)))
+            return 0
+        if args.assign or args.new_intent or args.out_of_scope:
+            group_id = (args.assign or args.new_intent or [args.out_of_scope])[0]
+            group = review.find_group(store, _group_id(group_id), args.days, args.below)
+            if args.assign:
+                print(review.assign(store, group, args.data, args.assign[1], args.phrase))
+            elif args.new_intent:
+                print(review.create_intent(store, group, args.data, *args.new_intent[1:], args.phrase))
+            else:
+                print(review.mark_out_of_scope(store, group, args.data, args.phrase))
+            return 0
+        groups = review.inbox(store, args.days, args.below)
+        print(format_inbox(groups[: args.limit], len(groups)))
+        return 0
+    except SQLAlchemyError as exc:
+        raise ChatbotError(
+            f"cannot read the conversation log: {exc.__class__.__name__}: {exc.orig or exc}"
+        ) from exc
+    finally:
+        store.close()
+
+
+def _group_id(raw: str) -> int:
+    if not raw.isdigit():
+        raise EditError(f"{raw!r} is not a group number: use the # column of `chatbot review`")
+    return int(raw)
+
+
+def format_inbox(groups: list[review.ReviewGroup], total: int) -> str:
+    """Format the inbox as a table, one group a line."""
+    if not groups:
+        return "nothing to review"
+    lines = [f"{'#':>6} {'count':>5}  {'latest (UTC)':<16}  {'guess':<18}{'conf':>5}  message"]
+    lines += [
+        f"{group.id:>6} {group.count:>5}  {group.latest:%Y-%m-%d %H:%M}  {group.guess[:17]:<18}"
+        f"{group.confidence:>5.2f}  {group.text[:60]}"
+        for group in groups
+    ]
+    lines.append(
+        f"{total} groups; decide with --assign # INTENT, --new-intent # INTENT RESPONSE or --out-of-scope #"
+    )
+    return "\n".join(lines)
+
+
+def format_stats(figures: dict) -> str:
+    """Format the review figures: fallback rate per day and top intents per window."""
+    lines = ["fallback rate per day (UTC)"]
+    lines += [
+        f"  {day['day']}  {day['rate']:>6.1%}  {day['fallbacks']:>5} of {day['messages']:<6} {'#' * round(day['rate'] * 40)}"
+        for day in figures["fallback_rate_per_day"]
+    ] or ["  no messages"]
+    for window, intents in figures["top_intents"].items():
+        lines += ["", f"top intents, last {window.removesuffix('d')} days"]
+        lines += [f"  {row['count']:>7}  {row['intent']}" for row in intents] or ["  no messages"]
     return "\n".join(lines)
 
 

@@ -2,6 +2,7 @@
 
 ChatbotError
 ├── IntentsError      intents.json is unreadable or invalid
+│   └── EditError     a review action would make it invalid, or cannot be written
 └── BundleError       a model bundle is missing, corrupt or inconsistent
     └── UnsupportedModelError   the bundle holds a layer the engine cannot run
 """
@@ -13,6 +14,10 @@ class ChatbotError(Exception):
 
 class IntentsError(ChatbotError):
     """The intents file cannot be used for training."""
+
+
+class EditError(IntentsError):
+    """A change to the intents file is refused (duplicate, HTML, unknown intent...) or cannot be saved."""
 
 
 class BundleError(ChatbotError):

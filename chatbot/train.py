@@ -207,7 +207,10 @@ def can_split(label_ids: np.ndarray, config: ModelConfig) -> bool:
 
 
 def train(
-    intents: Sequence[Intent], config: ModelConfig | None = None, validation: Sequence[Intent] | None = None
+    intents: Sequence[Intent],
+    config: ModelConfig | None = None,
+    validation: Sequence[Intent] | None = None,
+    out_of_scope: Sequence[str] = (),
 ) -> Bundle:
     """Train on the intents and return the bundle, its threshold fitted to held-out data.
 
@@ -218,8 +221,9 @@ def train(
     misreads or hesitates over its own examples. The n-gram model is fitted beside it.
 
     The threshold comes from the held-out queries (the validation set, or the split's held-out part
-    as the split model answers it) and generic off-topic ones: ``choose_threshold_in_scope``. With
-    neither, the config's threshold stays.
+    as the split model answers it) and off-topic ones, the author's ``out_of_scope`` (such as those
+    the review inbox marks) and generic ones: ``choose_threshold_in_scope``. With no held-out
+    queries, the config's threshold stays.
     """
     started = time.perf_counter()
     config = config or default_config(intents)
@@ -286,7 +290,7 @@ def train(
     bundle = build(model, vocabulary, fit_ngram_model(examples + negatives, len(labels), config))
     metrics: dict[str, float] = {}
     if held_out:
-        bundle, summary = calibrate_in_scope(bundle, held_out, off_topic, held_out_model)
+        bundle, summary = calibrate_in_scope(bundle, held_out, [*out_of_scope, *off_topic], held_out_model)
         metrics["validation_accuracy"] = summary["accuracy"]
         log.info(describe_threshold(bundle.config.threshold, summary))
     engine = Engine.from_bundle(bundle, cache_size=0)
@@ -307,7 +311,7 @@ def describe_threshold(threshold: float, summary: dict[str, float]) -> str:
         f"threshold {threshold:.4f}: the highest that refuses at most {IN_SCOPE_REFUSAL_BUDGET:.1%} of the "
         f"{summary['held_out_right']:.0f} held-out queries the model gets right, then the best balance "
         f"below it; keeps {summary['right_answers_kept']:.1%} of them and refuses "
-        f"{summary['off_topic_refused']:.1%} of {summary['off_topic_queries']:.0f} generic off-topic queries"
+        f"{summary['off_topic_refused']:.1%} of {summary['off_topic_queries']:.0f} off-topic queries"
     )
 
 

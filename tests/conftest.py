@@ -91,6 +91,21 @@ def with_slots(bundle: Bundle, action_url: str | None = None, timeout_ms: int = 
     return dataclasses.replace(bundle, intents=tuple(validate_intents(raw)), domain=validate_domain(raw))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def conversation_log_off() -> Iterator[None]:
+    """Keep the conversation log off in apps and servers, unless a test turns it on.
+
+    Apps built on the default model path would write their database beside models/ in the repo.
+    """
+    previous = os.environ.get("CHATBOT_LOG")
+    os.environ["CHATBOT_LOG"] = "off"
+    yield
+    if previous is None:
+        os.environ.pop("CHATBOT_LOG", None)
+    else:
+        os.environ["CHATBOT_LOG"] = previous
+
+
 @pytest.fixture(scope="session")
 def tiny_intents() -> list[Intent]:
     """Return the tiny bot's validated intents."""
@@ -555,6 +570,92 @@ def processes() -> Iterator[list[Process]]:
     yield started
     for process in reversed(started):
         process.stop()
+
+
+def postgres_program(name: str) -> str:
+    """Return the path of a PostgreSQL server program (Debian keeps them out of PATH)."""
+    found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(found[-1]) if found else require_program(name)
+
+
+class PostgresServer(Process):
+    """A real PostgreSQL server on a loopback port, in a throwaway data directory, fsync off.
+
+    The server refuses to run as root, so under root it runs as the ``postgres`` user in a
+    directory that user owns. It runs in its own process group: a crash test kills the postmaster
+    and its backends together, as a machine failure would.
+    """
+
+    def __init__(self) -> None:
+        # pytest's own temporary folders are private to root; the postgres user needs its own.
+        super().__init__(Path(tempfile.mkdtemp(prefix="chatbot-pg-")))
+        self.port = free_port()
+        self.url = f"postgresql://chatbot@127.0.0.1:{self.port}/postgres"
+        self.data = self.directory / "data"
+        self.as_user = (
+            {"user": "postgres", "group": "postgres", "extra_groups": []} if os.geteuid() == 0 else {}
+        )
+        if self.as_user:
+            shutil.chown(self.directory, "postgres", "postgres")
+        subprocess.run(
+            [postgres_program("initdb"), "-D", str(self.data), "-U", "chatbot", "--auth=trust", "-E", "UTF8"],
+            check=True,
+            capture_output=True,
+            **self.as_user,
+        )
+
+    def start(self) -> PostgresServer:
+        """Start the server (again, on the same port and data after a stop) and wait until it answers."""
+        import psycopg
+
+        options = ["-h", "127.0.0.1", "-p", str(self.port), "-k", str(self.directory), "-c", "fsync=off"]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [postgres_program("postgres"), "-D", str(self.data), *options],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **self.as_user,
+            )
+
+        def answers() -> bool:
+            """postgres accepts a connection"""
+            self.check_running()
+            try:
+                psycopg.connect(self.url, connect_timeout=1).close()
+            except psycopg.OperationalError:
+                return False
+            return True
+
+        wait_until(answers, timeout=20)
+        return self
+
+    def crash(self) -> None:
+        """Kill the postmaster and every backend at once (SIGKILL to its process group)."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the server (SIGINT: fast shutdown), killing whatever is left of it."""
+        stop_process(self.process, signal.SIGINT if sig == signal.SIGTERM else sig, timeout=10)
+        self.crash()
+
+    def remove(self) -> None:
+        """Delete the data directory (after a stop)."""
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    """Start one PostgreSQL server for a test module; stop and delete it afterwards."""
+    require_program(postgres_program("postgres"))
+    server = PostgresServer()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        server.remove()
 
 
 class WebhookServer:

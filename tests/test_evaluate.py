@@ -20,7 +20,7 @@ from chatbot.evaluate import (
     load_out_of_scope,
     per_intent_metrics,
 )
-from tests.conftest import TINY_INTENTS, run_cli, write_json
+from tests.conftest import DEFAULT_INTENTS, TINY_INTENTS, run_cli, write_json
 
 
 def test_choose_threshold_maximises_accuracy_with_out_of_scope_as_a_class() -> None:
@@ -183,15 +183,15 @@ def test_train_with_validation_calibrates_and_evaluate_writes_reports(tmp_path) 
         assert (tmp_path / "ev" / name).read_bytes().startswith(b"\x89PNG")
 
 
-def test_oos_val_needs_val(tmp_path) -> None:
-    train_file = write_json(tmp_path / "train.json", TINY_INTENTS)
+def test_oos_val_without_val_joins_the_off_topic_queries_of_the_threshold(tmp_path) -> None:
     oos = tmp_path / "oos.txt"
-    oos.write_text("x\n", encoding="utf-8")
-    result = run_cli(
-        "train", "--data", str(train_file), "--oos-val", str(oos), "--out", str(tmp_path / "m.h5")
-    )
-    assert result.returncode == 2
-    assert "--oos-val needs --val" in result.stderr
+    oos.write_text("what is the weather tomorrow\nwho won the match\nbook me a flight\n", encoding="utf-8")
+    args = ("train", "--data", str(DEFAULT_INTENTS), "--out", str(tmp_path / "m.h5"))
+    without = run_cli(*args)
+    with_oos = run_cli(*args, "--oos-val", str(oos))
+    assert without.returncode == 0 and with_oos.returncode == 0, with_oos.stderr
+    assert "of 77 off-topic queries" in without.stderr
+    assert "of 80 off-topic queries" in with_oos.stderr  # the 3 queries joined the generic 77
 
 
 def test_validation_tags_must_be_trained(tmp_path) -> None:

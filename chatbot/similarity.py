@@ -1,0 +1,112 @@
+"""Say how alike two short texts are, by their character n-grams: near-duplicate phrases and messages.
+
+Character trigrams of the normalised text catch what people vary in a phrase (a typo, a plural, an
+extra word) without a model; the review inbox groups messages with it and ``chatbot validate``
+flags phrases of two intents that are nearly the same.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from chatbot.text import normalize
+
+NGRAM_SIZE = 3
+NEAR_DUPLICATE = 0.8  # Jaccard similarity of trigram sets from which two texts count as one
+_NOT_WORD = re.compile(r"[^\w]+")
+
+
+def canonical(text: str) -> str:
+    """Fold case, compatibility forms, punctuation and spacing: "What's up?!" -> "what s up"."""
+    return " ".join(_NOT_WORD.sub(" ", normalize(text)).split())
+
+
+def ngrams(text: str, size: int = NGRAM_SIZE) -> frozenset[str]:
+    """Return the character n-grams of the canonical text, padded so short words count too."""
+    padded = f" {canonical(text)} "
+    if len(padded) <= size:
+        return frozenset({padded})
+    return frozenset(padded[start : start + size] for start in range(len(padded) - size + 1))
+
+
+def jaccard(first: frozenset[str], second: frozenset[str]) -> float:
+    """Return the Jaccard similarity of two n-gram sets (1.0: the same set)."""
+    if not first and not second:
+        return 1.0
+    return len(first & second) / len(first | second)
+
+
+def similarity(first: str, second: str) -> float:
+    """Return the trigram Jaccard similarity of two texts."""
+    return jaccard(ngrams(first), ngrams(second))
+
+
+@dataclass
+class Group:
+    """Near-duplicate items: the first one seen stands for the group."""
+
+    representative: str
+    grams: frozenset[str]
+    members: list[int] = field(default_factory=list)  # indexes into the grouped sequence
+
+
+def group_similar(texts: Sequence[str], threshold: float = NEAR_DUPLICATE) -> list[Group]:
+    """Group texts whose trigram similarity to a group's first text reaches the threshold.
+
+    One greedy pass in the given order (put the newest first, and the newest text stands for its
+    group); texts that are equal once canonical share a group without being compared.
+    """
+    groups: list[Group] = []
+    by_canonical: dict[str, Group] = {}
+    for index, text in enumerate(texts):
+        key = canonical(text)
+        group = by_canonical.get(key)
+        if group is None:
+            grams = ngrams(text)
+            group = _most_similar(groups, grams, threshold)
+            if group is None:
+                group = Group(text, grams)
+                groups.append(group)
+            by_canonical[key] = group
+        group.members.append(index)
+    return groups
+
+
+def _most_similar(groups: Iterable[Group], grams: frozenset[str], threshold: float) -> Group | None:
+    best, best_score = None, threshold
+    for group in groups:
+        score = jaccard(grams, group.grams)
+        if score >= best_score:
+            best, best_score = group, score
+    return best
+
+
+def similar_pairs(texts: Sequence[str], threshold: float = NEAR_DUPLICATE) -> list[tuple[int, int, float]]:
+    """Return every pair (i, j, similarity), i < j, whose trigram similarity reaches the threshold.
+
+    Prefix filtering keeps this far below all-pairs on large data (15,000 CLINC150 phrases): order
+    each text's n-grams rarest first; two sets with Jaccard similarity >= t must share one of the
+    first ``len - ceil(t * len) + 1`` of them, so only texts sharing such a prefix n-gram are compared.
+    """
+    grams = [ngrams(text) for text in texts]
+    frequency: dict[str, int] = {}
+    for text_grams in grams:
+        for gram in text_grams:
+            frequency[gram] = frequency.get(gram, 0) + 1
+    index: dict[str, list[int]] = {}
+    pairs = []
+    for position, text_grams in enumerate(grams):
+        ordered = sorted(text_grams, key=lambda gram: (frequency[gram], gram))
+        prefix = ordered[: len(ordered) - math.ceil(threshold * len(ordered)) + 1]
+        candidates: set[int] = set()
+        for gram in prefix:
+            candidates.update(index.setdefault(gram, []))
+            index[gram].append(position)
+        for other in sorted(candidates):
+            score = jaccard(grams[other], text_grams)
+            if score >= threshold:
+                pairs.append((other, position, score))
+    return pairs

@@ -1,0 +1,137 @@
+"""The conversation store, the same tests against SQLite (a file, WAL) and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from chatbot.conversations import (
+    ConversationStore,
+    default_database_url,
+    normalize_database_url,
+    utc_now,
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ConversationStore]:
+    """Return a migrated, empty store in each database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'log.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres").url
+    store = ConversationStore(url)
+    store.migrate()
+    yield store
+    with store.engine.begin() as connection:
+        connection.execute(sa.text("DELETE FROM chatbot_messages"))
+    store.close()
+
+
+def message(
+    text: str, *, fallback: bool = False, confidence: float = 0.9, days_ago: float = 0, **fields
+) -> dict:
+    """Return a row as app/convlog.py writes it."""
+    return {
+        "created_at": utc_now() - dt.timedelta(days=days_ago),
+        "endpoint": "/api/v1/chat",
+        "session_id": "s1",
+        "text": text,
+        "intent": "greeting",
+        "confidence": confidence,
+        "ranking": json.dumps([["greeting", confidence], ["goodbye", 0.01]]),
+        "fallback": fallback,
+        "answer_intent": "fallback" if fallback else "greeting",
+        "model": "abc123",
+        "latency_ms": 1.5,
+        **fields,
+    }
+
+
+def test_migrate_is_idempotent(store: ConversationStore) -> None:
+    assert store.migrate() == store.migrate() == 1
+    with store.engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT version FROM chatbot_schema")).all() == [(1,)]
+
+
+def test_rows_round_trip_newest_first(store: ConversationStore) -> None:
+    store.insert([message("hello"), message("hi there")])
+    rows = store.recent()
+    assert [row["text"] for row in rows] == ["hi there", "hello"]
+    assert rows[0]["ranking"] == [["greeting", 0.9], ["goodbye", 0.01]] and rows[0]["fallback"] is False
+    assert store.count() == 2
+
+
+def test_inbox_holds_fallbacks_and_low_scores_until_reviewed(store: ConversationStore) -> None:
+    store.insert(
+        [
+            message("sure"),
+            message("unsure", confidence=0.4),
+            message("lost", fallback=True, confidence=0.95),
+            message("old", fallback=True, days_ago=40),
+        ]
+    )
+    since = utc_now() - dt.timedelta(days=30)
+    inbox = store.needing_review(since, below=0.7, limit=10)
+    assert [row["text"] for row in inbox] == ["lost", "unsure"]
+    assert store.mark_reviewed([inbox[0]["id"]], "out_of_scope") == 1
+    assert store.mark_reviewed([inbox[0]["id"]], "intent:greeting") == 0  # the first decision stands
+    assert [row["text"] for row in store.needing_review(since, 0.7, 10)] == ["unsure"]
+
+
+def test_retention_deletes_old_messages_only(store: ConversationStore) -> None:
+    store.insert([message("new"), message("old", days_ago=31)])
+    assert store.delete_older_than(utc_now() - dt.timedelta(days=30)) == 1
+    assert [row["text"] for row in store.recent()] == ["new"]
+
+
+def test_stats_per_day_and_top_intents(store: ConversationStore) -> None:
+    store.insert(
+        [
+            message("a", days_ago=1),
+            message("b", fallback=True, days_ago=1),
+            message("c"),
+            message("d"),
+            message("e", answer_intent="goodbye"),
+        ]
+    )
+    days = store.daily_fallbacks(utc_now() - dt.timedelta(days=7))
+    yesterday, today = (utc_now() - dt.timedelta(days=1)).date(), utc_now().date()
+    assert days == [(str(yesterday), 2, 1), (str(today), 3, 0)]
+    assert store.top_intents(utc_now() - dt.timedelta(days=7)) == [
+        ("greeting", 3),
+        ("fallback", 1),
+        ("goodbye", 1),
+    ]
+
+
+def test_sqlite_file_is_in_wal_mode_beside_the_model(tmp_path: Path) -> None:
+    url = default_database_url(tmp_path / "models" / "bot.h5")
+    assert url == f"sqlite:///{tmp_path / 'models' / 'conversations.sqlite3'}"
+    ConversationStore(url).migrate()
+    with sqlite3.connect(tmp_path / "models" / "conversations.sqlite3") as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://u:p@db:5432/chat", "postgresql+psycopg://u:p@db:5432/chat"),
+        ("postgres://db/chat", "postgresql+psycopg://db/chat"),
+        ("sqlite:////var/lib/chatbot/log.sqlite3", "sqlite:////var/lib/chatbot/log.sqlite3"),
+    ],
+)
+def test_database_urls_name_the_installed_driver(url: str, expected: str) -> None:
+    assert normalize_database_url(url) == expected
+
+
+@pytest.mark.parametrize("url", ["mysql://db/chat", "not a url"])
+def test_unsupported_database_urls_are_refused(url: str) -> None:
+    with pytest.raises(ValueError, match=r"not supported|database URL"):
+        normalize_database_url(url)

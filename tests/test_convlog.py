@@ -1,0 +1,163 @@
+"""The conversation log as the app writes it: every answer recorded off the request path, redacted,
+opt-out honoured, and a database outage costing log rows (counted) but never an answer."""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import pytest
+import requests
+from sqlalchemy.exc import OperationalError
+
+from app import create_app
+from chatbot.conversations import ConversationStore
+from chatbot.dialogue import Dialogue
+from tests.conftest import PostgresServer, wait_until
+
+LOST = re.compile(r'chatbot_conversation_log_lost_rows_total\{reason="(\w+)"\} (\d+)\.0')
+
+
+def log_app(dialogue: Dialogue, database: str, **config):
+    """Return the app with the conversation log on, writing to ``database``."""
+    settings = {"TESTING": True, "RATE_LIMIT": None, "CONVERSATION_LOG": True, "DATABASE_URL": database}
+    return create_app(settings | config, dialogue=dialogue)
+
+
+def lost_rows(metrics_text: str) -> dict[str, int]:
+    """Read the lost-row counters from a /metrics page."""
+    return {reason: int(count) for reason, count in LOST.findall(metrics_text)}
+
+
+def wait_for_rows(store: ConversationStore, count: int, timeout: float = 10) -> list[dict]:
+    """Wait until the writer thread has stored ``count`` messages and return them, newest first."""
+
+    def stored() -> bool:
+        """the log holds the expected messages"""
+        try:
+            return store.count() >= count
+        except OperationalError:  # the writer has not created the database yet
+            return False
+
+    wait_until(stored, timeout=timeout)
+    return store.recent()
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'log.sqlite3'}"
+
+
+def test_every_endpoint_is_logged_with_its_numbers_and_redacted(dialogue: Dialogue, database: str) -> None:
+    client = log_app(dialogue, database).test_client()
+    assert client.post("/predict", json={"data": "hello"}).status_code == 200
+    assert (
+        client.post(
+            "/api/v1/chat", json={"session_id": "s-1", "message": "mail me: a.b@example.com"}
+        ).status_code
+        == 200
+    )
+    assert client.post("/api/v1/parse", json={"texts": ["bye", "call 555-123-4567"]}).status_code == 200
+    rows = wait_for_rows(ConversationStore(database), 4)
+    by_text = {row["text"]: row for row in rows}
+    assert set(by_text) == {"hello", "mail me: [email]", "bye", "call [phone]"}
+    hello = by_text["hello"]
+    assert (hello["endpoint"], hello["intent"], hello["answer_intent"], hello["fallback"]) == (
+        "/predict",
+        "greeting",
+        "greeting",
+        False,
+    )
+    assert hello["ranking"][0][0] == "greeting" and len(hello["ranking"]) == 3
+    assert hello["model"] == dialogue.engine.bundle.fingerprint and hello["latency_ms"] > 0
+    assert by_text["mail me: [email]"]["session_id"] == "s-1"
+    assert by_text["bye"]["endpoint"] == "/api/v1/parse" and by_text["bye"]["session_id"] is None
+
+
+def test_clients_opt_out_per_request(dialogue: Dialogue, database: str) -> None:
+    client = log_app(dialogue, database).test_client()
+    client.post("/predict", json={"data": "secret one"}, headers={"X-Chatbot-Log": "off"})
+    client.post("/api/v1/chat", json={"message": "secret two", "log": False})
+    client.post("/api/v1/parse", json={"text": "secret three", "log": False})
+    client.post("/api/v1/parse", json={"text": "kept", "log": True})
+    rows = wait_for_rows(ConversationStore(database), 1)
+    assert [row["text"] for row in rows] == ["kept"]
+
+
+def test_log_off_writes_nothing(dialogue: Dialogue, tmp_path: Path) -> None:
+    app = log_app(dialogue, f"sqlite:///{tmp_path / 'log.sqlite3'}", CONVERSATION_LOG=False)
+    assert app.test_client().post("/predict", json={"data": "hello"}).status_code == 200
+    assert "conversation_log" not in app.extensions and not (tmp_path / "log.sqlite3").exists()
+
+
+def test_database_out_of_reach_costs_log_rows_not_answers_and_recovers(
+    dialogue: Dialogue, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the database's folder should be")
+    database = f"sqlite:///{blocker / 'log.sqlite3'}"
+    app = log_app(dialogue, database, LOG_QUEUE_CAPACITY=2, LOG_BATCH_SIZE=1)
+    client = app.test_client()
+    replies = [client.post("/api/v1/parse", json={"text": f"hello {n}"}) for n in range(10)]
+    assert [reply.status_code for reply in replies] == [200] * 10
+    # One row in the writer's failing batch and two in the queue wait; the rest are counted lost.
+    assert 7 <= lost_rows(client.get("/metrics").text)["queue_full"] <= 8
+
+    blocker.unlink()  # the database can be created now: the held rows go in on the next retry
+    store = ConversationStore(database)
+    rows = wait_for_rows(store, 1, timeout=15)
+    client.post("/api/v1/parse", json={"text": "after"})
+    rows = wait_for_rows(store, len(rows) + 1)
+    assert rows[0]["text"] == "after" and 2 <= len(rows) <= 4
+
+
+@pytest.mark.slow
+def test_killing_postgres_mid_traffic_loses_no_answer_and_logging_resumes(
+    serve, tiny_model_path: Path
+) -> None:
+    database = PostgresServer()
+    try:
+        database.start()
+        server = serve(
+            tiny_model_path,
+            {"CHATBOT_LOG": "on", "CHATBOT_DATABASE_URL": database.url, "WEB_CONCURRENCY": "2"},
+        )
+        statuses: list[int] = []
+        sent = threading.Event()
+
+        def traffic() -> None:
+            with requests.Session() as session:
+                for number in range(300):
+                    response = session.post(
+                        f"{server.url}/api/v1/parse", json={"text": f"hello {number}"}, timeout=10
+                    )
+                    statuses.append(response.status_code)
+                    if number == 100:
+                        sent.set()
+
+        sender = threading.Thread(target=traffic)
+        sender.start()
+        sent.wait(timeout=30)
+        database.crash()
+        sender.join(timeout=60)
+        assert statuses == [200] * 300
+
+        database.start()
+        for number in range(20):
+            assert server.post("/api/v1/parse", {"text": f"after {number}"}).status_code == 200
+        store = ConversationStore(database.url)
+
+        def accounted() -> bool:
+            """every answer is in the log or counted lost, and logging resumed"""
+            lost = sum(lost_rows(server.get("/metrics").text).values())
+            return store.count() + lost == 320 and store.recent(1)[0]["text"].startswith("after")
+
+        wait_until(accounted, timeout=30)
+        lost = sum(lost_rows(server.get("/metrics").text).values())
+        assert lost <= 2 * 500  # at most the batch each worker was writing when the server died
+        store.close()
+        assert server.log_so_far().count("conversation log: database unavailable") >= 1
+    finally:
+        database.stop()
+        database.remove()

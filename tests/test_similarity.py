@@ -1,0 +1,58 @@
+"""Near-duplicate texts by character trigrams: the review inbox's groups and validate's warnings."""
+
+from __future__ import annotations
+
+import pytest
+
+from chatbot.similarity import canonical, group_similar, similar_pairs, similarity
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "alike"),
+    [
+        ("where is my order", "Where is my order?!", True),
+        ("where is my order", "where is my orderr", True),
+        ("where is my order", "where are my orders", False),
+        ("hello", "goodbye", False),
+    ],
+)
+def test_similarity_reaches_the_threshold_only_for_near_duplicates(
+    first: str, second: str, alike: bool
+) -> None:
+    assert (similarity(first, second) >= 0.8) is alike
+
+
+def test_canonical_folds_case_punctuation_and_spacing() -> None:
+    assert canonical("  What's   UP?! ") == "what s up"
+
+
+def test_groups_keep_input_order_and_the_first_text_stands_for_each() -> None:
+    texts = ["where is my order", "hello there", "Where is my order?", "where is my orderr", "hello"]
+    groups = group_similar(texts)
+    assert [(group.representative, group.members) for group in groups] == [
+        ("where is my order", [0, 2, 3]),
+        ("hello there", [1]),
+        ("hello", [4]),
+    ]
+
+
+def test_similar_pairs_finds_what_comparing_every_pair_finds() -> None:
+    texts = [
+        "where is my order",
+        "where is my orders",
+        "track my parcel",
+        "track my parcels please",
+        "hello",
+        "hello!",
+        "what are your opening hours",
+        "what are your opening hours today",
+        "refund",
+    ]
+    every_pair = {
+        (i, j)
+        for i in range(len(texts))
+        for j in range(i + 1, len(texts))
+        if similarity(texts[i], texts[j]) >= 0.6
+    }
+    assert {(i, j) for i, j, _ in similar_pairs(texts, 0.6)} == every_pair
+    assert (0, 1) in every_pair and (4, 5) in every_pair
