@@ -88,9 +88,10 @@ reliability-report: install
 	$(PY) -m bench.reliability_report
 
 CLINC ?= ../shared/datasets/clinc150
+MTOP ?= ../shared/datasets/mtop
 
 bench-accuracy: install
-	$(PY) -m bench.accuracy --clinc $(CLINC)
+	$(PY) -m bench.accuracy --clinc $(CLINC) --mtop $(MTOP)
 
 # Build the Docker image with a local engine and base image, run it and check that it serves
 # (root; installs docker.io and debootstrap). See the README's Deployment section.

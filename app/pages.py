@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, make_response, render_template
 
+from app.bot import current_bot
 from app.security import page_policy
 
 bp = Blueprint("pages", __name__)
@@ -13,7 +14,16 @@ PAGE_TITLE = "Chat assistant"
 
 @bp.get("/")
 def chat_page() -> Response:
-    """Serve the chat page."""
-    response = make_response(render_template("chat.html", title=PAGE_TITLE))
+    """Serve the chat page, in the bot's language and with its widget texts."""
+    bundle = current_bot().dialogue.engine.bundle
+    strings = bundle.widget_strings
+    response = make_response(
+        render_template(
+            "chat.html",
+            title=strings.get("title", PAGE_TITLE),
+            language=bundle.config.language,
+            widget_strings=strings,
+        )
+    )
     response.headers["Content-Security-Policy"] = page_policy(current_app.config["FRAME_ANCESTORS"])
     return response

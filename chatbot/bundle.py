@@ -32,6 +32,7 @@ import numpy as np
 from chatbot.config import ModelConfig
 from chatbot.data import Intent, validate_intents
 from chatbot.errors import BundleError, IntentsError
+from chatbot.languages import LANGUAGES
 from chatbot.ngrams import NgramModel
 from chatbot.slots import Domain, validate_domain
 from chatbot.vocab import Vocabulary
@@ -61,6 +62,7 @@ class Bundle:
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     ngram_model: NgramModel | None = None  # the wide half; None in bundles of the LSTM alone
     spelling_words: tuple[str, ...] = ()  # training words, most frequent first: typos of them are corrected
+    widget_strings: dict[str, str] = field(default_factory=dict)  # the chat widget's texts (intents.json)
     domain: Domain = field(default_factory=Domain)  # entities and slots; empty in bundles made before them
 
     @cached_property
@@ -167,6 +169,7 @@ class Bundle:
             "history": self.history,
             "created_at": self.created_at,
             "spelling_words": list(self.spelling_words),
+            "widget_strings": self.widget_strings,
             "domain": self.domain.to_dict(),
         }
 
@@ -232,6 +235,7 @@ class Bundle:
                 created_at=metadata["created_at"],
                 ngram_model=ngram_model,
                 spelling_words=tuple(metadata.get("spelling_words", ())),
+                widget_strings=dict(metadata.get("widget_strings", {})),
                 domain=validate_domain(domain, source="domain"),
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -328,6 +332,10 @@ def _check_consistency(path: Path, bundle: Bundle, stored_fingerprint: str | Non
         raise BundleError(f"{path}: the n-gram model's shapes do not match its features and labels")
     if len(set(bundle.labels)) != len(bundle.labels):
         raise BundleError(f"{path}: a label appears twice: {sorted(bundle.labels)}")
+    if bundle.config.language not in LANGUAGES:
+        raise BundleError(
+            f"{path}: language {bundle.config.language!r} is not known to this version; retrain or upgrade"
+        )
     tags = {intent.tag for intent in bundle.intents}
     if missing := [label for label in bundle.labels if label not in tags]:
         raise BundleError(f"{path}: labels without an intent: {missing}")

@@ -19,7 +19,7 @@ from chatbot.compare import compare_reports, format_comparison, gate_failures
 from chatbot.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH
 from chatbot.conversation import take_turn
 from chatbot.conversations import ConversationStore, default_database_url
-from chatbot.data import load_domain, load_intents
+from chatbot.data import load_domain, load_intents, load_language, load_widget_strings
 from chatbot.dialogue import load_dialogue
 from chatbot.engine import Engine
 from chatbot.errors import ChatbotError, EditError
@@ -146,10 +146,14 @@ def run_train(args: argparse.Namespace) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from chatbot.train import default_config, train
 
-    config = default_config(intents).replace(epochs=args.epochs, seed=args.seed)
+    config = default_config(intents, load_language(args.data)).replace(epochs=args.epochs, seed=args.seed)
     # Without --val, out-of-scope queries join the generic ones that the threshold is chosen on.
     held_out_out_of_scope = out_of_scope if validation is None and out_of_scope is not None else ()
-    bundle = dataclasses.replace(train(intents, config, validation, held_out_out_of_scope), domain=domain)
+    bundle = dataclasses.replace(
+        train(intents, config, validation, held_out_out_of_scope),
+        domain=domain,
+        widget_strings=load_widget_strings(args.data),
+    )
     if out_of_scope is not None and validation is not None:
         bundle, accuracy = calibrate(bundle, validation, out_of_scope)
         print(

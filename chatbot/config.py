@@ -76,6 +76,7 @@ class ModelConfig:
     ngram_min_df: int = 1  # n-grams in fewer training texts than this are left out
     off_topic_weight: float = 0.5  # generic off-topic queries train the fallback intent, together
     # weighing this many average intents; 0: not used
+    language: str = "en"  # the bot's language (chatbot.languages): how its text is split and stemmed
 
     def __post_init__(self) -> None:
         """Refuse a value of the wrong type or out of range, wherever the config comes from.
@@ -95,16 +96,19 @@ class ModelConfig:
         return cls(**{key: value for key, value in values.items() if key in known})
 
     @classmethod
-    def for_dataset(cls, examples: int) -> ModelConfig:
-        """Return the defaults for a bot with this many training patterns.
+    def for_dataset(cls, examples: int, language: str = "en") -> ModelConfig:
+        """Return the defaults for a bot with this many training patterns, in this language.
 
         Small bots (the usual hand-written intents.json) train in seconds with the small model. From
         LARGE_DATASET patterns on, a bigger, more regularised model generalises better (tuned on
         CLINC150's train and validation splits: 150 intents, 15,000 patterns).
         """
         if examples < LARGE_DATASET:
-            return cls()
+            # The generic off-topic queries are English: for other bots they would teach the
+            # fallback intent English words, not what off-topic means (bench/accuracy.py --only mtop).
+            return cls(language=language, off_topic_weight=0.5 if language == "en" else 0.0)
         return cls(
+            language=language,
             embedding_dim=128,
             lstm_units=128,
             bidirectional=True,

@@ -15,12 +15,39 @@ from typing import Any
 
 from chatbot.actions import Action, validate_action
 from chatbot.errors import IntentsError
+from chatbot.languages import DEFAULT_LANGUAGE, fallback_response, language_code
 from chatbot.slots import Domain, SlotRequest, check_template, validate_domain, validate_requests
 
 log = logging.getLogger(__name__)
 
 FALLBACK_TAG = "fallback"
-DEFAULT_FALLBACK_RESPONSE = "Sorry, I didn't understand that. Could you say it another way?"
+DEFAULT_FALLBACK_RESPONSE = fallback_response(DEFAULT_LANGUAGE)
+# Texts of the chat widget (app/static/widget.js) a bot may give in its own language.
+WIDGET_STRINGS = frozenset(
+    {
+        "title",
+        "welcome",
+        "subtitle",
+        "handoff_subtitle",
+        "handoff_notice",
+        "placeholder",
+        "send",
+        "restart",
+        "close",
+        "conversation",
+        "typing",
+        "suggested",
+        "retry",
+        "you_said",
+        "bot_said",
+        "message_to",
+        "error_timeout",
+        "error_network",
+        "error_invalid",
+        "error_http",
+        "error_rejected",
+    }
+)
 KNOWN_KEYS = frozenset(
     {"tag", "patterns", "responses", "context_set", "context_filter", "quick_replies"}
     | {"require", "action", "handoff"}
@@ -66,6 +93,16 @@ def load_intents(path: str | Path) -> list[Intent]:
     return validate_intents(read_intents_file(path), source=str(path))
 
 
+def load_language(path: str | Path) -> str:
+    """Read an intents file's language: the primary subtag of its ``language`` ("en" if absent)."""
+    return validate_language(read_intents_file(path), source=str(path))
+
+
+def load_widget_strings(path: str | Path) -> dict[str, str]:
+    """Read an intents file's ``widget`` texts: the chat widget's strings in the bot's language."""
+    return validate_widget_strings(read_intents_file(path), source=str(path))
+
+
 def load_domain(path: str | Path) -> Domain:
     """Read an intents file's entities and slots (the whole file is validated)."""
     return _validate(read_intents_file(path), str(path))[1]
@@ -98,6 +135,8 @@ def _validate(raw: Any, source: str) -> tuple[list[Intent], Domain]:
     entries = raw.get("intents") if isinstance(raw, dict) else None
     if not isinstance(entries, list) or not entries:
         raise IntentsError(f'{source}: expected an object with a non-empty "intents" list')
+    validate_language(raw, source)
+    validate_widget_strings(raw, source)
     domain = validate_domain(raw, source)
     intents = [_validate_intent(entry, index, source, domain) for index, entry in enumerate(entries)]
     _check_unique_tags(intents, source)
@@ -105,6 +144,29 @@ def _validate(raw: Any, source: str) -> tuple[list[Intent], Domain]:
     if not any(intent.patterns for intent in intents if intent.tag != FALLBACK_TAG):
         raise IntentsError(f"{source}: no intent has patterns to train on")
     return intents, domain
+
+
+def validate_language(raw: Any, source: str = "intents") -> str:
+    """Return the supported language code of the parsed JSON's ``language``; raise IntentsError."""
+    tag = raw.get("language", DEFAULT_LANGUAGE) if isinstance(raw, dict) else DEFAULT_LANGUAGE
+    try:
+        return language_code(tag)
+    except ValueError as exc:
+        raise IntentsError(f'{source}: "language": {exc}') from exc
+
+
+def validate_widget_strings(raw: Any, source: str = "intents") -> dict[str, str]:
+    """Return the parsed JSON's ``widget`` texts (none if absent); raise IntentsError naming the fault."""
+    strings = raw.get("widget", {}) if isinstance(raw, dict) else {}
+    if not isinstance(strings, dict):
+        raise IntentsError(f'{source}: "widget" must be an object of texts')
+    for key, value in strings.items():
+        if key not in WIDGET_STRINGS:
+            known = ", ".join(sorted(WIDGET_STRINGS))
+            raise IntentsError(f'{source}: "widget": unknown text {key!r}; known: {known}')
+        if not isinstance(value, str):
+            raise IntentsError(f'{source}: "widget": {key!r} must be a string')
+    return dict(strings)
 
 
 def _validate_intent(entry: Any, index: int, source: str, domain: Domain) -> Intent:

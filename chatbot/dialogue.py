@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chatbot.bundle import Bundle
-from chatbot.data import DEFAULT_FALLBACK_RESPONSE, FALLBACK_TAG, Intent
+from chatbot.data import FALLBACK_TAG, Intent
 from chatbot.engine import Engine, Ranking
+from chatbot.languages import fallback_response
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,11 @@ class Dialogue:
         tag, confidence = decision.intent, decision.confidence
         if decision.fallback:
             answer = self.intents.get(FALLBACK_TAG)
-            response = self.rng.choice(answer.responses) if answer else DEFAULT_FALLBACK_RESPONSE
+            response = (
+                self.rng.choice(answer.responses)
+                if answer
+                else fallback_response(self.engine.bundle.config.language)
+            )
             return Reply(
                 response, tag, confidence, True, context, ranking, answer.quick_replies if answer else ()
             )

@@ -19,6 +19,8 @@ import numpy as np
 from chatbot.bundle import Bundle
 from chatbot.config import ENGINES
 from chatbot.errors import UnsupportedModelError
+from chatbot.languages import LANGUAGES
+from chatbot.segment import Segmenter
 from chatbot.spelling import SpellingCorrector
 from chatbot.text import stem, words
 
@@ -62,6 +64,7 @@ class Engine:
         self.bundle = bundle
         self.labels = bundle.labels
         self.max_length = bundle.config.max_length
+        self.language = bundle.config.language
         self.forward = forward or (numpy_forward(bundle) if bundle.architecture is not None else None)
         self.ngram_model = bundle.ngram_model
         if self.forward is None or self.ngram_model is None:
@@ -69,6 +72,7 @@ class Engine:
         else:
             self.deep_weight = bundle.config.deep_weight
         self.spelling = SpellingCorrector(bundle.spelling_words) if bundle.spelling_words else None
+        self.segmenter = None if LANGUAGES[self.language].spaced else Segmenter(bundle.spelling_words)
         # Chat traffic repeats itself ("hi", "thanks", quick-reply labels): the ranking of a word
         # sequence never changes for a loaded model, so recent ones are kept (per engine, bounded).
         self.rank_words = lru_cache(maxsize=cache_size)(self._rank_words)
@@ -92,11 +96,11 @@ class Engine:
 
     def rank(self, text: str) -> Ranking:
         """Classify one text."""
-        return self.rank_words(tuple(words(text)))
+        return self.rank_words(tuple(words(text, self.language)))
 
     def rank_batch(self, texts: Sequence[str]) -> list[Ranking]:
         """Classify several texts in one forward pass."""
-        word_lists, token_lists = self._read([words(text) for text in texts])
+        word_lists, token_lists = self._read([words(text, self.language) for text in texts])
         probabilities = self._predict_proba(word_lists, token_lists)
         return [self._ranking(tokens, row) for tokens, row in zip(token_lists, probabilities, strict=True)]
 
@@ -105,11 +109,14 @@ class Engine:
         return self._ranking(token_lists[0], self._predict_proba(word_lists, token_lists)[0])
 
     def _read(self, word_lists: Sequence[Sequence[str]]) -> tuple[list[list[str]], list[list[str]]]:
-        """Return the words as the model reads them (slips in training words corrected), and their stems."""
+        """Return the words as the model reads them (runs without spaces split into training words,
+        slips in training words corrected), and their stems."""
+        if self.segmenter is not None:
+            word_lists = [self.segmenter.segment_all(text_words) for text_words in word_lists]
         if self.spelling is not None:
             word_lists = [self.spelling.correct_all(text_words) for text_words in word_lists]
         word_lists = [list(text_words) for text_words in word_lists]
-        return word_lists, [[stem(word) for word in text_words] for text_words in word_lists]
+        return word_lists, [[stem(word, self.language) for word in text_words] for text_words in word_lists]
 
     def _predict_proba(
         self, word_lists: Sequence[Sequence[str]], token_lists: Sequence[Sequence[str]]

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 MIN_LENGTH = 4  # shorter words have too many neighbours one letter away to guess which was meant
 SURE_LENGTH = 5  # below this length a correction must also keep the word's first letter
+MAX_LENGTH = 40  # longer "words" are not words to correct (and would cost a deletion per letter)
 
 
 def deletions(word: str) -> list[str]:
@@ -33,7 +34,7 @@ class SpellingCorrector:
 
     def correct(self, word: str) -> str:
         """Return the training word the word most likely misspells, or the word itself."""
-        if word in self.rank or len(word) < MIN_LENGTH or not word.isalpha():
+        if word in self.rank or not MIN_LENGTH <= len(word) <= MAX_LENGTH or not word.isalpha():
             return word
         candidates = [self.by_deletion.get(word)]  # a letter left out
         for deleted in deletions(word):

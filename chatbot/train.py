@@ -19,10 +19,11 @@ import tensorflow as tf
 import chatbot
 from chatbot.bundle import Bundle
 from chatbot.config import ModelConfig
-from chatbot.data import DEFAULT_FALLBACK_RESPONSE, FALLBACK_TAG, Intent, fingerprint_intents
+from chatbot.data import FALLBACK_TAG, Intent, fingerprint_intents
 from chatbot.engine import Engine
 from chatbot.errors import IntentsError
 from chatbot.evaluate import IN_SCOPE_REFUSAL_BUDGET, calibrate_in_scope, load_off_topic
+from chatbot.languages import DEFAULT_LANGUAGE, fallback_response
 from chatbot.model import average_models, build_model
 from chatbot.ngrams import Document, NgramModel, feature_families
 from chatbot.text import stem, words
@@ -142,12 +143,14 @@ def one_hot(label_ids: np.ndarray, num_labels: int) -> np.ndarray:
     return np.eye(num_labels, dtype=np.float32)[label_ids]
 
 
-def default_config(intents: Sequence[Intent]) -> ModelConfig:
-    """Return the defaults for these intents: the small model, or the large one for big data."""
-    return ModelConfig.for_dataset(sum(len(intent.patterns) for intent in intents))
+def default_config(intents: Sequence[Intent], language: str = DEFAULT_LANGUAGE) -> ModelConfig:
+    """Return the defaults for these intents in this language: the small model, or the large one."""
+    return ModelConfig.for_dataset(sum(len(intent.patterns) for intent in intents), language)
 
 
-def make_examples(intents: Sequence[Intent], labels: Sequence[str], strict: bool = False) -> Examples:
+def make_examples(
+    intents: Sequence[Intent], labels: Sequence[str], strict: bool = False, language: str = DEFAULT_LANGUAGE
+) -> Examples:
     """Tokenise every pattern of the intents that are labels; with ``strict``, all must be."""
     label_to_index = {label: index for index, label in enumerate(labels)}
     if strict and (unknown := sorted({i.tag for i in intents if i.patterns} - set(label_to_index))):
@@ -158,27 +161,29 @@ def make_examples(intents: Sequence[Intent], labels: Sequence[str], strict: bool
         if intent.tag in label_to_index
         for pattern in intent.patterns
     ]
-    word_lists = [words(text) for text, _ in pairs]
+    word_lists = [words(text, language) for text, _ in pairs]
     return Examples(
         [text for text, _ in pairs],
         word_lists,
-        [[stem(word) for word in text_words] for text_words in word_lists],
+        [[stem(word, language) for word in text_words] for text_words in word_lists],
         np.array([label for _, label in pairs], dtype=np.int32),
         np.ones(len(pairs), dtype=bool),
     )
 
 
-def off_topic_examples(queries: Sequence[str], labels: Sequence[str]) -> Examples:
+def off_topic_examples(
+    queries: Sequence[str], labels: Sequence[str], language: str = DEFAULT_LANGUAGE
+) -> Examples:
     """Return generic off-topic queries as not-own examples of the fallback intent."""
-    examples = make_examples([Intent(FALLBACK_TAG, tuple(queries), ())], labels)
+    examples = make_examples([Intent(FALLBACK_TAG, tuple(queries), ())], labels, language=language)
     return dataclasses.replace(examples, own=np.zeros(len(examples.texts), dtype=bool))
 
 
-def with_fallback_intent(intents: Sequence[Intent]) -> list[Intent]:
+def with_fallback_intent(intents: Sequence[Intent], language: str = DEFAULT_LANGUAGE) -> list[Intent]:
     """Return the intents with a fallback intent: the label that generic off-topic queries train."""
     if any(intent.tag == FALLBACK_TAG for intent in intents):
         return list(intents)
-    return [*intents, Intent(FALLBACK_TAG, (), (DEFAULT_FALLBACK_RESPONSE,))]
+    return [*intents, Intent(FALLBACK_TAG, (), (fallback_response(language),))]
 
 
 def stratified_split(label_ids: np.ndarray, share: float, seed: int) -> tuple[list[int], list[int]]:
@@ -222,19 +227,20 @@ def train(
     """
     started = time.perf_counter()
     config = config or default_config(intents)
+    language = config.language
     data_sha256 = fingerprint_intents(list(intents))
     off_topic = load_off_topic()
     if config.off_topic_weight > 0:
         # Half of the generic off-topic queries train the fallback intent; the other half is left
         # for the threshold to measure how often off-topic messages get through.
-        intents = with_fallback_intent(intents)
+        intents = with_fallback_intent(intents, language)
         labels = tuple(i.tag for i in intents if i.patterns or i.tag == FALLBACK_TAG)
-        negatives = off_topic_examples(off_topic[::2], labels)
+        negatives = off_topic_examples(off_topic[::2], labels, language)
         off_topic = off_topic[1::2]
     else:
         labels = tuple(intent.tag for intent in intents if intent.patterns)
-        negatives = make_examples([], labels)
-    examples = make_examples(intents, labels)
+        negatives = make_examples([], labels, language=language)
+    examples = make_examples(intents, labels, language=language)
     longest = max(len(tokens) for tokens in examples.tokens)
     config = config.replace(max_length=max(1, min(config.max_length, longest)))
     frequency = Counter(word for text_words in (examples + negatives).words for word in text_words)
@@ -255,7 +261,7 @@ def train(
             examples + negatives,
             len(labels),
             config,
-            make_examples(validation, labels, strict=True),
+            make_examples(validation, labels, strict=True, language=language),
             lstm=lstm,
         )
     else:

@@ -145,6 +145,65 @@ def default_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# A German bot with its widget texts in German; one answer is Arabic, to show right-to-left text.
+GERMAN_INTENTS = {
+    "language": "de-DE",
+    "widget": {
+        "title": "Hilfe-Chat",
+        "welcome": "Hallo! Stell mir eine Frage.",
+        "placeholder": "Nachricht eingeben…",
+        "send": "Senden",
+        "restart": "Neues Gespräch beginnen",
+        "retry": "Nochmal versuchen",
+        "error_network": "Der Chat ist gerade nicht erreichbar. Bitte versuche es gleich noch einmal.",
+    },
+    "intents": [
+        {
+            "tag": "wecker",
+            "patterns": [
+                "Stell einen Wecker für sieben Uhr",
+                "Weck mich morgen um acht",
+                "Wecker auf 6 Uhr stellen",
+                "Kannst du mich morgen früh wecken",
+                "Ich brauche einen Wecker",
+            ],
+            "responses": ["Der Wecker ist gestellt."],
+        },
+        {
+            "tag": "wetter",
+            "patterns": [
+                "Wie wird das Wetter morgen",
+                "Regnet es heute",
+                "Brauche ich einen Regenschirm",
+                "Wie warm ist es draußen",
+                "Wettervorhersage für München",
+            ],
+            "responses": ["Morgen wird es sonnig."],
+        },
+        {
+            "tag": "arabisch",
+            "patterns": [
+                "Sag etwas auf Arabisch",
+                "Sprichst du Arabisch",
+                "Antworte auf Arabisch",
+                "Arabische Begrüßung bitte",
+                "Wie grüßt man auf Arabisch",
+            ],
+            "responses": ["مرحبا! كيف يمكنني مساعدتك اليوم؟"],
+        },
+    ],
+}
+
+
+@pytest.fixture(scope="session")
+def german_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Train the German bot once per session, through the CLI as an author would."""
+    folder = tmp_path_factory.mktemp("german")
+    data = write_json(folder / "intents.json", GERMAN_INTENTS)
+    run_cli("train", "--data", str(data), "--out", str(folder / "model.h5"), check=True)
+    return folder / "model.h5"
+
+
 @dataclasses.dataclass(frozen=True)
 class OrderBot:
     """The default bot, its actions pointed at a running example order service (deploy/orders)."""

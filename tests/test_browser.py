@@ -7,6 +7,7 @@ different origin, so the browser applies CORS exactly as it would for a real emb
 from __future__ import annotations
 
 import functools
+import html
 import os
 import shutil
 import threading
@@ -20,7 +21,7 @@ from playwright.sync_api import Browser, Page, Playwright, Route, expect, sync_p
 
 from chatbot.config import ModelConfig
 from chatbot.data import load_intents, validate_intents
-from tests.conftest import DEFAULT_INTENTS, ROOT, OrderBot, Server, free_port, running_servers
+from tests.conftest import DEFAULT_INTENTS, GERMAN_INTENTS, ROOT, OrderBot, Server, free_port, running_servers
 
 pytestmark = pytest.mark.slow
 
@@ -185,6 +186,12 @@ def xss_bot(module_servers, site: StaticSite, tmp_path_factory: pytest.TempPathF
     path = tmp_path_factory.mktemp("xss") / "model.h5"
     train(validate_intents(XSS_INTENTS), ModelConfig(epochs=200, seed=7)).save(path)
     return module_servers(path, {"CHATBOT_CORS_ORIGINS": site.url})
+
+
+@pytest.fixture(scope="module")
+def german_bot(module_servers, german_model_path: Path) -> Server:
+    """Serve the German bot (conftest.GERMAN_INTENTS), whose widget texts are German."""
+    return module_servers(german_model_path)
 
 
 # ---- browser ---------------------------------------------------------------------------------
@@ -543,3 +550,66 @@ def test_phone_layout(browser: Browser, bot: Server, site: StaticSite) -> None:
         expect(page.get_by_role("button", name="Acme help")).to_be_visible()
     finally:
         context.close()
+
+
+# ---- other languages -------------------------------------------------------------------------
+
+
+def test_german_bot_page_speaks_german_and_an_arabic_reply_reads_right_to_left(
+    page: Page, german_bot: Server
+) -> None:
+    german = GERMAN_INTENTS["widget"]
+    failures = iter(["abort"])
+    page.route(
+        "**/api/v1/chat",
+        lambda route: route.abort("connectionrefused") if next(failures, None) else route.continue_(),
+    )
+    page.goto(german_bot.url + "/")
+    expect(page).to_have_title(german["title"])
+    expect(page.locator("html")).to_have_attribute("lang", "de")
+    expect(page.get_by_role("region", name=german["title"])).to_be_visible()
+    expect(page.get_by_placeholder(german["placeholder"])).to_be_visible()
+    expect(page.get_by_role("button", name=german["restart"])).to_be_visible()
+    expect(page.locator(".cb-welcome")).to_contain_text(german["welcome"])
+    send(page, "Sag etwas auf Arabisch")
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text(german["error_network"])
+    alert.get_by_role("button", name=german["retry"]).click()
+    answer = bot_bubbles(page).first
+    expect(answer).to_contain_text("مرحبا")
+    assert answer.evaluate("element => getComputedStyle(element).direction") == "rtl"
+    assert answer.evaluate("element => element.matches(':dir(rtl)')")
+    assert user_bubbles(page).first.evaluate("element => getComputedStyle(element).direction") == "ltr"
+    # Laid out right to left: the Arabic text starts at the bubble's right edge.
+    text_box = answer.evaluate(
+        """element => { const range = document.createRange(); range.selectNodeContents(element.lastChild);
+        const text = range.getBoundingClientRect(), bubble = element.getBoundingClientRect();
+        return [text.right, bubble.right - parseFloat(getComputedStyle(element).paddingRight)]; }"""
+    )
+    assert abs(text_box[0] - text_box[1]) < 2
+
+
+def test_widget_texts_from_data_attributes(page: Page, site: StaticSite) -> None:
+    for name in ("widget.js", "widget.css"):
+        shutil.copy(WIDGET / name, site.root / name)
+    closed = f"http://127.0.0.1:{free_port()}"
+    url = site.embed(
+        "french.html",
+        "widget.js",
+        bot_url=closed,
+        title="Aide",
+        lang="fr",
+        placeholder="Votre message…",
+        retry="Réessayer",
+        error_network="Le service ne répond pas.",
+        strings=html.escape('{"send": "Envoyer", "retry": "ignored: the data-retry attribute wins"}'),
+    )
+    page.goto(url)
+    page.get_by_role("button", name="Aide").click()
+    expect(page.get_by_role("dialog", name="Aide")).to_have_attribute("lang", "fr")
+    expect(page.get_by_role("button", name="Envoyer")).to_be_visible()
+    page.get_by_placeholder("Votre message…").fill("Bonjour")
+    page.get_by_placeholder("Votre message…").press("Enter")
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("Le service ne répond pas.")
+    expect(alert.get_by_role("button", name="Réessayer")).to_be_visible()

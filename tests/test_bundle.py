@@ -109,6 +109,7 @@ def test_plain_keras_file_is_not_a_bundle(tiny_bundle: Bundle, tmp_path: Path) -
         (lambda b: {"vocabulary": Vocabulary((*b.vocabulary.tokens, "extra"))}, "embedding has"),
         (lambda b: {"labels": (*b.labels, "extra")}, "output layer has"),
         (lambda b: {"labels": ("a", "b", "c", "d", "e")}, "labels without an intent"),
+        (lambda b: {"config": b.config.replace(language="tlh")}, "language 'tlh' is not known"),
     ],
 )
 def test_mismatched_parts_are_refused(tiny_bundle: Bundle, tmp_path: Path, change, message: str) -> None:

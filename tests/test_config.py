@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.config import app_settings, server_settings
-from chatbot.config import ModelConfig
+from chatbot.config import LARGE_DATASET, ModelConfig
 
 
 def test_defaults() -> None:
@@ -85,3 +85,14 @@ def test_large_datasets_get_the_large_model() -> None:
     assert large.bidirectional
     assert large.lstm_units > ModelConfig().lstm_units
     assert large.label_smoothing > 0
+
+
+def test_language_changes_only_what_it_must() -> None:
+    """English bots keep every default; other small bots leave out the English off-topic queries."""
+    assert ModelConfig.for_dataset(100, "en") == ModelConfig.for_dataset(100) == ModelConfig()
+    german = ModelConfig.for_dataset(100, "de")
+    assert german == ModelConfig(language="de", off_topic_weight=0.0)
+    assert ModelConfig.for_dataset(LARGE_DATASET, "de") == ModelConfig.for_dataset(LARGE_DATASET).replace(
+        language="de"
+    )
+    assert ModelConfig.from_dict(german.to_dict()) == german

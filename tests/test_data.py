@@ -7,7 +7,13 @@ import logging
 
 import pytest
 
-from chatbot.data import fingerprint_intents, load_intents, validate_intents
+from chatbot.data import (
+    fingerprint_intents,
+    load_intents,
+    load_language,
+    load_widget_strings,
+    validate_intents,
+)
 from chatbot.errors import IntentsError
 from tests.conftest import TINY_INTENTS, run_cli, write_json
 
@@ -166,3 +172,49 @@ def test_train_cli_rejects_bad_intents_with_one_line(tmp_path, change, message: 
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert message in lines[0]
     assert not (tmp_path / "model.h5").exists()
+
+
+@pytest.mark.parametrize(
+    ("language", "message"),
+    [
+        ("klingon", "\"language\": unknown language 'klingon': use an ISO 639-1 code"),
+        ("xx", "unknown language 'xx'"),
+        ("", "unknown language ''"),
+        (7, "unknown language 7"),
+        ("de--AT", "unknown language 'de--AT'"),
+    ],
+)
+def test_unknown_language_is_named(language, message: str) -> None:
+    with pytest.raises(IntentsError, match=r"^intents: ") as raised:
+        validate_intents({**TINY_INTENTS, "language": language})
+    assert message in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("language", "code"), [(None, "en"), ("de", "de"), ("de-AT", "de"), ("TH", "th"), ("pt_BR", "pt")]
+)
+def test_language_is_the_primary_subtag(tmp_path, language, code: str) -> None:
+    data = TINY_INTENTS if language is None else {**TINY_INTENTS, "language": language}
+    path = write_json(tmp_path / "intents.json", data)
+    assert load_language(path) == code
+    assert len(load_intents(path)) == len(TINY_INTENTS["intents"])
+
+
+@pytest.mark.parametrize(
+    ("widget", "message"),
+    [
+        ("Hallo", '"widget" must be an object of texts'),
+        ({"placeholder": 3}, "\"widget\": 'placeholder' must be a string"),
+        ({"placehodler": "Nachricht"}, "\"widget\": unknown text 'placehodler'; known: bot_said"),
+    ],
+)
+def test_widget_texts_are_checked(widget, message: str) -> None:
+    with pytest.raises(IntentsError) as raised:
+        validate_intents({**TINY_INTENTS, "widget": widget})
+    assert message in str(raised.value)
+
+
+def test_widget_texts_are_read(tmp_path) -> None:
+    path = write_json(tmp_path / "intents.json", {**TINY_INTENTS, "widget": {"retry": "Nochmal"}})
+    assert load_widget_strings(path) == {"retry": "Nochmal"}
+    assert load_widget_strings(write_json(tmp_path / "plain.json", TINY_INTENTS)) == {}

@@ -209,3 +209,54 @@ def test_probabilities_mix_the_lstm_and_the_ngram_model(tiny_bundle: Bundle) -> 
         assert np.allclose(mixed, weight * deep + (1 - weight) * wide, atol=1e-6)
     without_ngrams = dataclasses.replace(tiny_bundle, ngram_model=None)
     assert np.allclose(Engine.from_bundle(without_ngrams).predict_proba(texts), deep, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_german_bot_reads_german_and_falls_back_in_german(german_model_path) -> None:
+    from chatbot.dialogue import Dialogue
+    from chatbot.languages import fallback_response
+
+    bundle = Bundle.load(german_model_path)
+    assert bundle.config.language == "de"
+    assert bundle.config.off_topic_weight == 0.0  # the generic off-topic queries are English
+    assert bundle.widget_strings["retry"] == "Nochmal versuchen"
+    engine = Engine.from_bundle(bundle)
+    assert engine.rank("Wie ist das Wetter in Munchen?").top[0] == "wetter"  # typed without the umlaut
+    assert engine.rank("WECKER um 7 stellen!").top[0] == "wecker"
+    assert engine.rank("Wettervorhersagen").top[0] == "wetter"  # Snowball: the same stem
+    reply = Dialogue(engine, threshold=1.01).reply("Wecker")  # no confidence reaches 1.01
+    assert reply.fallback and reply.response == fallback_response("de")
+    assert reply.response.startswith("Entschuldigung")
+
+
+THAI_INTENTS = {
+    "language": "th",
+    "intents": [
+        {
+            "tag": "timer",
+            "patterns": ["ตั้ง เวลา 10 นาที", "เพิ่ม เวลา ใน นาฬิกา จับ เวลา", "หยุด การ จับ เวลา", "จับ เวลา 5 นาที"],
+            "responses": ["ok"],
+        },
+        {
+            "tag": "weather",
+            "patterns": ["พรุ่งนี้ ฝน จะ ตก ไหม", "อากาศ วันนี้ เป็น อย่างไร", "วันนี้ ร้อน ไหม", "พยากรณ์ อากาศ"],
+            "responses": ["ok"],
+        },
+    ],
+}
+
+
+@pytest.mark.slow
+def test_thai_bot_answers_text_typed_without_spaces() -> None:
+    """MTOP's Thai is segmented with spaces; users type none: both read the same."""
+    from chatbot.data import validate_intents, validate_language
+    from chatbot.train import default_config, train
+
+    intents = validate_intents(THAI_INTENTS)
+    bundle = train(intents, default_config(intents, validate_language(THAI_INTENTS)))
+    engine = Engine.from_bundle(bundle)
+    for segmented in ("อากาศ พรุ่งนี้ เป็น อย่างไร", "ตั้ง นาฬิกา จับ เวลา"):
+        unsegmented = segmented.replace(" ", "")
+        assert engine.rank(unsegmented).top == engine.rank(segmented).top
+    assert engine.rank("อากาศพรุ่งนี้เป็นอย่างไร").top[0] == "weather"
+    assert engine.rank("ตั้งนาฬิกาจับเวลา").top[0] == "timer"

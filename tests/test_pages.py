@@ -84,3 +84,25 @@ def test_disallowed_origin_gets_no_cors_headers_on_preflight(client) -> None:
     )
     assert "Access-Control-Allow-Origin" not in preflight.headers
     assert "Access-Control-Allow-Headers" not in preflight.headers
+
+
+def test_chat_page_speaks_the_bots_language(german_model_path) -> None:
+    import json
+
+    from app import create_app
+    from chatbot.bundle import Bundle
+    from chatbot.dialogue import Dialogue
+    from chatbot.engine import Engine
+
+    dialogue = Dialogue(Engine.from_bundle(Bundle.load(german_model_path)), threshold=0.5)
+    html = create_app({"TESTING": True}, dialogue=dialogue).test_client().get("/").get_data(as_text=True)
+    assert '<html lang="de">' in html and "<title>Hilfe-Chat</title>" in html
+    widget = re.search(r"<script ([^>]*)></script>", html).group(1)
+    assert 'data-lang="de"' in widget
+    strings = json.loads(re.search(r"data-strings='([^']*)'", widget).group(1))
+    assert strings["placeholder"] == "Nachricht eingeben…" and strings["retry"] == "Nochmal versuchen"
+
+
+def test_chat_page_of_an_english_bot_has_english_defaults(client) -> None:
+    html = client.get("/").get_data(as_text=True)
+    assert '<html lang="en">' in html and "data-strings='{}'" in html

@@ -26,6 +26,7 @@ CORRECTOR = SpellingCorrector(["order", "shipping", "refund", "return", "shoppin
         ("zebra", "zebra"),  # nothing one letter away
         ("12345", "12345"),  # numbers are not words to correct
         ("shopping", "shopping"),
+        ("shipping" * 6 + "x", "shipping" * 6 + "x"),  # too long to be a slip
     ],
 )
 def test_correct(word: str, expected: str) -> None:

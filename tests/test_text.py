@@ -12,7 +12,7 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatbot.text import normalize, stem, tokenize
+from chatbot.text import STEM_CACHE_WORDS, normalize, stem, tokenize
 from tests.conftest import record_figures, wait_until, worker_pids
 
 
@@ -201,3 +201,72 @@ def test_long_words_leave_a_workers_memory_bounded(serve, tiny_model_path: Path)
     record_figures(
         "long_words", {"requests": 300, "words": 300 * 10, "rss_growth_mib": round(growth / 2**20, 1)}
     )
+
+
+# ---- other languages ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "tokens"),
+    [
+        ("Stell den Wecker für 5 Uhr!", "de", ["stell", "den", "weck", "fur", "5", "uhr"]),
+        ("Häuser, HAEUSER", "de", ["haus", "haeus"]),  # umlauts fold like the users who skip them
+        (
+            "Mets l'alarme à 7h, s'il te plaît",
+            "fr",
+            ["met", "l", "alarm", "a", "7h", "s", "il", "te", "plait"],
+        ),
+        ("¿Qué tiempo hará mañana?", "es", ["que", "tiemp", "har", "manan"]),
+        ("ما هو الطقس اليوم؟ 😀", "ar", ["ما", "هو", "طقس", "يوم", "😀"]),
+        # Devanagari vowel signs are marks inside the word, never split off, never folded; no stemmer.
+        ("मेरे लिए 5 बजे का अलार्म लगाओ।", "hi", ["मेरे", "लिए", "5", "बजे", "का", "अलार्म", "लगाओ"]),
+        # Thai typed without spaces is one word per run (the engine segments it: test_segment.py).
+        ("เพิ่ม อีก สิบ นาที Floss", "th", ["เพิ่ม", "อีก", "สิบ", "นาที", "floss"]),
+        ("เพิ่มอีกสิบนาที Floss", "th", ["เพิ่มอีกสิบนาที", "floss"]),
+        ("", "de", []),
+    ],
+)
+def test_tokenize_other_languages(text: str, language: str, tokens: list[str]) -> None:
+    assert tokenize(text, language) == tokens
+
+
+def test_english_path_is_nltk_and_lancaster_on_the_default_bot() -> None:
+    """The default English bot reads its text exactly as before languages existed."""
+    from nltk.stem.lancaster import LancasterStemmer
+    from nltk.tokenize.destructive import NLTKWordTokenizer
+
+    from chatbot.data import load_intents
+    from chatbot.text import _is_punctuation
+    from tests.conftest import DEFAULT_INTENTS
+
+    lancaster, tokenizer = LancasterStemmer(), NLTKWordTokenizer()
+    for intent in load_intents(DEFAULT_INTENTS):
+        for pattern in intent.patterns:
+            expected = [
+                lancaster.stem(token)
+                for token in tokenizer.tokenize(normalize(pattern))
+                if not _is_punctuation(token)
+            ]
+            assert tokenize(pattern) == tokenize(pattern, "en") == expected, pattern
+
+
+def test_stems_of_each_language_are_cached_apart_and_caches_are_bounded() -> None:
+    from chatbot.text import stemmer
+
+    stem.cache_clear()
+    assert stem("wecker", "de") == "weck"
+    assert stem("wecker", "en") == "weck"  # Lancaster: the same token, cached apart per language
+    assert stem("wecker", "hi") == "wecker"  # no stemmer for Hindi: words as written
+    assert stem.cache_info().currsize == 3 and stem.cache_info().maxsize == STEM_CACHE_WORDS
+    assert stemmer.cache_info().maxsize is not None
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(max_size=1000), st.sampled_from(["de", "fr", "fi", "hu", "ar", "ru", "hi", "th"]))
+def test_any_text_in_any_language_tokenizes_in_time_bounded_by_its_length(text: str, language: str) -> None:
+    stem.cache_clear()
+    started = time.perf_counter()
+    tokens = tokenize(text, language)
+    assert time.perf_counter() - started <= SECONDS_BASE + SECONDS_PER_CHAR * len(text)
+    assert all(isinstance(token, str) and token for token in tokens)
+    assert tokenize(text, language) == tokens

@@ -9,6 +9,10 @@
  * data-welcome  the first bubble, shown but never sent (default below; "" for none)
  * data-mode     "launcher" (default: a button that opens a floating panel) or "inline"
  * data-container  with data-mode="inline": the id of the element the panel fills
+ * data-lang     the language of the widget's texts, e.g. "de" (its lang attribute)
+ * data-strings  JSON of texts in the bot's language, keyed as in STRINGS below; or one data-*
+ *               attribute per text (data-placeholder, data-error-timeout...). English by default.
+ *               Messages carry dir="auto", so Arabic or Hebrew text reads right to left.
  *
  * The widget lives in a shadow root so that the host page's CSS and its own never mix. Bot text is
  * only ever written with textContent: it is shown as text and never parsed as HTML. The session id
@@ -33,12 +37,59 @@
     restart: "M4 12a8 8 0 1 0 2.3-5.6M4 4v4h4",
   };
 
+  // Every text the widget shows, in English; "{status}" and "{detail}" are filled in.
+  const STRINGS = {
+    title: "Chat",
+    welcome: "Hi! Ask me a question to get started.",
+    subtitle: "Typically replies instantly",
+    handoff_subtitle: "A person will reply",
+    handoff_notice: "A person from our team will answer here. You can add details meanwhile.",
+    placeholder: "Type a message…",
+    send: "Send",
+    restart: "Start a new conversation",
+    close: "Close chat",
+    conversation: "Conversation",
+    typing: "The bot is typing",
+    suggested: "Suggested replies",
+    retry: "Try again",
+    you_said: "You said: ",
+    bot_said: "The bot said: ",
+    message_to: "Message to ",
+    error_timeout: "The chat service took too long to answer. Please try again.",
+    error_network: "Can't reach the chat service right now. Check your connection, then try again.",
+    error_invalid: "The chat service sent an answer this page can't read. Please try again.",
+    error_http: "The chat service had a problem (error {status}). Please try again in a moment.",
+    error_rejected: "The message could not be answered: {detail}.",
+  };
+
   const scriptUrl = new URL(script.src, document.baseURI);
   const data = script.dataset;
+  const givenStrings = readStrings(data.strings);
+
+  function readStrings(json) {
+    try {
+      const parsed = JSON.parse(json || "{}");
+      return parsed && typeof parsed === "object" ? parsed : {};
+    } catch (error) {
+      return {}; // a broken data-strings attribute leaves the English texts
+    }
+  }
+
+  // A text of the widget: its own data-* attribute, else data-strings, else English.
+  function phrase(key, values) {
+    const attribute = key.replace(/_([a-z])/g, (match, letter) => letter.toUpperCase());
+    let value = data[attribute];
+    if (value === undefined) {
+      value = typeof givenStrings[key] === "string" ? givenStrings[key] : STRINGS[key];
+    }
+    return value.replace(/\{(\w+)\}/g, (match, name) => (values && name in values ? values[name] : match));
+  }
+
   const settings = {
     botUrl: (data.botUrl || new URL("..", scriptUrl).href).replace(/\/+$/, ""),
-    title: data.title || "Chat",
-    welcome: data.welcome !== undefined ? data.welcome : "Hi! Ask me a question to get started.",
+    title: phrase("title") || STRINGS.title,
+    welcome: phrase("welcome"),
+    lang: data.lang || "",
     inline: data.mode === "inline",
     container: data.container || "",
     stylesheet: new URL("widget.css", scriptUrl).href,
@@ -133,16 +184,16 @@
     describe() {
       switch (this.kind) {
         case "timeout":
-          return "The chat service took too long to answer. Please try again.";
+          return phrase("error_timeout");
         case "network":
-          return "Can't reach the chat service right now. Check your connection, then try again.";
+          return phrase("error_network");
         case "invalid":
-          return "The chat service sent an answer this page can't read. Please try again.";
+          return phrase("error_invalid");
         default:
           if (!this.retryable && this.detail) {
-            return "The message could not be answered: " + this.detail.replace(/\.+$/, "") + ".";
+            return phrase("error_rejected", { detail: this.detail.replace(/\.+$/, "") });
           }
-          return "The chat service had a problem (error " + this.status + "). Please try again in a moment.";
+          return phrase("error_http", { status: this.status });
       }
     }
   }
@@ -203,14 +254,14 @@
     const restartButton = el("button", {
       type: "button",
       class: "cb-icon-button",
-      "aria-label": "Start a new conversation",
-      title: "Start a new conversation",
+      "aria-label": phrase("restart"),
+      title: phrase("restart"),
     }, [icon("restart")]);
     const closeButton = settings.inline ? null : el("button", {
       type: "button",
       class: "cb-icon-button",
-      "aria-label": "Close chat",
-      title: "Close chat",
+      "aria-label": phrase("close"),
+      title: phrase("close"),
     }, [icon("close")]);
     const subtitle = el("p", { class: "cb-subtitle" });
     const header = el("header", { class: "cb-header" }, [
@@ -225,11 +276,11 @@
       role: "log",
       "aria-live": "polite",
       "aria-relevant": "additions",
-      "aria-label": "Conversation",
+      "aria-label": phrase("conversation"),
     });
     const typing = el("div", { class: "cb-row cb-row-bot cb-typing", role: "status", hidden: true }, [
       el("div", { class: "cb-bubble" }, [
-        el("span", { class: "cb-sr", text: "The bot is typing" }),
+        el("span", { class: "cb-sr", text: phrase("typing") }),
         el("span", { class: "cb-dot", "aria-hidden": "true" }),
         el("span", { class: "cb-dot", "aria-hidden": "true" }),
         el("span", { class: "cb-dot", "aria-hidden": "true" }),
@@ -238,7 +289,7 @@
     const quickReplies = el("div", {
       class: "cb-quick-replies",
       role: "group",
-      "aria-label": "Suggested replies",
+      "aria-label": phrase("suggested"),
       hidden: true,
     });
     // While a person has the conversation (handoff), the bot stays silent and this says who answers.
@@ -246,7 +297,7 @@
       class: "cb-handoff",
       role: "status",
       hidden: true,
-      text: "A person from our team will answer here. You can add details meanwhile.",
+      text: phrase("handoff_notice"),
     });
     const scroller = el("div", { class: "cb-scroller" }, [log, typing, quickReplies, handoffNotice]);
 
@@ -258,13 +309,14 @@
       autocomplete: "off",
       enterkeyhint: "send",
       maxlength: MAX_MESSAGE_CHARS,
-      placeholder: "Type a message…",
+      placeholder: phrase("placeholder"),
+      dir: "auto",
     });
-    const sendButton = el("button", { type: "submit", class: "cb-send", "aria-label": "Send", title: "Send" }, [
+    const sendButton = el("button", { type: "submit", class: "cb-send", "aria-label": phrase("send"), title: phrase("send") }, [
       icon("send"),
     ]);
     const form = el("form", { class: "cb-form" }, [
-      el("label", { for: "cb-input", class: "cb-sr", text: "Message to " + settings.title }),
+      el("label", { for: "cb-input", class: "cb-sr", text: phrase("message_to") + settings.title }),
       input,
       sendButton,
     ]);
@@ -274,6 +326,7 @@
       id: "cb-panel",
       role: settings.inline ? "region" : "dialog",
       "aria-labelledby": "cb-title",
+      lang: settings.lang || null,
       hidden: !settings.inline && !state.open,
     }, [header, scroller, form]);
 
@@ -305,10 +358,14 @@
       scroller.scrollTop = scroller.scrollHeight;
     }
 
-    function bubble(role, text, extraClass) {
-      const speaker = role === "user" ? "You said: " : "The bot said: ";
-      const body = el("div", { class: "cb-bubble" }, [el("span", { class: "cb-sr", text: speaker })]);
-      body.appendChild(document.createTextNode(text)); // text, never markup
+    function bubble(role, message, extraClass) {
+      const speaker = phrase(role === "user" ? "you_said" : "bot_said");
+      // dir="auto": each message takes the direction of its first strong letter (Arabic: right to
+      // left). The prefix that only screen readers hear has its own dir, so the message alone decides.
+      const body = el("div", { class: "cb-bubble", dir: "auto" }, [
+        el("span", { class: "cb-sr", dir: "auto", text: speaker }),
+      ]);
+      body.appendChild(document.createTextNode(message)); // text, never markup
       return el("div", { class: "cb-row cb-row-" + role + (extraClass ? " " + extraClass : "") }, [body]);
     }
 
@@ -339,7 +396,7 @@
 
     function renderHandoff() {
       handoffNotice.hidden = !state.handoff;
-      subtitle.textContent = state.handoff ? "A person will reply" : "Typically replies instantly";
+      subtitle.textContent = phrase(state.handoff ? "handoff_subtitle" : "subtitle");
     }
 
     function addMessage(role, text) {
@@ -358,11 +415,11 @@
 
     function showError(error, text) {
       const notice = el("div", { class: "cb-row cb-row-error", role: "alert" }, [
-        el("p", { class: "cb-error-text", text: error.describe() }),
+        el("p", { class: "cb-error-text", dir: "auto", text: error.describe() }),
       ]);
       if (error.retryable) {
         failed = text;
-        const retry = el("button", { type: "button", class: "cb-retry", text: "Try again" });
+        const retry = el("button", { type: "button", class: "cb-retry", text: phrase("retry") });
         retry.addEventListener("click", () => {
           const again = failed;
           clearError();
