@@ -58,7 +58,6 @@ test: install-dev $(CHROMIUM) $(REDIS_SERVER) $(NGINX) $(POSTGRES_DIR)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
-	$(PY) -m bench.reliability_report
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -1,12 +1,13 @@
 """Render the figures that the reliability tests and ``make load`` wrote into docs/reliability.md.
 
-Run from the repository root (``make reliability-report``; ``make test`` and ``make load`` run it)::
+Run from the repository root after ``make test`` (``make reliability-report``; ``make load`` runs it)::
 
     .venv/bin/python -m bench.reliability_report
 
-Each test writes its measured figures to bench/results/reliability/NAME.json; this script turns
-them into the table between the markers in docs/reliability.md and leaves the rest of the page as
-it is. A figure whose file is missing shows as "not run".
+Each test writes its measured figures to build/reliability/NAME.json (git-ignored, so a test run
+leaves the tree as it was). This script publishes them to bench/results/reliability/, then turns
+the published figures into the table between the markers in docs/reliability.md and leaves the rest
+of the page as it is. A figure whose file is missing shows as "not run".
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-FIGURES = REPO / "bench" / "results" / "reliability"
+FIGURES = REPO / "bench" / "results" / "reliability"  # the published figures, in git
+FRESH = REPO / "build" / "reliability"  # what the last test run measured (tests/conftest.py)
 PAGE = REPO / "docs" / "reliability.md"
 START, END = "<!-- figures:start -->", "<!-- figures:end -->"
 FAULTS = "make test (tests/test_faults.py)"
@@ -306,7 +308,10 @@ def table() -> str:
 
 
 def main() -> None:
-    """Replace the table in docs/reliability.md."""
+    """Publish the last test run's figures and replace the table in docs/reliability.md."""
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    for fresh in sorted(FRESH.glob("*.json")):
+        (FIGURES / fresh.name).write_bytes(fresh.read_bytes())
     page = PAGE.read_text()
     before, rest = page.split(START, 1)
     after = rest.split(END, 1)[1]

@@ -33,7 +33,8 @@ from chatbot.slots import validate_domain
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_INTENTS = ROOT / "data" / "intents.json"
-FIGURES_DIR = ROOT / "bench" / "results" / "reliability"  # rendered into docs/reliability.md
+# Git-ignored: a test run leaves the tree as it was; `make reliability-report` publishes the figures.
+FIGURES_DIR = ROOT / "build" / "reliability"
 
 TINY_INTENTS = {
     "intents": [
