@@ -146,10 +146,12 @@ def check_field(name: str, annotation: str, value: Any) -> None:
         valid = isinstance(value, int) and not isinstance(value, bool)
     elif annotation == "float":
         valid = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    elif annotation == "str":
+        valid = isinstance(value, str)  # which strings are known is for the field's owner (language)
     else:
         valid = True  # no field of another type yet
     if not valid:
         raise ValueError(f"config {name}={value!r} must be {annotation}")
     low, high = FIELD_RANGES.get(name, (-math.inf, math.inf))
-    if annotation != "bool" and not low <= value <= high:
+    if annotation in ("int", "float") and not low <= value <= high:
         raise ValueError(f"config {name}={value!r} must be between {low} and {high}")

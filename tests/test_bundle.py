@@ -154,6 +154,8 @@ def test_saved_bundle_is_readable_by_other_users(tiny_bundle: Bundle, tmp_path: 
         (lambda m: m["config"].update(max_length=-1), "config max_length=-1 must be between"),
         (lambda m: m["config"].update(max_length=1e9), "config max_length=1000000000.0 must be int"),
         (lambda m: m["config"].update(bidirectional="yes"), "config bidirectional='yes' must be bool"),
+        (lambda m: m["config"].update(language=7), "config language=7 must be str"),
+        (lambda m: m["config"].update(language="xx"), "language 'xx' is not known"),
         (lambda m: m.update(config=[]), "the model config must be an object"),
         (lambda m: m["intents"][0].update(responses=[]), '"responses" is empty'),
         (lambda m: m["intents"][1].pop("responses"), '"responses" is missing'),
