@@ -138,11 +138,15 @@ class Dialogue:
 
     def __init__(self, engine: Engine, threshold: float, rng: random.Random | None = None) -> None:
         self.engine = engine
-        self.threshold = threshold
         self.rule = FallbackRule(threshold, engine.bundle.config.unknown_word_penalty)
         self.intents = {intent.tag: intent for intent in engine.bundle.intents}
         self.rng = rng or random.Random()
         self.extractor = engine.bundle.domain.extractor()  # compiled once per model, swapped with it
+
+    @property
+    def threshold(self) -> float:
+        """Return the threshold in force: the fallback rule's, so the two can never disagree."""
+        return self.rule.threshold
 
     def reply(self, message: str, context: str | None = None) -> Reply:
         """Answer one message in a conversation that is in ``context``."""
