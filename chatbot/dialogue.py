@@ -76,8 +76,11 @@ def decide(
 
     Serving, ``evaluate`` and ``calibrate`` all call this. Never raises for any ranking.
     """
-    eligible = [(tag, score) for tag, score in ranking.intents if is_eligible(intents[tag], context)]
-    tag, confidence = eligible[0] if eligible else ranking.top
+    # The ranking is best first: the first eligible intent is the answer (150 intents: stop early).
+    eligible = next(
+        ((tag, score) for tag, score in ranking.intents if is_eligible(intents[tag], context)), None
+    )
+    tag, confidence = eligible or ranking.top
     score = fallback_score(confidence, ranking, rule.unknown_word_penalty)
     if not eligible:
         reason = NO_ELIGIBLE_INTENT
