@@ -107,7 +107,7 @@ class ConversationLog:
                 self.lost_rows.labels("queue_full").inc()
             else:
                 # The top of the ranking only: a whole one holds every intent (150 in CLINC150).
-                top = reply.ranking.intents[:RANKING_STORED]
+                top = reply.ranking.label_probabilities[:RANKING_STORED]
                 self.buffer.append(Logged(answered, text, top, reply.fallback, reply.intent))
 
     def _start_writer(self) -> None:

@@ -56,8 +56,8 @@ def continue_turn(
 ) -> Step:
     """Apply entities and slots to the dialogue's reply to a message (see ``take_turn``)."""
     values = slot_updates(entities, dialogue.engine.bundle.domain.slots, slots)
-    intent = dialogue.intents.get(reply.intent)
-    waiting = dialogue.intents.get(pending) if pending else None
+    intent = dialogue.intents_by_tag.get(reply.intent)
+    waiting = dialogue.intents_by_tag.get(pending) if pending else None
     if waiting is not None and _continues(waiting, reply, intent, slots or {}, values):
         log.debug("message fills a slot of waiting intent %s", waiting.tag)
         intent = waiting

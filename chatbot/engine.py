@@ -31,14 +31,14 @@ RANKING_CACHE_SIZE = 1024
 class Ranking:
     """Every label with its probability, best first, and how many words of the text were known."""
 
-    intents: tuple[tuple[str, float], ...]
+    label_probabilities: tuple[tuple[str, float], ...]  # (label, probability) pairs, best first
     known_words: int
     words: int  # tokens in the text, known or not
 
     @property
     def top(self) -> tuple[str, float]:
         """Return the best label and its confidence."""
-        return self.intents[0]
+        return self.label_probabilities[0]
 
 
 class Engine:

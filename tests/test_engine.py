@@ -124,10 +124,10 @@ def test_numpy_matches_keras(kind: str, config: ModelConfig, vocabulary_size: in
 
 def test_rank_orders_all_labels(engine: Engine) -> None:
     ranking = engine.rank("hello there")
-    scores = [score for _, score in ranking.intents]
+    scores = [score for _, score in ranking.label_probabilities]
     assert ranking.top[0] == "greeting"
-    assert sorted(ranking.intents, key=lambda item: -item[1]) == list(ranking.intents)
-    assert {name for name, _ in ranking.intents} == set(engine.labels)
+    assert sorted(ranking.label_probabilities, key=lambda item: -item[1]) == list(ranking.label_probabilities)
+    assert {name for name, _ in ranking.label_probabilities} == set(engine.labels)
     assert sum(scores) == pytest.approx(1.0, abs=1e-5)
     assert ranking.known_words == 2
 
@@ -136,8 +136,12 @@ def test_rank_batch_equals_single(engine: Engine) -> None:
     texts = ["bye", "where is my order", "", "zzz qqq"]
     for text, ranking in zip(texts, engine.rank_batch(texts), strict=True):
         single = engine.rank(text)
-        assert [name for name, _ in ranking.intents] == [name for name, _ in single.intents]
-        assert np.allclose([s for _, s in ranking.intents], [s for _, s in single.intents], atol=1e-6)
+        assert [name for name, _ in ranking.label_probabilities] == [
+            name for name, _ in single.label_probabilities
+        ]
+        assert np.allclose(
+            [s for _, s in ranking.label_probabilities], [s for _, s in single.label_probabilities], atol=1e-6
+        )
 
 
 def test_unknown_words_are_counted(engine: Engine) -> None:
@@ -180,8 +184,12 @@ def test_keras_backend_gives_the_same_rankings(tiny_bundle: Bundle) -> None:
     keras_engine = Engine.from_bundle(tiny_bundle, "keras")
     texts = ["hello", "where is my order", "", "zzz", "the number is 42 and more words than seen"]
     for ours, theirs in zip(numpy_engine.rank_batch(texts), keras_engine.rank_batch(texts), strict=True):
-        assert [name for name, _ in ours.intents] == [name for name, _ in theirs.intents]
-        assert np.allclose([s for _, s in ours.intents], [s for _, s in theirs.intents], atol=1e-5)
+        assert [name for name, _ in ours.label_probabilities] == [
+            name for name, _ in theirs.label_probabilities
+        ]
+        assert np.allclose(
+            [s for _, s in ours.label_probabilities], [s for _, s in theirs.label_probabilities], atol=1e-5
+        )
 
 
 def test_unknown_backend_is_refused(tiny_bundle: Bundle) -> None:
