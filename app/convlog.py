@@ -272,7 +272,7 @@ def log_replies(
         created_at=utc_now(),
         endpoint=request.path[:32],
         session=session,
-        model=extensions["chatbot"].dialogue.engine.bundle.fingerprint,
+        model=extensions["chatbot"].dialogue.bundle.fingerprint,
         latency_ms=(time.perf_counter() - started) * 1000 if started is not None else 0.0,
     )
     conversation_log.record(answered, texts, replies)

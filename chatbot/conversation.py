@@ -55,7 +55,7 @@ def continue_turn(
     pending: str | None = None,
 ) -> Step:
     """Apply entities and slots to the dialogue's reply to a message (see ``take_turn``)."""
-    values = slot_updates(entities, dialogue.engine.bundle.domain.slots, slots)
+    values = slot_updates(entities, dialogue.bundle.domain.slots, slots)
     intent = dialogue.intents_by_tag.get(reply.intent)
     waiting = dialogue.intents_by_tag.get(pending) if pending else None
     if waiting is not None and _continues(waiting, reply, intent, slots or {}, values):

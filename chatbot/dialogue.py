@@ -148,6 +148,11 @@ class Dialogue:
         self.extractor = engine.bundle.domain.extractor()  # compiled once per model, swapped with it
 
     @property
+    def bundle(self) -> Bundle:
+        """Return the model this dialogue answers with: the one accessor, for the app and the rest."""
+        return self.engine.bundle
+
+    @property
     def threshold(self) -> float:
         """Return the threshold in force: the fallback rule's, so the two can never disagree."""
         return self.rule.threshold
@@ -169,7 +174,7 @@ class Dialogue:
             response = (
                 self.rng.choice(answer.responses)
                 if answer
-                else fallback_response(self.engine.bundle.config.language)
+                else fallback_response(self.bundle.config.language)
             )
             return Reply(
                 response=response,
