@@ -126,25 +126,31 @@ class LSTM:
         step_inputs = inputs.transpose(2, 0, 1, 3)[order.T, np.arange(directions)]
         step_masks = mask[:, order].transpose(2, 1, 0)[..., None]  # (length, directions, batch, 1)
         every_row_counts = step_masks.all(axis=(1, 2, 3)).tolist()
-        hidden = np.zeros((directions, batch, units), dtype=np.float32)
-        cell = np.zeros((directions, batch, units), dtype=np.float32)
-        preactivation = np.empty((directions, batch, 4 * units), dtype=np.float32)
+        # Every array the loop writes is allocated here once: a step only calls numpy ufuncs.
+        hidden, cell, new_hidden, new_cell, scratch = np.zeros((5, directions, batch, units), np.float32)
+        preactivation, gates = np.empty((2, directions, batch, 4 * units), np.float32)
+        input_gate, forget_gate, output_gate = (gates[..., i * units : (i + 1) * units] for i in (0, 1, 3))
         outputs = np.empty((length, directions, batch, units), np.float32) if self.return_sequences else None
         for step in range(length):
             if step == 0:  # the state is still zero: skip the products with it
-                gates, candidate = self.activate_gates(step_inputs[0])
-                new_cell = gates[..., :units] * candidate
+                np.copyto(preactivation, step_inputs[0])
             else:
                 np.matmul(hidden, self.recurrent_kernels, out=preactivation)
                 preactivation += step_inputs[step]
-                gates, candidate = self.activate_gates(preactivation)
-                new_cell = gates[..., units : 2 * units] * cell + gates[..., :units] * candidate
-            new_hidden = gates[..., 3 * units :] * self.activation(new_cell)
-            if every_row_counts[step]:
-                cell, hidden = new_cell, new_hidden
+            candidate = self.activate_gates(preactivation, out=gates)
+            np.multiply(input_gate, candidate, out=new_cell)
+            if step > 0:
+                np.multiply(forget_gate, cell, out=scratch)
+                new_cell += scratch
+            if self.one_tanh_for_all_gates:
+                np.multiply(output_gate, np.tanh(new_cell, out=scratch), out=new_hidden)
             else:
-                cell = np.where(step_masks[step], new_cell, cell)
-                hidden = np.where(step_masks[step], new_hidden, hidden)
+                np.multiply(output_gate, self.activation(new_cell), out=new_hidden)
+            if every_row_counts[step]:
+                cell, new_cell, hidden, new_hidden = new_cell, cell, new_hidden, hidden
+            else:
+                np.copyto(cell, new_cell, where=step_masks[step])
+                np.copyto(hidden, new_hidden, where=step_masks[step])
             if outputs is not None:
                 outputs[step] = hidden
         if outputs is None:
@@ -153,15 +159,17 @@ class LSTM:
         in_text_order = outputs[order.T, np.arange(directions)]
         return in_text_order.transpose(1, 2, 0, 3)
 
-    def activate_gates(self, preactivation: Array) -> tuple[Array, Array]:
-        """Return the gate activations (input, forget, -, output columns) and the cell candidate."""
+    def activate_gates(self, preactivation: Array, *, out: Array) -> Array:
+        """Write the gate activations (input, forget, -, output columns) to ``out`` and return the
+        cell candidate (the preactivation may be overwritten)."""
         units = self.recurrent_kernels.shape[1]
         if self.one_tanh_for_all_gates:
-            activated = np.tanh(preactivation)
-            return activated * 0.5 + 0.5, activated[..., 2 * units : 3 * units]
-        return self.recurrent_activation(preactivation), self.activation(
-            preactivation[..., 2 * units : 3 * units]
-        )
+            activated = np.tanh(preactivation, out=preactivation)
+            np.multiply(activated, 0.5, out=out)
+            out += 0.5
+            return activated[..., 2 * units : 3 * units]
+        np.copyto(out, self.recurrent_activation(preactivation))
+        return self.activation(preactivation[..., 2 * units : 3 * units])
 
 
 Layer = Embedding | Dense | LSTM
