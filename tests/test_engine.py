@@ -58,13 +58,15 @@ def build(kind: str, config: ModelConfig, vocabulary_size: int, labels: int):
 
     if kind == "trainer":
         return build_model(vocabulary_size, labels, config)
-    if kind == "ensemble":
+    if kind in ("ensemble", "mixed_ensemble"):
         from chatbot.model import average_models
 
         members = []
         for seed in range(3):
             keras.utils.set_random_seed(config.seed + seed)
-            members.append(build_model(vocabulary_size, labels, config))
+            # Members of different widths cannot be stacked into one array: they run one by one.
+            units = config.lstm_units + (seed if kind == "mixed_ensemble" else 0)
+            members.append(build_model(vocabulary_size, labels, config.replace(lstm_units=units)))
         return average_models(members)
     keras.utils.set_random_seed(config.seed)
     inputs = keras.Input(shape=(config.max_length,), dtype="int32")
@@ -104,6 +106,7 @@ def build(kind: str, config: ModelConfig, vocabulary_size: int, labels: int):
             60,
             5,
         ),
+        ("mixed_ensemble", ModelConfig(embedding_dim=8, lstm_units=4, max_length=8, seed=7), 60, 5),
         (
             "stacked",
             ModelConfig(embedding_dim=12, lstm_units=6, dense_units=10, max_length=15, seed=4),
