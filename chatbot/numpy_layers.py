@@ -177,15 +177,15 @@ Layer = Embedding | Dense | LSTM
 
 def numpy_forward(bundle: Bundle) -> Forward:
     """Compile the bundle's model into one numpy function: a chain of layers, or an ensemble of
-    chains whose probabilities an Average layer joins."""
+    chains whose probabilities an Average layer joins (its members stacked, to run side by side)."""
     chains = [compile_chain(chain, bundle.weights) for chain in model_chains(bundle.layers())]
-    members = stack_members(chains)
+    stacked_chains = stack_members(chains)
 
     def forward(token_ids: Array) -> Array:
         # Padding is at the end: columns that are padding in every row change nothing, so skip them.
         used = np.flatnonzero(token_ids.any(axis=0))
         token_ids = token_ids[:, : used[-1] + 1 if used.size else 0]
-        outputs = [run_layers(layers, token_ids) for layers in members]
+        outputs = [run_layers(layers, token_ids) for layers in stacked_chains]
         probabilities = outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
         return probabilities[0] if len(probabilities) == 1 else np.mean(probabilities, axis=0)
 
