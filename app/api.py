@@ -77,7 +77,9 @@ def parse_result(text: str, step: Step) -> dict[str, Any]:
     return {
         "text": text,
         "intent": _intent(*reply.ranking.top),
-        "ranking": [_intent(name, confidence) for name, confidence in reply.ranking.intents[:RANKING_SIZE]],
+        "ranking": [
+            _intent(name, confidence) for name, confidence in reply.ranking.label_probabilities[:RANKING_SIZE]
+        ],
         "response": reply.response,
         "fallback": reply.fallback,
         "entities": [entity.to_dict() for entity in step.entities],

@@ -47,7 +47,7 @@ class ModelInfo(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Yield ``chatbot_model_info`` with the model's identity as labels and the value 1."""
-        bundle = self.bot.dialogue.engine.bundle
+        bundle = self.bot.dialogue.bundle
         family = GaugeMetricFamily(
             "chatbot_model_info",
             "The model this replica serves (value 1).",

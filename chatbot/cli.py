@@ -322,7 +322,7 @@ def format_stats(figures: dict) -> str:
 def run_predict(args: argparse.Namespace) -> int:
     """Print the top intents and the answer for one message."""
     reply = take_turn(load_dialogue(args.model), args.text).reply
-    for tag, confidence in reply.ranking.intents[:3]:
+    for tag, confidence in reply.ranking.label_probabilities[:3]:
         print(f"{confidence:6.3f}  {tag}")
     print(f"{'fallback' if reply.fallback else 'answer'}: {reply.response}")
     return 0

@@ -55,9 +55,9 @@ def continue_turn(
     pending: str | None = None,
 ) -> Step:
     """Apply entities and slots to the dialogue's reply to a message (see ``take_turn``)."""
-    values = slot_updates(entities, dialogue.engine.bundle.domain.slots, slots)
-    intent = dialogue.intents.get(reply.intent)
-    waiting = dialogue.intents.get(pending) if pending else None
+    values = slot_updates(entities, dialogue.bundle.domain.slots, slots)
+    intent = dialogue.intents_by_tag.get(reply.intent)
+    waiting = dialogue.intents_by_tag.get(pending) if pending else None
     if waiting is not None and _continues(waiting, reply, intent, slots or {}, values):
         log.debug("message fills a slot of waiting intent %s", waiting.tag)
         intent = waiting
