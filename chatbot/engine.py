@@ -49,6 +49,7 @@ class Engine:
     ) -> None:
         self.bundle = bundle
         self.labels = bundle.labels
+        self._label_array = np.array(self.labels, dtype=object)  # reordered by one index per ranking
         self.max_length = bundle.config.max_length
         self.language = bundle.config.language
         self.forward = forward or (numpy_forward(bundle) if bundle.architecture is not None else None)
@@ -115,9 +116,7 @@ class Engine:
         return wide if self.deep_weight <= 0.0 else self.deep_weight * deep + (1.0 - self.deep_weight) * wide
 
     def _ranking(self, tokens: Sequence[str], probabilities: Array) -> Ranking:
-        ranked = sorted(zip(self.labels, probabilities.tolist(), strict=True), key=_score, reverse=True)
-        return Ranking(tuple(ranked), self.bundle.vocabulary.count_known(tokens), len(tokens))
-
-
-def _score(pair: tuple[str, float]) -> float:
-    return pair[1]
+        # Best first; equal probabilities keep the labels' order (a stable sort, as sorted() was).
+        order = np.argsort(-probabilities, kind="stable")
+        ranked = tuple(zip(self._label_array[order].tolist(), probabilities[order].tolist(), strict=True))
+        return Ranking(ranked, self.bundle.vocabulary.count_known(tokens), len(tokens))
