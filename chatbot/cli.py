@@ -187,17 +187,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     with tqdm(total=len(texts) + len(out_of_scope), desc="evaluating", disable=None) as bar:
         report = evaluate(engine, texts, tags, out_of_scope, args.threshold, bar.update)
     args.out.mkdir(parents=True, exist_ok=True)
-    summary = {key: report[key] for key in ("metadata", "overall", "confused_pairs")}
+    summary = {key: report[key] for key in ("metadata", "overall", "confused_pairs", "confusion_matrix")}
     for name, value in (
         ("report", summary),
         ("intent_report", report["per_intent"]),
         ("errors", report["errors"]),
     ):
         (args.out / f"{name}.json").write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
-    predictions = report["predictions"]
-    plots.confusion_matrix(
-        predictions["expected"], predictions["predicted"], args.out / "confusion_matrix.png"
-    )
+    plots.confusion_matrix(report["confusion_matrix"], args.out / "confusion_matrix.png")
     plots.confidence_histogram(
         report["confidences"], report["overall"]["threshold"], args.out / "confidence_histogram.png"
     )
