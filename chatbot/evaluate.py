@@ -219,7 +219,8 @@ def most_confused(y_true: Sequence[str], y_pred: Sequence[str], top: int = 20) -
     labels, counts, mistakes = _mistakes(y_true, y_pred)
     involved = mistakes.sum(axis=0) + mistakes.sum(axis=1)
     chosen = sorted(int(i) for i in np.argsort(-involved, kind="stable")[:top] if involved[i])
-    chosen = chosen or [0] * bool(labels)  # no mistake: the first label alone
+    if not chosen and labels:  # no mistake: the first label alone
+        chosen = [0]
     return {"labels": [labels[i] for i in chosen], "counts": counts[np.ix_(chosen, chosen)].tolist()}
 
 
