@@ -114,7 +114,9 @@ def post_fork(server, worker) -> None:
 
     from app.errors import raw_error_response
 
-    server.app.wsgi().extensions["chatbot"].restart_workers = partial(os.kill, server.pid, signal.SIGHUP)
+    bot = server.app.wsgi().extensions.get("chatbot")  # None in bench/hello_app.py, served alike
+    if bot is not None:
+        bot.restart_workers = partial(os.kill, server.pid, signal.SIGHUP)
     util.write_error = lambda sock, status, reason, message: util.write_nonblock(
         sock, raw_error_response(status, reason, message)
     )

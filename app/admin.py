@@ -37,10 +37,10 @@ def require_token() -> tuple[Response, int] | None:
 def reload() -> tuple[Response, int]:
     """Load the bundle at CHATBOT_MODEL again; 422 and the old model keeps serving when it is bad."""
     bot = current_bot()
-    old = bot.dialogue.engine.bundle.fingerprint
+    old = bot.dialogue.bundle.fingerprint
     restarts_workers = bot.restart_workers is not None
     try:
-        bundle = reload_model(current_app, restarts_workers).engine.bundle
+        bundle = reload_model(current_app, restarts_workers).bundle
     except BundleError as exc:  # its messages name the file and the fault, for the operator
         log.warning("model reload refused, still serving model %s: %s", old, exc)
         message = without_directories(str(exc), current_app.config["MODEL_PATH"])

@@ -94,7 +94,7 @@ def run_action(step: Step, session_id: str, message: str) -> tuple[str, list[str
     bot = current_bot()
     try:
         body = bot.webhooks.post(action.url, event, action.timeout_ms)
-        answer = parse_webhook_reply(body, bot.dialogue.engine.bundle.domain.slots)
+        answer = parse_webhook_reply(body, bot.dialogue.bundle.domain.slots)
     except WebhookError as exc:
         return _failed(intent, exc.outcome, str(exc), fallback, step)
     except ValueError as exc:

@@ -107,7 +107,7 @@ class ConversationLog:
                 self.lost_rows.labels("queue_full").inc()
             else:
                 # The top of the ranking only: a whole one holds every intent (150 in CLINC150).
-                top = reply.ranking.intents[:RANKING_STORED]
+                top = reply.ranking.label_probabilities[:RANKING_STORED]
                 self.buffer.append(Logged(answered, text, top, reply.fallback, reply.intent))
 
     def _start_writer(self) -> None:
@@ -272,7 +272,7 @@ def log_replies(
         created_at=utc_now(),
         endpoint=request.path[:32],
         session=session,
-        model=extensions["chatbot"].dialogue.engine.bundle.fingerprint,
+        model=extensions["chatbot"].dialogue.bundle.fingerprint,
         latency_ms=(time.perf_counter() - started) * 1000 if started is not None else 0.0,
     )
     conversation_log.record(answered, texts, replies)

@@ -30,7 +30,7 @@ def readyz() -> Response:
     sessions = bot.sessions.status()
     return jsonify(
         status="ready" if sessions["available"] else "degraded",
-        model=bot.dialogue.engine.bundle.fingerprint,
+        model=bot.dialogue.bundle.fingerprint,
         sessions=sessions,
     )
 
@@ -39,7 +39,7 @@ def readyz() -> Response:
 def version() -> Response:
     """Describe the app, the model this process serves and which process it is."""
     dialogue = current_bot().dialogue  # read once: a reload may swap it meanwhile
-    bundle = dialogue.engine.bundle
+    bundle = dialogue.bundle
     return jsonify(
         version=chatbot.__version__,
         model={

@@ -12,6 +12,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from pathlib import Path
 
 import prometheus_client
@@ -35,6 +36,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 OTHER_METHOD = "other"
 UNMATCHED_ENDPOINT = "unmatched"
+LABEL_SETS = 4096  # label sets whose series each Metrics keeps at hand
 
 
 class ModelInfo(Collector):
@@ -45,7 +47,7 @@ class ModelInfo(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Yield ``chatbot_model_info`` with the model's identity as labels and the value 1."""
-        bundle = self.bot.dialogue.engine.bundle
+        bundle = self.bot.dialogue.bundle
         family = GaugeMetricFamily(
             "chatbot_model_info",
             "The model this replica serves (value 1).",
@@ -96,10 +98,18 @@ class Metrics:
         self.model_info = ModelInfo(bot)
         self.registry.register(self.model_info)
 
+        # The series of each label set, looked up once: labels() checks and locks on every call.
+        # The label values come from fixed sets (routes, methods, statuses, intents), so these stay small.
+        self.requests_of = lru_cache(maxsize=LABEL_SETS)(
+            lambda endpoint, method, status: self.requests.labels(endpoint, method, str(status))
+        )
+        self.latency_of = lru_cache(maxsize=LABEL_SETS)(self.latency.labels)
+        self.predictions_of = lru_cache(maxsize=LABEL_SETS)(self.predictions.labels)
+
     def observe_replies(self, replies: Iterable[Reply]) -> None:
         """Count the replies by intent and the fallbacks among them."""
         for reply in replies:
-            self.predictions.labels(reply.intent).inc()
+            self.predictions_of(reply.intent).inc()
             if reply.fallback:
                 self.fallbacks.inc()
 
@@ -151,10 +161,10 @@ def init_app(app: Flask, bot: Bot) -> None:
     def count_request(response: Response) -> Response:
         endpoint = request.url_rule.rule if request.url_rule else UNMATCHED_ENDPOINT
         method = request.method if request.method in METHODS else OTHER_METHOD
-        metrics.requests.labels(endpoint, method, str(response.status_code)).inc()
+        metrics.requests_of(endpoint, method, response.status_code).inc()
         started = g.pop("metrics_started", None)
         if started is not None:
-            metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
+            metrics.latency_of(endpoint).observe(time.perf_counter() - started)
         return response
 
     app.register_blueprint(bp)

@@ -15,7 +15,7 @@ PAGE_TITLE = "Chat assistant"
 @bp.get("/")
 def chat_page() -> Response:
     """Serve the chat page, in the bot's language and with its widget texts."""
-    bundle = current_bot().dialogue.engine.bundle
+    bundle = current_bot().dialogue.bundle
     strings = bundle.widget_strings
     response = make_response(
         render_template(

@@ -31,7 +31,7 @@ def load_configured_dialogue(app: Flask) -> Dialogue:
     config = app.config
     dialogue = load_dialogue(config["MODEL_PATH"], config["THRESHOLD"], config["ENGINE"])
     try:
-        check_action_urls(dialogue.engine.bundle.intents, config["ACTION_ALLOWLIST"], config["MODEL_PATH"])
+        check_action_urls(dialogue.bundle.intents, config["ACTION_ALLOWLIST"], config["MODEL_PATH"])
     except IntentsError as exc:
         raise BundleError(str(exc)) from exc
     return dialogue
@@ -43,12 +43,12 @@ def reload_model(app: Flask, restarts_workers: bool = True) -> Dialogue:
     ``restarts_workers``: the reload goes on by forking fresh workers (always, from SIGHUP).
     """
     bot = app.extensions["chatbot"]
-    old = bot.dialogue.engine.bundle.fingerprint
+    old = bot.dialogue.bundle.fingerprint
     dialogue = load_configured_dialogue(app)
     bot.dialogue = dialogue
     log.info(
         "model reloaded: serving %s (was %s); %s",
-        dialogue.engine.bundle.fingerprint,
+        dialogue.bundle.fingerprint,
         old,
         conversations_after_reload(app, restarts_workers)["reason"],
     )

@@ -34,6 +34,9 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def add_security_headers(response: Response) -> Response:
+        # One pass over the headers, not one per name: Headers.setdefault scans them all each time.
+        present = {name.lower() for name, _ in response.headers}
         for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
+            if name.lower() not in present:
+                response.headers.add(name, value)
         return response

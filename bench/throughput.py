@@ -89,6 +89,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2, help="wrk -t")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (WEB_CONCURRENCY)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the gunicorn logs and print where")
+    parser.add_argument(
+        "--target-ratio", type=float, help="ours / hello with varied messages to print the result against"
+    )
+    parser.add_argument("--target-pss", type=float, help="MiB of PSS after load to print the result against")
     args = parser.parse_args(argv)
     for name in ("rounds", "duration", "warmup", "connections", "threads", "workers"):
         if getattr(args, name) < 1:
@@ -232,7 +236,7 @@ def run_wrk(
     """Run wrk with the mode's script and return the numbers of its JSON line."""
     command = [
         *(wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{duration}s"),
-        *("-s", str(WRK_SCRIPTS[mode]), url, "--", str(words)),
+        *("-s", str(WRK_SCRIPTS[mode]), url, "--", str(words), str(args.threads)),
     ]
     env = {**os.environ, "WRK_SUMMARY_LUA": str(WRK_SUMMARY)}
     done = subprocess.run(
@@ -443,10 +447,33 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def write_results(report: dict[str, Any]) -> None:
-    """Write the report to bench/results/throughput.json."""
-    RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_PATH.write_text(json.dumps(report, indent=2) + "\n")
+def results_path(model: Path) -> Path:
+    """Return where a model's report goes: throughput.json for the default bot."""
+    if model.resolve() == DEFAULT_MODEL.resolve():
+        return RESULTS_PATH
+    return RESULTS_PATH.with_name(f"throughput-{model.stem}.json")
+
+
+def write_results(report: dict[str, Any], path: Path) -> None:
+    """Write the report to bench/results/."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+
+
+def target_lines(ours: dict[str, Any], ratio: dict[str, float], args: argparse.Namespace) -> list[str]:
+    """Return a line per target given on the command line: the figure, the target, met or not."""
+    lines = []
+    if args.target_ratio is not None:
+        got = ratio["varied_requests_per_s"]
+        met = "met" if got >= args.target_ratio else "NOT met"
+        lines.append(f"ours / hello, varied messages: {got:.2f} (target >= {args.target_ratio:.2f}: {met})")
+    if args.target_pss is not None:
+        got = ours["pss_after_load_mib"]
+        met = "met" if got <= args.target_pss else "NOT met"
+        lines.append(
+            f"PSS of master + workers after load: {got:.0f} MiB (target <= {args.target_pss:.0f}: {met})"
+        )
+    return lines
 
 
 def write_words(model: Path, path: Path) -> None:
@@ -477,6 +504,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(log_dir, ignore_errors=True)
     medians = {app: summarise(rounds, app) for app in (OURS.name, HELLO.name)}
     ratio = ratios(medians[OURS.name], medians[HELLO.name])
+    path = results_path(args.model)
     write_results(
         {
             "settings": settings(args),
@@ -484,10 +512,14 @@ def main(argv: list[str] | None = None) -> int:
             "rounds": rounds,
             "medians": medians,
             "ratios": ratio,
-        }
+        },
+        path,
     )
+    print(f"model: {args.model}")
     print(markdown_table(medians, ratio))
-    print(f"\nraw rounds: {RESULTS_PATH.relative_to(REPO)}")
+    for line in target_lines(medians[OURS.name], ratio, args):
+        print(line)
+    print(f"\nraw rounds: {path.relative_to(REPO)}")
     return 0
 
 

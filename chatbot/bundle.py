@@ -87,6 +87,10 @@ class Bundle:
                 digest.update(np.ascontiguousarray(getattr(self.ngram_model, name)).tobytes())
         return digest.hexdigest()[:16]
 
+    def intents_by_tag(self) -> dict[str, Intent]:
+        """Return the intents by tag, in a new dict: the caller's own, to keep or change."""
+        return {intent.tag: intent for intent in self.intents}
+
     def layers(self) -> list[dict[str, Any]]:
         """Return the layer configs of the architecture, in order (none without an LSTM)."""
         return self.architecture["config"]["layers"] if self.architecture is not None else []

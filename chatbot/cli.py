@@ -390,7 +390,7 @@ def run_predict(args: argparse.Namespace) -> int:
         print(json.dumps(parse_result(args.text, step), indent=2, ensure_ascii=False))
         return 0
     reply = step.reply
-    for tag, confidence in reply.ranking.intents[:3]:
+    for tag, confidence in reply.ranking.label_probabilities[:3]:
         print(f"{confidence:6.3f}  {tag}")
     print(f"{'fallback' if reply.fallback else 'answer'}: {reply.response}")
     return 0

@@ -58,9 +58,9 @@ def continue_turn(
     pending: str | None = None,
 ) -> Step:
     """Apply entities and slots to the dialogue's reply to a message (see ``take_turn``)."""
-    values = slot_updates(entities, dialogue.engine.bundle.domain.slots, slots)
-    intent = dialogue.intents.get(reply.intent)
-    waiting = dialogue.intents.get(pending) if pending else None
+    values = slot_updates(entities, dialogue.bundle.domain.slots, slots)
+    intent = dialogue.intents_by_tag.get(reply.intent)
+    waiting = dialogue.intents_by_tag.get(pending) if pending else None
     if waiting is not None and _continues(waiting, reply, intent, slots or {}, values):
         log.debug("message fills a slot of waiting intent %s", waiting.tag)
         intent = waiting
@@ -87,7 +87,9 @@ def parse_result(text: str, step: Step) -> dict[str, Any]:
     return {
         "text": text,
         "intent": _intent(*reply.ranking.top),
-        "ranking": [_intent(name, confidence) for name, confidence in reply.ranking.intents[:RANKING_SIZE]],
+        "ranking": [
+            _intent(name, confidence) for name, confidence in reply.ranking.label_probabilities[:RANKING_SIZE]
+        ],
         "response": reply.response,
         "fallback": reply.fallback,
         "entities": [entity.to_dict() for entity in step.entities],

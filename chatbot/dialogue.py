@@ -17,7 +17,7 @@ from chatbot.languages import fallback_response
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Reply:
     """What the bot answers to one message, and the context the conversation moves to."""
 
@@ -70,14 +70,22 @@ class Decision:
 
 
 def decide(
-    ranking: Ranking, context: str | None, intents: Mapping[str, Intent], rule: FallbackRule
+    ranking: Ranking, context: str | None, intents_by_tag: Mapping[str, Intent], rule: FallbackRule
 ) -> Decision:
     """Apply the fallback rule: the one place that says whether a message is answered, and with what.
 
     Serving, ``evaluate`` and ``calibrate`` all call this. Never raises for any ranking.
     """
-    eligible = [(tag, score) for tag, score in ranking.intents if is_eligible(intents[tag], context)]
-    tag, confidence = eligible[0] if eligible else ranking.top
+    # The ranking is best first: the first eligible intent is the answer (150 intents: stop early).
+    eligible = next(
+        (
+            (tag, score)
+            for tag, score in ranking.label_probabilities
+            if is_eligible(intents_by_tag[tag], context)
+        ),
+        None,
+    )
+    tag, confidence = eligible or ranking.top
     score = fallback_score(confidence, ranking, rule.unknown_word_penalty)
     if not eligible:
         reason = NO_ELIGIBLE_INTENT
@@ -139,9 +147,14 @@ class Dialogue:
     def __init__(self, engine: Engine, threshold: float, rng: random.Random | None = None) -> None:
         self.engine = engine
         self.rule = FallbackRule(threshold, engine.bundle.config.unknown_word_penalty)
-        self.intents = {intent.tag: intent for intent in engine.bundle.intents}
+        self.intents_by_tag = engine.bundle.intents_by_tag()
         self.rng = rng or random.Random()
         self.extractor = engine.bundle.domain.extractor()  # compiled once per model, swapped with it
+
+    @property
+    def bundle(self) -> Bundle:
+        """Return the model this dialogue answers with: the one accessor, for the app and the rest."""
+        return self.engine.bundle
 
     @property
     def threshold(self) -> float:
@@ -158,22 +171,33 @@ class Dialogue:
 
     def answer(self, ranking: Ranking, context: str | None) -> Reply:
         """Answer with the best eligible intent, or fall back (the rule is ``decide``)."""
-        decision = decide(ranking, context, self.intents, self.rule)
+        decision = decide(ranking, context, self.intents_by_tag, self.rule)
         tag, confidence = decision.intent, decision.confidence
         if decision.fallback:
-            answer = self.intents.get(FALLBACK_TAG)
+            answer = self.intents_by_tag.get(FALLBACK_TAG)
             response = (
                 self.rng.choice(answer.responses)
                 if answer
-                else fallback_response(self.engine.bundle.config.language)
+                else fallback_response(self.bundle.config.language)
             )
             return Reply(
-                response, tag, confidence, True, context, ranking, answer.quick_replies if answer else ()
+                response=response,
+                intent=tag,
+                confidence=confidence,
+                fallback=True,
+                context=context,
+                ranking=ranking,
+                quick_replies=answer.quick_replies if answer else (),
             )
-        intent = self.intents[tag]
-        response = self.rng.choice(intent.responses)
+        intent = self.intents_by_tag[tag]
         return Reply(
-            response, tag, confidence, False, next_context(intent, context), ranking, intent.quick_replies
+            response=self.rng.choice(intent.responses),
+            intent=tag,
+            confidence=confidence,
+            fallback=False,
+            context=next_context(intent, context),
+            ranking=ranking,
+            quick_replies=intent.quick_replies,
         )
 
 

@@ -70,7 +70,7 @@ def predict(
     progress: Callable[[int], None] | None = None,
 ) -> Predictions:
     """Rank texts in batches and apply the fallback rule to each (in its context, if given)."""
-    intents = {intent.tag: intent for intent in engine.bundle.intents}
+    intents_by_tag = engine.bundle.intents_by_tag()
     rule = FallbackRule(-math.inf, engine.bundle.config.unknown_word_penalty)  # any threshold, later
     contexts = contexts if contexts is not None else [None] * len(texts)
     labels: list[str] = []
@@ -78,7 +78,7 @@ def predict(
     for start in range(0, len(texts), BATCH_SIZE):
         rankings = engine.rank_batch(texts[start : start + BATCH_SIZE])
         for ranking, context in zip(rankings, contexts[start : start + BATCH_SIZE], strict=True):
-            decision = decide(ranking, context, intents, rule)
+            decision = decide(ranking, context, intents_by_tag, rule)
             labels.append(decision.intent)
             scores.append(decision.threshold_score)
         if progress:
@@ -104,8 +104,8 @@ def predict_both(
 ) -> tuple[Predictions, Predictions, np.ndarray]:
     """Classify labelled queries (each in its intent's context) and out-of-scope ones (in none);
     also say which labelled ones get their own intent."""
-    intents = {intent.tag: intent for intent in engine.bundle.intents}
-    contexts = [intents[tag].context_filter if tag in intents else None for tag in tags]
+    intents_by_tag = engine.bundle.intents_by_tag()
+    contexts = [intents_by_tag[tag].context_filter if tag in intents_by_tag else None for tag in tags]
     in_scope = predict(engine, texts, contexts, progress)
     outside = predict(engine, out_of_scope, progress=progress)
     correct = np.array([p == t for p, t in zip(in_scope.labels, tags, strict=True)], dtype=bool)

@@ -12,13 +12,19 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import pairwise
 
 import numpy as np
 
+from chatbot.text import MAX_WORD_CHARS
+
 CHAR_NGRAMS = range(2, 6)  # character n-gram lengths
+# Words recur across messages that never do: the known character n-grams of recent words are kept.
+# An entry holds at most 4 x (MAX_WORD_CHARS + 2) columns (~1.4 KB), so a model's cache ~12 MB at most.
+WORD_CACHE_WORDS = 8192
 Document = tuple[Sequence[str], Sequence[str]]  # (words, their stems) of one text
 
 
@@ -52,26 +58,46 @@ class NgramModel:
     idf: np.ndarray  # (features,) inverse document frequency of each feature in training
     coef: np.ndarray  # (features, labels) logistic-regression weights
     intercept: np.ndarray  # (labels,)
-    _indexes: tuple[dict[str, int], dict[str, int]] = field(init=False, repr=False, compare=False)
+    _word_index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _char_index: dict[str, int] = field(init=False, repr=False, compare=False)
+    _idf: list[float] = field(init=False, repr=False, compare=False)  # Python floats: read one at a time
+    _cached_char_columns: Callable[[str], tuple[int, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         words = {feature: i for i, feature in enumerate(self.features[: self.word_features])}
         chars = {
             feature: i for i, feature in enumerate(self.features[self.word_features :], self.word_features)
         }
-        object.__setattr__(self, "_indexes", (words, chars))
+        object.__setattr__(self, "_word_index", words)
+        object.__setattr__(self, "_char_index", chars)
+        object.__setattr__(self, "_idf", self.idf.tolist())
+        object.__setattr__(self, "_cached_char_columns", lru_cache(WORD_CACHE_WORDS)(self._word_char_columns))
 
     def vectorize(self, document: Document) -> tuple[list[int], list[float]]:
         """Return the columns and TF-IDF values of a text's known features, each family unit-length."""
-        columns: list[int] = []
-        values: list[float] = []
-        for grams, index in zip(feature_families(document), self._indexes, strict=True):
-            counts = Counter(index[gram] for gram in grams if gram in index)
-            weights = [(1.0 + math.log(count)) * float(self.idf[column]) for column, count in counts.items()]
-            norm = math.sqrt(sum(weight * weight for weight in weights)) or 1.0
-            columns += counts
-            values += [weight / norm for weight in weights]
-        return columns, values
+        words, stems = document
+        word_columns = [self._word_index[gram] for gram in word_ngrams(stems) if gram in self._word_index]
+        char_columns = [column for word in words for column in self._char_columns(word)]
+        word_part, char_part = self._tfidf(word_columns), self._tfidf(char_columns)
+        return [*word_part, *char_part], [*word_part.values(), *char_part.values()]
+
+    def _char_columns(self, word: str) -> tuple[int, ...]:
+        """Return the columns of a word's known character n-grams (long words are not cached)."""
+        if len(word) > MAX_WORD_CHARS:
+            return self._word_char_columns(word)
+        return self._cached_char_columns(word)
+
+    def _word_char_columns(self, word: str) -> tuple[int, ...]:
+        return tuple(self._char_index[gram] for gram in char_ngrams([word]) if gram in self._char_index)
+
+    def _tfidf(self, columns: list[int]) -> dict[int, float]:
+        """Return the sublinear TF-IDF weight of each column, scaled to unit length."""
+        weights = {  # 1 + log(1) is 1: most n-grams occur once in a message
+            column: self._idf[column] if count == 1 else (1.0 + math.log(count)) * self._idf[column]
+            for column, count in Counter(columns).items()
+        }
+        norm = math.hypot(*weights.values()) or 1.0
+        return {column: weight / norm for column, weight in weights.items()}
 
     def predict_proba(self, documents: Sequence[Document]) -> np.ndarray:
         """Return (documents, labels) probabilities."""

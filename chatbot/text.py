@@ -6,9 +6,10 @@ French elisions such as "l'alarme" give "l", "alarme"), fold Latin accents where
 out, and stem with NLTK's Snowball stemmer where one exists. Scripts written without spaces (Thai)
 give one "word" per run of letters; the engine splits it into training words (chatbot.segment).
 
-For English, NLTKWordTokenizer needs no downloaded data (unlike ``nltk.word_tokenize``, which wants punkt).
-Its ~40 regular expressions cost about 0.1 ms a message, so plain messages take a fast path that
-gives the same tokens (a property test compares the two on generated text).
+English is split by NLTK's word tokenizer and stemmed by NLTK's Lancaster stemmer, both ported
+(chatbot/treebank.py, chatbot/lancaster.py) so that the server of an English bot never imports NLTK,
+which would bring scikit-learn and scipy. The tokenizer's ~40 regular expressions cost about 0.05 ms a message, so
+plain messages take a fast path that gives the same tokens (a property test compares the two).
 """
 
 from __future__ import annotations
@@ -19,14 +20,10 @@ from collections.abc import Callable
 from functools import lru_cache
 
 import regex
-from nltk.stem.lancaster import LancasterStemmer
-from nltk.stem.snowball import SnowballStemmer
-from nltk.tokenize.destructive import NLTKWordTokenizer
 
+from chatbot import lancaster, treebank
 from chatbot.languages import DEFAULT_LANGUAGE, LANGUAGES
 
-_tokenizer = NLTKWordTokenizer()
-_stemmer = LancasterStemmer()
 # Other languages: a word is a run of letters, combining marks and digits; any other character
 # that is neither space nor punctuation (a symbol, an emoji) is a word of its own run.
 _WORD = regex.compile(r"[\p{L}\p{M}\p{N}]+|[^\s\p{L}\p{M}\p{N}\p{P}]+")
@@ -36,7 +33,8 @@ _LATIN_ACCENTS = regex.compile(r"(?<=\p{Latin})\p{Mn}+")  # after NFD: the accen
 # tokenizer only splits off the end punctuation (which tokenize drops anyway) and the clitics...
 _PLAIN = re.compile(r"[a-z0-9' ]*[?!]*\.*")
 _CLITIC = re.compile(r"([a-z0-9]+)('s|'m|'d|'ll|'re|'ve|n't)")  # "what's" -> "what", "'s"
-# ...and these words, which it splits in two ("cannot" -> "can", "not"). Anything else goes to NLTK.
+# ...and these words, which it splits in two ("cannot" -> "can", "not"). Anything else takes the
+# whole tokenizer.
 _SPLIT_WORDS = frozenset({"cannot", "gimme", "gonna", "gotta", "lemme", "wanna"})
 # Longer words, counted after NFKC (one U+3300 becomes 4-5 letters), are kept as they are: neither
 # stemmed nor cached. No language needs longer words, and with them the stem cache's entries, and so
@@ -77,7 +75,7 @@ def split_words(text: str) -> list[str]:
         words = _split_plain(text.rstrip("?!.").split())
         if words is not None:
             return words
-    return _tokenizer.tokenize(text)
+    return treebank.tokenize(text)
 
 
 def _split_plain(words: list[str]) -> list[str] | None:
@@ -110,9 +108,13 @@ def _stem_word(token: str, language: str) -> str:
 def stemmer(language: str) -> Callable[[str], str]:
     """Return the stemming function of a language: Lancaster for English, Snowball, or none."""
     if language == DEFAULT_LANGUAGE:
-        return _stemmer.stem
+        return lancaster.stem
     snowball = LANGUAGES[language].snowball
-    return SnowballStemmer(snowball).stem if snowball else str
+    if snowball is None:
+        return str
+    from nltk.stem.snowball import SnowballStemmer  # imports all of NLTK: only for the bots that need it
+
+    return SnowballStemmer(snowball).stem
 
 
 stem.cache_clear = _stem_word.cache_clear  # type: ignore[attr-defined]  # tests time a cold cache

@@ -70,7 +70,7 @@ def test_every_endpoint_is_logged_with_its_numbers_and_redacted(dialogue: Dialog
         False,
     )
     assert hello["ranking"][0][0] == "greeting" and len(hello["ranking"]) == 3
-    assert hello["model"] == dialogue.engine.bundle.fingerprint and hello["latency_ms"] > 0
+    assert hello["model"] == dialogue.bundle.fingerprint and hello["latency_ms"] > 0
     assert by_text["mail me: [email]"]["session_id"] == "s-1"
     assert by_text["bye"]["endpoint"] == "/api/v1/parse" and by_text["bye"]["session_id"] is None
 

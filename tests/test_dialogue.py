@@ -28,7 +28,9 @@ from chatbot.engine import Ranking
 
 def ranking(*pairs: tuple[str, float], known_words: int = 2, words: int | None = None) -> Ranking:
     return Ranking(
-        intents=tuple(pairs), known_words=known_words, words=known_words if words is None else words
+        label_probabilities=tuple(pairs),
+        known_words=known_words,
+        words=known_words if words is None else words,
     )
 
 
@@ -153,7 +155,7 @@ def test_fallback_keeps_the_context(dialogue: Dialogue) -> None:
 
 def test_default_sentence_without_a_fallback_intent(engine) -> None:
     dialogue = Dialogue(engine, threshold=0.5, rng=random.Random(0))
-    dialogue.intents.pop("fallback")
+    dialogue.intents_by_tag.pop("fallback")
     assert answer(dialogue, ("greeting", 0.1)).response == DEFAULT_FALLBACK_RESPONSE
 
 
@@ -169,10 +171,12 @@ def test_trained_bot_answers_and_follows_context(dialogue: Dialogue) -> None:
 def test_reply_offers_the_answering_intents_quick_replies(dialogue: Dialogue) -> None:
     import dataclasses
 
-    dialogue.intents["greeting"] = dataclasses.replace(
-        dialogue.intents["greeting"], quick_replies=("Shipping",)
+    dialogue.intents_by_tag["greeting"] = dataclasses.replace(
+        dialogue.intents_by_tag["greeting"], quick_replies=("Shipping",)
     )
-    dialogue.intents["fallback"] = dataclasses.replace(dialogue.intents["fallback"], quick_replies=("Help",))
+    dialogue.intents_by_tag["fallback"] = dataclasses.replace(
+        dialogue.intents_by_tag["fallback"], quick_replies=("Help",)
+    )
     assert answer(dialogue, ("greeting", 0.9)).quick_replies == ("Shipping",)
     assert answer(dialogue, ("greeting", 0.1)).quick_replies == ("Help",)
     assert answer(dialogue, ("goodbye", 0.9)).quick_replies == ()

@@ -58,13 +58,15 @@ def build(kind: str, config: ModelConfig, vocabulary_size: int, labels: int):
 
     if kind == "trainer":
         return build_model(vocabulary_size, labels, config)
-    if kind == "ensemble":
+    if kind in ("ensemble", "mixed_ensemble"):
         from chatbot.model import average_models
 
         members = []
         for seed in range(3):
             keras.utils.set_random_seed(config.seed + seed)
-            members.append(build_model(vocabulary_size, labels, config))
+            # Members of different widths cannot be stacked into one array: they run one by one.
+            units = config.lstm_units + (seed if kind == "mixed_ensemble" else 0)
+            members.append(build_model(vocabulary_size, labels, config.replace(lstm_units=units)))
         return average_models(members)
     keras.utils.set_random_seed(config.seed)
     inputs = keras.Input(shape=(config.max_length,), dtype="int32")
@@ -104,6 +106,7 @@ def build(kind: str, config: ModelConfig, vocabulary_size: int, labels: int):
             60,
             5,
         ),
+        ("mixed_ensemble", ModelConfig(embedding_dim=8, lstm_units=4, max_length=8, seed=7), 60, 5),
         (
             "stacked",
             ModelConfig(embedding_dim=12, lstm_units=6, dense_units=10, max_length=15, seed=4),
@@ -124,10 +127,10 @@ def test_numpy_matches_keras(kind: str, config: ModelConfig, vocabulary_size: in
 
 def test_rank_orders_all_labels(engine: Engine) -> None:
     ranking = engine.rank("hello there")
-    scores = [score for _, score in ranking.intents]
+    scores = [score for _, score in ranking.label_probabilities]
     assert ranking.top[0] == "greeting"
-    assert sorted(ranking.intents, key=lambda item: -item[1]) == list(ranking.intents)
-    assert {name for name, _ in ranking.intents} == set(engine.labels)
+    assert sorted(ranking.label_probabilities, key=lambda item: -item[1]) == list(ranking.label_probabilities)
+    assert {name for name, _ in ranking.label_probabilities} == set(engine.labels)
     assert sum(scores) == pytest.approx(1.0, abs=1e-5)
     assert ranking.known_words == 2
 
@@ -136,8 +139,12 @@ def test_rank_batch_equals_single(engine: Engine) -> None:
     texts = ["bye", "where is my order", "", "zzz qqq"]
     for text, ranking in zip(texts, engine.rank_batch(texts), strict=True):
         single = engine.rank(text)
-        assert [name for name, _ in ranking.intents] == [name for name, _ in single.intents]
-        assert np.allclose([s for _, s in ranking.intents], [s for _, s in single.intents], atol=1e-6)
+        assert [name for name, _ in ranking.label_probabilities] == [
+            name for name, _ in single.label_probabilities
+        ]
+        assert np.allclose(
+            [s for _, s in ranking.label_probabilities], [s for _, s in single.label_probabilities], atol=1e-6
+        )
 
 
 def test_unknown_words_are_counted(engine: Engine) -> None:
@@ -180,8 +187,12 @@ def test_keras_backend_gives_the_same_rankings(tiny_bundle: Bundle) -> None:
     keras_engine = Engine.from_bundle(tiny_bundle, "keras")
     texts = ["hello", "where is my order", "", "zzz", "the number is 42 and more words than seen"]
     for ours, theirs in zip(numpy_engine.rank_batch(texts), keras_engine.rank_batch(texts), strict=True):
-        assert [name for name, _ in ours.intents] == [name for name, _ in theirs.intents]
-        assert np.allclose([s for _, s in ours.intents], [s for _, s in theirs.intents], atol=1e-5)
+        assert [name for name, _ in ours.label_probabilities] == [
+            name for name, _ in theirs.label_probabilities
+        ]
+        assert np.allclose(
+            [s for _, s in ours.label_probabilities], [s for _, s in theirs.label_probabilities], atol=1e-5
+        )
 
 
 def test_unknown_backend_is_refused(tiny_bundle: Bundle) -> None:

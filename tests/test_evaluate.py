@@ -73,7 +73,7 @@ def test_serving_evaluate_and_calibrate_apply_one_rule(tiny_bundle) -> None:
     from chatbot.evaluate import predict_both, split_fallback_queries
 
     engine = Engine.from_bundle(tiny_bundle)
-    intents = {intent.tag: intent for intent in tiny_bundle.intents}
+    intents_by_tag = tiny_bundle.intents_by_tag()
     texts = ["hello", "where is my order", "number 777", "it is 4242", "bye bye", "qqq zzz", "hi order"]
     tags = ["greeting", "order", "order_number", "order_number", "goodbye", "greeting", "greeting"]
     out_of_scope = ["what is the weather", "zzz", "play some music"]
@@ -82,7 +82,8 @@ def test_serving_evaluate_and_calibrate_apply_one_rule(tiny_bundle) -> None:
     for threshold in [0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 0.95]:
         dialogue = Dialogue(engine, threshold)
         served = [
-            dialogue.reply(text, intents[tag].context_filter) for text, tag in zip(texts, tags, strict=True)
+            dialogue.reply(text, intents_by_tag[tag].context_filter)
+            for text, tag in zip(texts, tags, strict=True)
         ]
         served_outside = [dialogue.reply(text) for text in out_of_scope]
         report = evaluate(engine, texts, tags, out_of_scope, threshold)["overall"]

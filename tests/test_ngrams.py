@@ -53,3 +53,22 @@ def test_one_label_is_always_certain() -> None:
     examples = make_examples(INTENTS[:1], ["shipping"])
     model = fit_ngram_model(examples, 1, ModelConfig())
     assert model.predict_proba([(["anything"], ["anyth"])]).tolist() == [[1.0]]
+
+
+def test_the_word_cache_gives_the_same_vectors_and_stays_bounded() -> None:
+    from chatbot import ngrams
+    from chatbot.text import MAX_WORD_CHARS
+    from chatbot.train import fit_ngram_model, make_examples
+
+    labels = [intent.tag for intent in INTENTS]
+    model = fit_ngram_model(make_examples(INTENTS, labels), len(labels), ModelConfig())
+    document = (
+        ["shipping", "refund", "x" * (MAX_WORD_CHARS + 1)],
+        ["ship", "refund", "x" * (MAX_WORD_CHARS + 1)],
+    )
+    first, again = model.vectorize(document), model.vectorize(document)
+    assert first == again and first[0]  # the cached words give what the uncached ones gave
+    assert model._cached_char_columns.cache_info().currsize == 2  # the over-long word is not kept
+    for number in range(ngrams.WORD_CACHE_WORDS + 100):
+        model.vectorize(([f"word{number}"], [f"word{number}"]))
+    assert model._cached_char_columns.cache_info().currsize == ngrams.WORD_CACHE_WORDS

@@ -53,10 +53,12 @@ def test_stem_is_cached() -> None:
 
 
 def nltk_tokens(text: str) -> list[str]:
-    """Tokenise with NLTK's full regular expressions, as the slow path does."""
-    from chatbot.text import _is_punctuation, _tokenizer
+    """Tokenise with NLTK's own tokenizer, which chatbot/treebank.py ports."""
+    from nltk.tokenize.destructive import NLTKWordTokenizer
 
-    return [token for token in _tokenizer.tokenize(text) if not _is_punctuation(token)]
+    from chatbot.text import _is_punctuation
+
+    return [token for token in NLTKWordTokenizer().tokenize(text) if not _is_punctuation(token)]
 
 
 def words_of(text: str) -> list[str]:
@@ -270,3 +272,72 @@ def test_any_text_in_any_language_tokenizes_in_time_bounded_by_its_length(text: 
     assert time.perf_counter() - started <= SECONDS_BASE + SECONDS_PER_CHAR * len(text)
     assert all(isinstance(token, str) and token for token in tokens)
     assert tokenize(text, language) == tokens
+
+
+# Every character class the tokenizer's rules treat apart: quotes of every kind, brackets, dashes,
+# clitics, the punctuation it splits off, digits, spaces of every kind and a few letters.
+TOKENIZER_ALPHABET = (
+    "ab'\"`-.,;:!?()[]{}<>\u00ab\u00bb\u201c\u201d\u2018\u2019\u201e*@#$%&\u2013\u2014 \t\n07\u00e9\u00df"
+)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet=TOKENIZER_ALPHABET, max_size=30) | st.text(max_size=30))
+def test_ported_tokenizer_matches_nltk(text: str) -> None:
+    from nltk.tokenize.destructive import NLTKWordTokenizer
+
+    from chatbot import treebank
+
+    assert treebank.tokenize(text) == NLTKWordTokenizer().tokenize(text)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz\u00e91'-", max_size=16) | st.text(max_size=16))
+def test_ported_stemmer_matches_nltk(word: str) -> None:
+    from nltk.stem.lancaster import LancasterStemmer
+
+    from chatbot import lancaster
+
+    assert lancaster.stem(word) == LancasterStemmer().stem(word)
+
+
+def test_ported_stemmer_matches_nltk_on_every_word_the_benchmarks_use() -> None:
+    from nltk.stem.lancaster import LancasterStemmer
+
+    from chatbot import lancaster
+    from chatbot.data import load_intents
+    from tests.conftest import DEFAULT_INTENTS, ROOT
+
+    paraphrases = ROOT / "bench" / "data" / "default_bot_paraphrases.intents.json"
+    texts = [
+        pattern
+        for path in (DEFAULT_INTENTS, paraphrases)
+        for i in load_intents(path)
+        for pattern in i.patterns
+    ]
+    texts += (ROOT / "chatbot" / "resources" / "off_topic.txt").read_text().splitlines()
+    vocabulary = {word for text in texts for word in re.findall(r"[\w']+", normalize(text))}
+    assert len(vocabulary) > 500
+    nltk_stemmer = LancasterStemmer()
+    assert {word: lancaster.stem(word) for word in vocabulary} == {
+        word: nltk_stemmer.stem(word) for word in vocabulary
+    }
+
+
+def test_serving_an_english_bot_imports_neither_nltk_nor_scikit_learn(tiny_model_path: Path) -> None:
+    """NLTK's package import brings scikit-learn and scipy: about 100 MB and seconds per server."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    script = (
+        "import sys; from app import create_app; create_app(); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'nltk', 'sklearn', 'scipy', 'tensorflow'}))"
+    )
+    env = {"CHATBOT_MODEL": str(tiny_model_path), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -77,7 +77,9 @@ def test_large_ensemble_trains_with_a_validation_set_and_serves_in_numpy(tiny_in
     numpy_rankings = Engine.from_bundle(bundle).rank_batch(texts)
     keras_rankings = Engine.from_bundle(bundle, "keras").rank_batch(texts)
     for ours, theirs in zip(numpy_rankings, keras_rankings, strict=True):
-        assert np.allclose([s for _, s in ours.intents], [s for _, s in theirs.intents], atol=1e-5)
+        assert np.allclose(
+            [s for _, s in ours.label_probabilities], [s for _, s in theirs.label_probabilities], atol=1e-5
+        )
 
 
 @pytest.mark.slow
