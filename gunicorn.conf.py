@@ -75,14 +75,15 @@ keepalive = 5  # the gevent worker also drops a connection whose request line an
 preload_app = True  # load the model once in the master; forked workers share its memory
 accesslog = "-"
 errorlog = "-"
-loglevel = "info"
+loglevel = _settings["log_level"]
 # The app's and the core's log lines (session store outages, model reloads) go to stderr in
-# gunicorn's format. gunicorn's own loggers are left out here, so they keep their handlers.
+# gunicorn's format, at gunicorn's level. gunicorn's own loggers are left out here, so they keep
+# their handlers.
 logconfig_dict = {
     "root": {"level": "WARNING", "handlers": ["error_console"]},
     "loggers": {
-        "app": {"level": "INFO", "handlers": ["error_console"], "propagate": False},
-        "chatbot": {"level": "INFO", "handlers": ["error_console"], "propagate": False},
+        "app": {"level": loglevel.upper(), "handlers": ["error_console"], "propagate": False},
+        "chatbot": {"level": loglevel.upper(), "handlers": ["error_console"], "propagate": False},
     },
 }
 wsgi_app = "app:create_app_or_exit()"  # a bad model: one line and exit status 2

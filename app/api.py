@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
@@ -12,11 +11,10 @@ from app.conversation import converse
 from app.convlog import log_replies
 from app.metrics import observe_replies
 from app.payload import field, message_text, message_texts, read_json_object, read_legacy_data, session_id
-from chatbot.conversation import Step, continue_turn, take_turn
+from chatbot.conversation import Step, continue_turn, parse_result, take_turn
 
 bp = Blueprint("api", __name__)
 
-RANKING_SIZE = 5
 MAX_BATCH = 256
 # Characters of a batch once normalised: the work of one request (its worst case is measured by
 # tests/test_api.py), so that a few batches cannot starve every chat (256 texts of 39 characters).
@@ -71,27 +69,8 @@ def answer(text: str) -> Step:
     return step
 
 
-def parse_result(text: str, step: Step) -> dict[str, Any]:
-    """Describe what the classifier saw in a text and what the bot would answer with no context."""
-    reply = step.reply
-    return {
-        "text": text,
-        "intent": _intent(*reply.ranking.top),
-        "ranking": [
-            _intent(name, confidence) for name, confidence in reply.ranking.label_probabilities[:RANKING_SIZE]
-        ],
-        "response": reply.response,
-        "fallback": reply.fallback,
-        "entities": [entity.to_dict() for entity in step.entities],
-    }
-
-
 def wants_json() -> bool:
     """Say whether the client prefers JSON to plain text (most send ``*/*``: plain text)."""
     if "json" not in request.headers.get("Accept", ""):
         return False  # skips parsing the Accept header on the common path
     return request.accept_mimetypes.best_match(["text/plain", "application/json"]) == "application/json"
-
-
-def _intent(name: str, confidence: float) -> dict[str, Any]:
-    return {"name": name, "confidence": round(confidence, 6)}

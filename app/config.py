@@ -18,6 +18,7 @@ from chatbot.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH, ENGINES
 T = TypeVar("T")
 MIN_TOKEN_CHARS = 16
 DEFAULT_RATE_LIMIT = "60/minute"
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")  # gunicorn's names
 DEFAULT_SESSION_MEMORY_BYTES = 64 * 2**20  # in-memory sessions per worker: fits the 512 Mi of deploy/k8s
 DEFAULT_ACTION_ALLOWLIST = ("http://127.0.0.1:8081/",)  # deploy/orders, beside the bot
 # A CSP frame-ancestors source: a keyword, a scheme, or a host with optional scheme, wildcard and port.
@@ -74,6 +75,7 @@ def server_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         "worker_connections": _read(environ, "CHATBOT_WORKER_CONNECTIONS", _positive_int, 1000),
         "timeout": _read(environ, "CHATBOT_WORKER_TIMEOUT", _positive_int, 30),
         "metrics_dir": environ.get("PROMETHEUS_MULTIPROC_DIR") or None,  # None: a temporary one
+        "log_level": _read(environ, "CHATBOT_LOG_LEVEL", _log_level, "info"),  # `chatbot -v/-q serve` sets it
     }
 
 
@@ -115,6 +117,12 @@ def _database_url(raw: str) -> str:
     if not raw.startswith(("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")):
         raise ValueError("must start with sqlite:///, postgresql:// or postgresql+psycopg://")
     return raw
+
+
+def _log_level(raw: str) -> str:
+    if raw.lower() not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+    return raw.lower()
 
 
 def _engine(raw: str) -> str:

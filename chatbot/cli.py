@@ -1,9 +1,15 @@
-"""Command-line interface: ``chatbot train | validate | evaluate | predict | chat | serve | review``."""
+"""Command-line interface: ``chatbot train | validate | evaluate | predict | chat | serve | review``.
+
+Conventions shared by every command: results go to stdout, progress and diagnostics are log
+records on stderr (``-v`` shows more, ``-q`` less), and an error is one line on stderr with a
+non-zero exit status.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -13,11 +19,12 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 from tqdm import tqdm
 
+import chatbot
 from chatbot import review
 from chatbot.bundle import Bundle
 from chatbot.compare import compare_reports, format_comparison, gate_failures
 from chatbot.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH
-from chatbot.conversation import take_turn
+from chatbot.conversation import parse_result, take_turn
 from chatbot.conversations import ConversationStore, default_database_url
 from chatbot.data import load_domain, load_intents, load_language, load_widget_strings
 from chatbot.dialogue import load_dialogue
@@ -25,17 +32,29 @@ from chatbot.engine import Engine
 from chatbot.errors import ChatbotError, EditError
 from chatbot.evaluate import calibrate, evaluate, labelled_examples, load_out_of_scope
 from chatbot.review import DEFAULT_BELOW, DEFAULT_DAYS
-from chatbot.validate import ERROR, Finding, findings_json, has_failures, run_checks, validate_file
+from chatbot.validate import ERROR, findings_json, has_failures, run_checks, validate_file
+
+log = logging.getLogger(__name__)
 
 EXIT_USER_ERROR = 2
 EXIT_FAILED_CHECK = 1  # validation errors, or a model under the --fail-under / --max-drop gates
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Log levels by verbosity (-v minus -q): the core's loggers, then everyone else's (TensorFlow,
+# matplotlib...), which stay at INFO under one -v so that their debug chatter needs -vv.
+LOG_LEVELS = {
+    -2: (logging.ERROR, logging.ERROR),
+    -1: (logging.WARNING, logging.WARNING),
+    0: (logging.INFO, logging.INFO),
+    1: (logging.DEBUG, logging.INFO),
+    2: (logging.DEBUG, logging.DEBUG),
+}
+GUNICORN_LOG_LEVELS = {-2: "error", -1: "warning", 0: "info", 1: "debug", 2: "debug"}  # for `serve`
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command and return its exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    configure_logging(verbosity(args))
     try:
         return args.command(args)
     except ChatbotError as exc:
@@ -43,12 +62,56 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER_ERROR
 
 
+def verbosity(args: argparse.Namespace) -> int:
+    """Return -v minus -q, however they were placed, within the range LOG_LEVELS knows."""
+    level = (
+        args.verbose + getattr(args, "command_verbose", 0) - args.quiet - getattr(args, "command_quiet", 0)
+    )
+    return max(min(level, max(LOG_LEVELS)), min(LOG_LEVELS))
+
+
+def configure_logging(level: int) -> None:
+    """Send log records to stderr, one message a line, at the level the verbosity asks for."""
+    core_level, other_level = LOG_LEVELS[level]
+    logging.basicConfig(format="%(message)s", stream=sys.stderr)
+    logging.getLogger().setLevel(other_level)  # basicConfig sets it only the first time
+    logging.getLogger("chatbot").setLevel(core_level)
+
+
+def verbosity_options(dest_prefix: str = "") -> argparse.ArgumentParser:
+    """Return the -v/-q options, to accept them before the command and after it alike."""
+    options = argparse.ArgumentParser(add_help=False)
+    default = argparse.SUPPRESS if dest_prefix else 0  # after the command: absent unless given
+    group = options.add_mutually_exclusive_group()
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        dest=f"{dest_prefix}verbose",
+        default=default,
+        help="log more: the numbers behind each decision (-vv: other libraries' debug lines too)",
+    )
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        dest=f"{dest_prefix}quiet",
+        default=default,
+        help="log only warnings and errors (-qq: errors only); results still go to stdout",
+    )
+    return options
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Describe the commands and their options."""
-    parser = argparse.ArgumentParser(prog="chatbot", description="Train and serve an intent chatbot.")
+    parser = argparse.ArgumentParser(
+        prog="chatbot", description="Train and serve an intent chatbot.", parents=[verbosity_options()]
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {chatbot.__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
+    add_command = functools.partial(commands.add_parser, parents=[verbosity_options("command_")])
 
-    train = commands.add_parser("train", help="train a model from an intents file")
+    train = add_command("train", help="train a model from an intents file")
     train.add_argument("--data", type=Path, default=DEFAULT_DATA_PATH, help="intents file (%(default)s)")
     train.add_argument(
         "--out", type=Path, default=DEFAULT_MODEL_PATH, help="model file to write (%(default)s)"
@@ -64,18 +127,21 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, help="random seed")
     train.set_defaults(command=run_train)
 
-    validate = commands.add_parser("validate", help="check an intents file for problems before training")
+    validate = add_command("validate", help="check an intents file for problems before training")
     validate.add_argument("--data", type=Path, default=DEFAULT_DATA_PATH, help="intents file (%(default)s)")
     validate.add_argument("--strict", action="store_true", help="fail on warnings too")
     validate.add_argument("--json", action="store_true", help="print the findings as JSON")
     validate.set_defaults(command=run_validate)
 
-    predict = commands.add_parser("predict", help="classify one message")
+    predict = add_command("predict", help="classify one message")
     predict.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="model file (%(default)s)")
     predict.add_argument("text", help="the message")
+    predict.add_argument(
+        "--json", action="store_true", help="print the parse result as JSON, as POST /api/v1/parse does"
+    )
     predict.set_defaults(command=run_predict)
 
-    evaluate = commands.add_parser("evaluate", help="measure a model on labelled and out-of-scope queries")
+    evaluate = add_command("evaluate", help="measure a model on labelled and out-of-scope queries")
     evaluate.add_argument("--data", type=Path, required=True, help="intents file with the test queries")
     evaluate.add_argument("--oos", type=Path, help="out-of-scope queries, one a line")
     evaluate.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="model file (%(default)s)")
@@ -90,11 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.set_defaults(command=run_evaluate)
 
-    chat = commands.add_parser("chat", help="chat with the bot in the terminal")
+    chat = add_command("chat", help="chat with the bot in the terminal")
     chat.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="model file (%(default)s)")
     chat.set_defaults(command=run_chat)
 
-    review = commands.add_parser("review", help="review what the bot failed to answer, and teach it")
+    review = add_command("review", help="review what the bot failed to answer, and teach it")
     review.add_argument(
         "--database",
         default=os.environ.get("CHATBOT_DATABASE_URL") or None,
@@ -122,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--phrase", help="with an action: the phrase to write instead of the group's text")
     review.set_defaults(command=run_review)
 
-    serve = commands.add_parser("serve", help="serve the HTTP API with gunicorn")
+    serve = add_command("serve", help="serve the HTTP API with gunicorn")
     serve.add_argument(
         "--model", type=Path, help="model file (default: $CHATBOT_MODEL or models/chatbot_model.h5)"
     )
@@ -137,7 +203,10 @@ def run_train(args: argparse.Namespace) -> int:
 
     # Read every input before the slow TensorFlow import, so that bad data fails at once.
     intents = load_intents(args.data)
-    if print_findings(run_checks(intents)):
+    findings = run_checks(intents)
+    for finding in findings:  # diagnostics here: `chatbot validate` prints them as its result
+        log.log(logging.ERROR if finding.severity == ERROR else logging.WARNING, "%s", finding)
+    if has_failures(findings):
         print(f"error: fix {args.data} first (chatbot validate --data {args.data})", file=sys.stderr)
         return EXIT_FAILED_CHECK
     domain = load_domain(args.data)
@@ -184,20 +253,20 @@ def run_evaluate(args: argparse.Namespace) -> int:
     engine = Engine.from_bundle(Bundle.load(args.model))
     texts, tags = labelled_examples(load_intents(args.data))
     out_of_scope = load_out_of_scope(args.oos) if args.oos else []
-    with tqdm(total=len(texts) + len(out_of_scope), desc="evaluating", disable=None) as bar:
+    quiet = not log.isEnabledFor(logging.INFO)  # no progress bar under -q; none off a terminal either
+    with tqdm(
+        total=len(texts) + len(out_of_scope), desc="evaluating", disable=True if quiet else None
+    ) as bar:
         report = evaluate(engine, texts, tags, out_of_scope, args.threshold, bar.update)
     args.out.mkdir(parents=True, exist_ok=True)
-    summary = {key: report[key] for key in ("metadata", "overall", "confused_pairs")}
+    summary = {key: report[key] for key in ("metadata", "overall", "confused_pairs", "confusion_matrix")}
     for name, value in (
         ("report", summary),
         ("intent_report", report["per_intent"]),
         ("errors", report["errors"]),
     ):
         (args.out / f"{name}.json").write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
-    predictions = report["predictions"]
-    plots.confusion_matrix(
-        predictions["expected"], predictions["predicted"], args.out / "confusion_matrix.png"
-    )
+    plots.confusion_matrix(report["confusion_matrix"], args.out / "confusion_matrix.png")
     plots.confidence_histogram(
         report["confidences"], report["overall"]["threshold"], args.out / "confidence_histogram.png"
     )
@@ -224,17 +293,11 @@ def run_validate(args: argparse.Namespace) -> int:
     if args.json:
         print(findings_json(findings))
     else:
-        print_findings(findings, sys.stdout)
+        for finding in findings:
+            print(finding)
         errors = sum(finding.severity == ERROR for finding in findings)
         print(f"{args.data}: {errors} errors, {len(findings) - errors} warnings")
     return EXIT_FAILED_CHECK if has_failures(findings, args.strict) else 0
-
-
-def print_findings(findings: list[Finding], stream=sys.stderr) -> bool:
-    """Print findings one a line; return whether any is an error."""
-    for finding in findings:
-        print(finding, file=stream)
-    return has_failures(findings)
 
 
 def format_summary(report: dict) -> str:
@@ -249,6 +312,7 @@ def format_summary(report: dict) -> str:
     ]
     if "out_of_scope_recall" in overall:
         lines.append(f"{'out-of-scope recall':<34}{overall['out_of_scope_recall']:>10.2%}")
+        lines.append(f"{'accuracy, out-of-scope a class':<34}{overall['accuracy']:>10.2%}")
     weakest = sorted(report["per_intent"].items(), key=lambda item: item[1]["f1"])[:5]
     lines += ["", "weakest intents          precision  recall      f1"]
     lines += [f"{tag:<24}{m['precision']:>10.2f}{m['recall']:>8.2f}{m['f1']:>8.2f}" for tag, m in weakest]
@@ -320,8 +384,12 @@ def format_stats(figures: dict) -> str:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    """Print the top intents and the answer for one message."""
-    reply = take_turn(load_dialogue(args.model), args.text).reply
+    """Print the top intents and the answer for one message (or all of it as JSON)."""
+    step = take_turn(load_dialogue(args.model), args.text)
+    if args.json:
+        print(json.dumps(parse_result(args.text, step), indent=2, ensure_ascii=False))
+        return 0
+    reply = step.reply
     for tag, confidence in reply.ranking.label_probabilities[:3]:
         print(f"{confidence:6.3f}  {tag}")
     print(f"{'fallback' if reply.fallback else 'answer'}: {reply.response}")
@@ -353,6 +421,8 @@ def run_serve(args: argparse.Namespace) -> int:
         os.environ["CHATBOT_MODEL"] = str(args.model)
     if args.port:
         os.environ["PORT"] = str(args.port)
+    if level := verbosity(args):  # without -v/-q, $CHATBOT_LOG_LEVEL or gunicorn.conf.py decides
+        os.environ["CHATBOT_LOG_LEVEL"] = GUNICORN_LOG_LEVELS[level]
     config = PROJECT_ROOT / "gunicorn.conf.py"
     os.execvp(
         sys.executable,

@@ -1,9 +1,10 @@
 """Compare two models' evaluation reports before deploying: ``chatbot evaluate --compare OLD.h5``.
 
 Built on the report dicts of ``chatbot.evaluate.evaluate``, run on the same queries for both models.
-"Accuracy" here counts out-of-scope as a class, as calibration does: an in-scope query is right when
-it is answered with its intent, an out-of-scope one when the bot falls back. The gates
-(``--fail-under``, ``--max-drop``) turn the comparison into an exit status for CI.
+"Accuracy" (the report's ``overall.accuracy``) counts out-of-scope as a class, as calibration does:
+an in-scope query is right when it is answered with its intent, an out-of-scope one when the bot
+falls back. The gates (``--fail-under``, ``--max-drop``) turn the comparison into an exit status
+for CI.
 """
 
 from __future__ import annotations
@@ -21,17 +22,6 @@ HEADLINE_METRICS = (
     "in_scope_fallback_rate",
     "threshold",
 )
-
-
-def accuracy(report: dict[str, Any]) -> float:
-    """Return the share of all queries answered right, out-of-scope ones counting as a class."""
-    in_scope = report["metadata"]["in_scope_queries"]
-    outside = report["metadata"]["out_of_scope_queries"]
-    overall = report["overall"]
-    right = (
-        overall["in_scope_accuracy_at_threshold"] * in_scope + overall.get("out_of_scope_recall", 0) * outside
-    )
-    return right / (in_scope + outside) if in_scope + outside else 0.0
 
 
 def answers(
@@ -62,7 +52,8 @@ def compare_reports(
     figures = {
         name: {"old": old_value, "new": new_value, "change": new_value - old_value}
         for name in HEADLINE_METRICS
-        if (old_value := _figure(old, name)) is not None and (new_value := _figure(new, name)) is not None
+        if (old_value := old["overall"].get(name)) is not None
+        and (new_value := new["overall"].get(name)) is not None
     }
     per_intent = []
     for intent in sorted(set(old["per_intent"]) | set(new["per_intent"])):
@@ -89,10 +80,6 @@ def compare_reports(
     }
 
 
-def _figure(report: dict[str, Any], name: str) -> float | None:
-    return accuracy(report) if name == "accuracy" else report["overall"].get(name)
-
-
 def gate_failures(
     new: dict[str, Any], old: dict[str, Any] | None, fail_under: float | None, max_drop: float | None
 ) -> list[str]:
@@ -102,13 +89,13 @@ def gate_failures(
     ``max_drop`` the most accuracy it may lose against the old model, in percentage points.
     """
     failures = []
-    new_accuracy = accuracy(new)
+    new_accuracy = new["overall"]["accuracy"]
     if fail_under is not None:
         floor = fail_under / 100 if fail_under > 1 else fail_under
         if new_accuracy < floor:
             failures.append(f"accuracy {new_accuracy:.2%} is under --fail-under {floor:.2%}")
     if max_drop is not None and old is not None:
-        drop = (accuracy(old) - new_accuracy) * 100
+        drop = (old["overall"]["accuracy"] - new_accuracy) * 100
         if drop > max_drop:
             failures.append(f"accuracy dropped {drop:.2f} points, more than --max-drop {max_drop:g}")
     return failures

@@ -13,6 +13,7 @@ import dataclasses
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from chatbot.actions import Action
 from chatbot.data import Intent
@@ -21,6 +22,8 @@ from chatbot.entities import Entity
 from chatbot.slots import missing_slots, render, slot_updates
 
 log = logging.getLogger(__name__)
+
+RANKING_SIZE = 5  # intents listed in a parse result
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,26 @@ def continue_turn(
         question = dataclasses.replace(reply, response=render(missing[0].question, values), quick_replies=())
         return Step(question, entities, values, intent.tag)
     return Step(_rendered(reply, values), entities, values, None, intent.action, intent.handoff)
+
+
+def parse_result(text: str, step: Step) -> dict[str, Any]:
+    """Describe what the classifier saw in a text and what the bot answers: ``/api/v1/parse``'s
+    body and ``chatbot predict --json``'s output."""
+    reply = step.reply
+    return {
+        "text": text,
+        "intent": _intent(*reply.ranking.top),
+        "ranking": [
+            _intent(name, confidence) for name, confidence in reply.ranking.label_probabilities[:RANKING_SIZE]
+        ],
+        "response": reply.response,
+        "fallback": reply.fallback,
+        "entities": [entity.to_dict() for entity in step.entities],
+    }
+
+
+def _intent(name: str, confidence: float) -> dict[str, Any]:
+    return {"name": name, "confidence": round(confidence, 6)}
 
 
 def _continues(

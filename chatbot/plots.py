@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,18 +27,10 @@ def training_curves(history: dict[str, list[float]], path: Path) -> Path:
     return _save(figure, path)
 
 
-def confusion_matrix(
-    y_true: Sequence[str], y_pred: Sequence[str], path: Path, most_confused: int = 20
-) -> Path:
-    """Plot the confusion matrix restricted to the intents involved in the most mistakes."""
-    mistakes = Counter(t for t, p in zip(y_true, y_pred, strict=True) if t != p)
-    mistakes.update(p for t, p in zip(y_true, y_pred, strict=True) if t != p)
-    labels = sorted(label for label, _ in mistakes.most_common(most_confused)) or sorted(set(y_true))[:1]
-    index = {label: i for i, label in enumerate(labels)}
-    counts = np.zeros((len(labels), len(labels)), dtype=int)
-    for t, p in zip(y_true, y_pred, strict=True):
-        if t in index and p in index:
-            counts[index[t], index[p]] += 1
+def confusion_matrix(matrix: dict[str, list], path: Path) -> Path:
+    """Plot a confusion matrix: ``labels`` and ``counts`` (rows expected), as ``evaluate`` reports it."""
+    labels = matrix["labels"]
+    counts = np.array(matrix["counts"], dtype=int).reshape(len(labels), len(labels))
     size = max(6, 0.45 * len(labels))
     figure, axis = plt.subplots(figsize=(size + 2, size))
     image = axis.imshow(counts, cmap="Blues")

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
-from chatbot.cli import build_parser
-from tests.conftest import run_cli
+import chatbot
+from chatbot.cli import build_parser, run_serve, verbosity
+from tests.conftest import ROOT, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -28,10 +35,11 @@ def test_predict(tiny_model_path) -> None:
     assert result.returncode == 0
     assert result.stdout.splitlines()[0].endswith("goodbye")
     assert result.stdout.splitlines()[-1] in {"answer: Bye!", "answer: See you."}
+    assert "loaded model" in result.stderr  # progress is logged at INFO by default
 
 
 def test_predict_with_a_missing_model(tmp_path) -> None:
-    result = run_cli("predict", "--model", str(tmp_path / "none.h5"), "hi")
+    result = run_cli("-qq", "predict", "--model", str(tmp_path / "none.h5"), "hi")  # errors show anyway
     assert result.returncode == 2
     assert "model file not found" in result.stderr and "Traceback" not in result.stderr
 
@@ -48,3 +56,78 @@ def test_chat_keeps_context(tiny_model_path) -> None:
 def test_serve_is_a_command() -> None:
     args = build_parser().parse_args(["serve", "--port", "5099"])
     assert args.port == 5099 and args.command.__name__ == "run_serve"
+
+
+def test_version_is_the_installed_package_version_and_the_one_served(client) -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"chatbot {chatbot.__version__}\n"
+    assert importlib.metadata.version("chatbot") == chatbot.__version__  # pyproject reads it
+    assert client.get("/version").get_json()["version"] == chatbot.__version__
+
+
+def test_predict_json_is_the_parse_result_of_the_api(tiny_model_path, client) -> None:
+    result = run_cli("predict", "--model", str(tiny_model_path), "--json", "see you later")
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    served = client.post("/api/v1/parse", json={"text": "see you later"}).get_json()
+    assert printed["intent"]["name"] == "goodbye" and printed["fallback"] is False
+    assert printed["response"] in {"Bye!", "See you."}
+    assert {**printed, "response": None} == {**served, "response": None}  # the answer is drawn at random
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["predict", "hi"], 0),
+        (["-q", "predict", "hi"], -1),
+        (["predict", "-qq", "hi"], -2),
+        (["-v", "predict", "-v", "hi"], 2),
+        (["-vvv", "predict", "hi"], 2),  # as verbose as it gets
+        (["-v", "predict", "-q", "hi"], 0),
+    ],
+)
+def test_verbosity_counts_the_flags_before_and_after_the_command(argv: list[str], expected: int) -> None:
+    assert verbosity(build_parser().parse_args(argv)) == expected
+
+
+def test_quiet_and_verbose_together_are_refused(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_status:
+        build_parser().parse_args(["-v", "-q", "predict", "hi"])
+    assert exit_status.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+def test_quiet_keeps_the_result_and_drops_the_progress(tiny_model_path) -> None:
+    result = run_cli("predict", "--model", str(tiny_model_path), "-q", "see you later")
+    assert result.returncode == 0
+    assert result.stderr == ""
+    assert result.stdout.splitlines()[0].endswith("goodbye")
+
+
+def test_verbose_logs_the_numbers_behind_the_decision(tiny_model_path) -> None:
+    result = run_cli("-v", "predict", "--model", str(tiny_model_path), "see you later")
+    assert result.returncode == 0
+    assert "best eligible goodbye" in result.stderr and "threshold" in result.stderr
+    assert result.stdout.splitlines()[0].endswith("goodbye")
+
+
+@pytest.mark.parametrize(("flag", "level"), [("-q", "warning"), ("-v", "debug"), ("-qq", "error")])
+def test_serve_passes_the_log_level_to_gunicorn(monkeypatch, flag: str, level: str) -> None:
+    commands: list[list[str]] = []
+    monkeypatch.setattr("os.execvp", lambda program, command: commands.append(command))
+    monkeypatch.setenv("CHATBOT_LOG_LEVEL", "info")  # restored after the test
+    run_serve(build_parser().parse_args([flag, "serve"]))
+    assert commands and "gunicorn" in commands[0]
+    assert os.environ["CHATBOT_LOG_LEVEL"] == level
+
+
+def test_the_cli_and_serving_paths_do_not_import_scikit_learn(tiny_model_path) -> None:
+    """Only training and evaluation need scikit-learn (and scipy): their imports stay inside them."""
+    code = (
+        "import sys, app; from chatbot import cli; "
+        f"status = cli.main(['-q', 'predict', '--json', '--model', {str(tiny_model_path)!r}, 'hello']); "
+        "print(status, sorted(name for name in ('sklearn', 'scipy', 'nltk') if name in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "0 []"

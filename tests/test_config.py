@@ -23,6 +23,7 @@ def test_defaults() -> None:
         "worker_connections": 1000,
         "timeout": 30,
         "metrics_dir": None,
+        "log_level": "info",
     }
 
 
@@ -46,6 +47,7 @@ def test_values_from_the_environment() -> None:
     assert settings["CORS_ORIGINS"] == ("http://a.example", "https://b.example")
     assert settings["MAX_MESSAGE_CHARS"] == 50
     assert server_settings({"PORT": "8080", "WEB_CONCURRENCY": "3"})["port"] == 8080
+    assert server_settings({"CHATBOT_LOG_LEVEL": "DEBUG"})["log_level"] == "debug"
 
 
 @pytest.mark.parametrize(
@@ -55,12 +57,13 @@ def test_values_from_the_environment() -> None:
         ("CHATBOT_THRESHOLD", "high", "could not convert"),
         ("CHATBOT_MAX_BODY_BYTES", "0", "positive integer"),
         ("PORT", "http", "invalid literal"),
+        ("CHATBOT_LOG_LEVEL", "loud", "must be one of debug, info, warning"),
         ("CHATBOT_ENGINE", "torch", "must be one of numpy, keras"),
         ("REDIS_URL", "cache:6379", "must start with redis://"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:
-    read = server_settings if name == "PORT" else app_settings
+    read = server_settings if name in {"PORT", "CHATBOT_LOG_LEVEL"} else app_settings
     with pytest.raises(ValueError, match=f"{name}='{value}': .*{message}"):
         read({name: value})
 

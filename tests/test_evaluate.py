@@ -18,6 +18,7 @@ from chatbot.evaluate import (
     evaluate,
     labelled_examples,
     load_out_of_scope,
+    most_confused,
     per_intent_metrics,
 )
 from tests.conftest import DEFAULT_INTENTS, TINY_INTENTS, run_cli, write_json
@@ -110,6 +111,15 @@ def test_confused_pairs_are_counted_most_first() -> None:
     ]
 
 
+def test_most_confused_keeps_the_intents_most_often_in_a_mistake() -> None:
+    y_true = ["a", "a", "a", "b", "c", "d"]
+    y_pred = ["b", "b", "a", "b", "c", "c"]  # a -> b twice, d -> c once
+    assert most_confused(y_true, y_pred, top=2) == {"labels": ["a", "b"], "counts": [[1, 2], [0, 1]]}
+    assert most_confused(y_true, y_pred)["labels"] == ["a", "b", "c", "d"]
+    assert most_confused(["b", "a"], ["b", "a"]) == {"labels": ["a"], "counts": [[1]]}  # no mistake
+    assert most_confused([], []) == {"labels": [], "counts": []}
+
+
 def test_load_out_of_scope_skips_blank_lines(tmp_path) -> None:
     path = tmp_path / "oos.txt"
     path.write_text("play music\n\n  book a flight  \n", encoding="utf-8")
@@ -123,6 +133,11 @@ def test_evaluate_the_tiny_bot(engine) -> None:
     assert report["overall"]["out_of_scope_recall"] == 1.0  # no known word: always a fallback
     assert report["metadata"]["in_scope_queries"] == 20
     assert set(report["per_intent"]) == {"greeting", "goodbye", "order", "order_number"}
+    overall = report["overall"]
+    right = overall["in_scope_accuracy_at_threshold"] * 20 + overall["out_of_scope_recall"] * 2
+    assert overall["accuracy"] == pytest.approx(right / 22)  # out-of-scope counts as a class
+    no_mistake = {"labels": ["goodbye"], "counts": [[tags.count("goodbye")]]}  # the first intent alone
+    assert report["confusion_matrix"] == no_mistake
     assert all(
         error["expected"] == OUT_OF_SCOPE or error["predicted"] == OUT_OF_SCOPE for error in report["errors"]
     )
@@ -178,6 +193,7 @@ def test_train_with_validation_calibrates_and_evaluate_writes_reports(tmp_path) 
     assert "in-scope accuracy (no threshold)" in evaluated.stdout
     report = json.loads((tmp_path / "ev" / "report.json").read_text())
     assert report["metadata"] == {**report["metadata"], "in_scope_queries": 3, "out_of_scope_queries": 2}
+    assert set(report) == {"metadata", "overall", "confused_pairs", "confusion_matrix"}
     assert set(json.loads((tmp_path / "ev" / "intent_report.json").read_text())) >= {"greeting", "goodbye"}
     assert isinstance(json.loads((tmp_path / "ev" / "errors.json").read_text()), list)
     for name in ("confusion_matrix.png", "confidence_histogram.png"):
