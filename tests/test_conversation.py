@@ -1,6 +1,6 @@
 """Conversations with slots, webhook actions and handoff, through the API of an in-process app.
 
-Webhooks are real HTTP servers on 127.0.0.1 (tests/conftest.py WebhookServer).
+Webhooks are real HTTP servers on 127.0.0.1 (tests/support.py WebhookServer).
 """
 
 from __future__ import annotations

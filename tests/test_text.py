@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 
@@ -300,7 +301,7 @@ def test_ported_stemmer_matches_nltk_on_every_word_the_benchmarks_use() -> None:
 
     from chatbot import lancaster
     from chatbot.data import load_intents
-    from tests.conftest import DEFAULT_INTENTS, ROOT
+    from tests.support import DEFAULT_INTENTS, ROOT
 
     paraphrases = ROOT / "bench" / "data" / "default_bot_paraphrases.intents.json"
     texts = [
@@ -323,7 +324,7 @@ def test_serving_an_english_bot_imports_neither_nltk_nor_scikit_learn(tiny_model
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.support import ROOT
 
     script = (
         "import sys; from app import create_app; create_app(); "
