@@ -361,10 +361,6 @@ class Process:
             self.stop()
             raise NotReadyError(f"{self.name} not ready: {exc}\n{self.log_tail()}") from exc
 
-    def send_signal(self, sig: int) -> None:
-        """Send a signal to the program (its group leader) alone."""
-        self.process.send_signal(sig)
-
     def stop(self, sig: int = signal.SIGTERM, timeout: float | None = None) -> int | None:
         """Send ``sig`` and wait; SIGKILL the group after ``timeout`` and anything of it left over.
 
@@ -410,11 +406,6 @@ class Process:
             # pread: the file offset is the program's, which still appends to it.
             return os.pread(descriptor, os.fstat(descriptor).st_size, 0).decode(errors="replace")
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def output(self) -> str:
-        """Stop the program and return what it printed."""
-        self.stop()
-        return self.log_so_far()
 
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
         """Return the last lines the program printed (its error log if it has one)."""
