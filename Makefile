@@ -107,7 +107,7 @@ image-test: install
 	PY=$(abspath $(PY)) bash scripts/image_test.sh
 
 screenshots: install-dev $(MODEL)
-	$(PY) scripts/screenshots.py --model $(MODEL)
+	$(PY) -m scripts.screenshots --model $(MODEL)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage

@@ -30,16 +30,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.harness import cpu_seconds, process_tree
 from bench.throughput import (
     OURS,
     REPO,
-    free_port,
     machine_info,
-    process_tree,
     run_wrk,
-    server_env,
     start_server,
-    stop_server,
     wait_first_200,
     write_words,
 )
@@ -67,21 +64,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def bench_once(args: argparse.Namespace, wrk: str, log_dir: Path, tag: str, log_on: bool) -> dict[str, Any]:
     """Start one server with the log on or off, load it with varied messages, and stop it."""
-    env = server_env(free_port(), args.workers, args.model)
     database = log_dir / f"{tag}.sqlite3"
-    env["CHATBOT_LOG"] = "on" if log_on else "off"
-    env["CHATBOT_DATABASE_URL"] = args.database_url or f"sqlite:///{database}"
-    server = start_server(OURS, env, log_dir, tag)
+    env = {
+        "CHATBOT_LOG": "on" if log_on else "off",
+        "CHATBOT_DATABASE_URL": args.database_url or f"sqlite:///{database}",
+    }
+    server = start_server(OURS, args, log_dir, tag, env)
+    url = f"{server.url}/predict"
     try:
         wait_first_200(server)
-        run_wrk(wrk, server.url, args, args.warmup, "varied", log_dir / "words.txt")
+        run_wrk(wrk, url, args, args.warmup, "varied", log_dir / "words.txt")
         time.sleep(FLUSH_WAIT)
-        cpu_before = server_cpu_seconds(server.process.pid)
-        load = run_wrk(wrk, server.url, args, args.duration, "varied", log_dir / "words.txt")
+        cpu_before = cpu_seconds(process_tree(server.pid))
+        load = run_wrk(wrk, url, args, args.duration, "varied", log_dir / "words.txt")
         time.sleep(FLUSH_WAIT)  # the writer's last batch of this load belongs to it
-        cpu = server_cpu_seconds(server.process.pid) - cpu_before
+        cpu = cpu_seconds(process_tree(server.pid)) - cpu_before
     finally:
-        stop_server(server)
+        server.stop()
     logged = None
     if log_on and not args.database_url:
         with sqlite3.connect(database) as connection:
@@ -92,19 +91,6 @@ def bench_once(args: argparse.Namespace, wrk: str, log_dir: Path, tag: str, log_
         "errors": load["errors_total"],
         "rows_logged": logged,
     }
-
-
-def server_cpu_seconds(master: int) -> float:
-    """Return the user + system CPU seconds of a gunicorn master and its workers so far."""
-    total = 0
-    for pid in process_tree(master):
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except FileNotFoundError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        total += int(fields[11]) + int(fields[12])  # utime, stime in clock ticks
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def measure_in_process(args: argparse.Namespace, requests_per_round: int = 500) -> dict[str, Any]:

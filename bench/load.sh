@@ -11,21 +11,15 @@ DURATION=${DURATION:-60}
 CONNECTIONS=${CONNECTIONS:-16}
 WORKERS=${WORKERS:-2}
 OUT=bench/results/reliability/load.json
-PORT=$($PY -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-URL="http://127.0.0.1:$PORT"
 LOG=$(mktemp)
 RESULTS=$(mktemp)
+trap 'rm -f "$LOG" "$RESULTS"' EXIT
 
-# Rate limiting is off: one client sends thousands of requests a second here, on purpose.
-HOST=127.0.0.1 PORT=$PORT CHATBOT_MODEL=$MODEL WEB_CONCURRENCY=$WORKERS CHATBOT_RATE_LIMIT=off \
-  $PY -m gunicorn --config gunicorn.conf.py >"$LOG" 2>&1 &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null; rm -f "$LOG" "$RESULTS"' EXIT
-for _ in $(seq 300); do
-  $PY -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)' "$URL/readyz" 2>/dev/null && break
-  kill -0 $SERVER 2>/dev/null || { cat "$LOG"; exit 1; }
-  sleep 0.1
-done
+# bench/harness.py starts it in its own process group with the rate limiter off (one client sends
+# thousands of requests a second here, on purpose), waits for /readyz and prints "PID URL".
+STARTED=$($PY -m bench.harness start-gunicorn --model "$MODEL" --workers "$WORKERS" --log "$LOG")
+read -r SERVER URL <<<"$STARTED"
+trap '$PY -m bench.harness stop "$SERVER"; rm -f "$LOG" "$RESULTS"' EXIT
 
 export WRK_SUMMARY_LUA=bench/wrk_summary.lua
 for endpoint in predict chat; do

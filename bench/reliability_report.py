@@ -19,7 +19,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 FIGURES = REPO / "bench" / "results" / "reliability"  # the published figures, in git
-FRESH = REPO / "build" / "reliability"  # what the last test run measured (tests/conftest.py)
+FRESH = REPO / "build" / "reliability"  # what the last test run measured (tests/support.py record_figures)
 PAGE = REPO / "docs" / "reliability.md"
 START, END = "<!-- figures:start -->", "<!-- figures:end -->"
 FAULTS = "make test (tests/test_faults.py)"

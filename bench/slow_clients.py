@@ -30,11 +30,8 @@ from bench.throughput import (
     OURS,
     REPO,
     find_wrk,
-    free_port,
     run_wrk,
-    server_env,
     start_server,
-    stop_server,
     wait_first_200,
     write_words,
 )
@@ -89,26 +86,25 @@ def healthz_latencies(port: int, probes: int = 10) -> list[float]:
 
 def measure(args: argparse.Namespace, wrk: str, log_dir: Path) -> dict[str, Any]:
     """Start the server, load it without and then with stalled connections, and stop it."""
-    env = server_env(free_port(), args.workers, args.model)
     words = log_dir / "words.txt"
     write_words(args.model, words)
-    server = start_server(OURS, env, log_dir, "slow-clients")
-    port = int(env["PORT"])
+    server = start_server(OURS, args, log_dir, "slow-clients")
+    port, url = server.port, f"{server.url}/predict"
     try:
         wait_first_200(server)
-        run_wrk(wrk, server.url, args, 1, "varied", words)  # warm-up
-        normal = run_wrk(wrk, server.url, args, args.duration, "varied", words)
+        run_wrk(wrk, url, args, 1, "varied", words)  # warm-up
+        normal = run_wrk(wrk, url, args, args.duration, "varied", words)
         stalled = open_stalled(port, args.stalled)
         try:
             time.sleep(0.5)
             healthz = healthz_latencies(port)
-            attacked = run_wrk(wrk, server.url, args, args.duration, "varied", words)
+            attacked = run_wrk(wrk, url, args, args.duration, "varied", words)
             healthz += healthz_latencies(port)
         finally:
             for connection in stalled:
                 connection.close()
     finally:
-        stop_server(server)
+        server.stop()
     return {
         "workers": args.workers,
         "stalled": args.stalled,

@@ -14,14 +14,11 @@ printed as a markdown table; the raw rounds go to bench/results/throughput.json.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib.metadata
 import json
 import os
 import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,25 +31,23 @@ from typing import Any
 
 import requests
 
+from bench.harness import GUNICORN_CONF, ROOT, Gunicorn, memory_kib, process_tree
 from bench.machine import describe_machine
 from chatbot.bundle import Bundle
 
 BENCH_DIR = Path(__file__).resolve().parent
 
-REPO = BENCH_DIR.parent
-GUNICORN_CONF = REPO / "gunicorn.conf.py"
+REPO = ROOT
 # The original curl body, the same every time, and a new message of known words every time.
 WRK_SCRIPTS = {"repeated": BENCH_DIR / "wrk_predict.lua", "varied": BENCH_DIR / "wrk_varied.lua"}
 WRK_SUMMARY = BENCH_DIR / "wrk_summary.lua"
 RESULTS_PATH = BENCH_DIR / "results" / "throughput.json"
 DEFAULT_MODEL = REPO / "models" / "chatbot_model.h5"
-FORBIDDEN_PORT = 5000  # the development server's port: never bind it
 
 BODY = '{"data":"What\'s%20up?"}'
 HEADERS = {"Content-Type": "text/plain"}
 POLL_INTERVAL_S = 0.01
 START_TIMEOUT_S = 120.0
-STOP_TIMEOUT_S = 30.0  # above gunicorn.conf.py's graceful_timeout (20 s)
 
 
 @dataclass(frozen=True)
@@ -65,17 +60,6 @@ class Target:
 
 OURS = Target("ours", None)  # gunicorn.conf.py's wsgi_app = "app:create_app_or_exit()"
 HELLO = Target("hello", "bench.hello_app:create_app()")
-
-
-@dataclass
-class Server:
-    """A gunicorn master we started, in its own process group, and where it logs."""
-
-    process: subprocess.Popen[bytes]
-    started_at: float
-    url: str
-    access_log: Path
-    error_log: Path
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -115,62 +99,31 @@ def find_wrk() -> str:
     return path
 
 
-def free_port() -> int:
-    """Return a loopback TCP port that is free now (never 5000)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port != FORBIDDEN_PORT:
-            return port
+def start_server(
+    target: Target, args: argparse.Namespace, log_dir: Path, tag: str, env: dict[str, str] | None = None
+) -> Gunicorn:
+    """Start gunicorn for one app on a free port, its access and error logs going to files.
+
+    Ours and the hello app get the same environment; a WSGI spec overrides the config's wsgi_app.
+    """
+    return Gunicorn(
+        args.model,
+        {"PYTHONUNBUFFERED": "1", **(env or {})},
+        target.wsgi,
+        workers=args.workers,
+        log_path=log_dir / f"{tag}.access.log",
+        error_log_path=log_dir / f"{tag}.error.log",
+    ).launch()
 
 
-def server_env(port: int, workers: int, model: Path) -> dict[str, str]:
-    """Return the environment of a gunicorn server: ours and the hello app get the same one."""
-    env = dict(os.environ)
-    env.update(
-        HOST="127.0.0.1",
-        PORT=str(port),
-        WEB_CONCURRENCY=str(workers),
-        CHATBOT_MODEL=str(model.resolve()),
-        PYTHONUNBUFFERED="1",
-        CHATBOT_RATE_LIMIT="off",  # one client at thousands of requests a second: the benchmark
-    )
-    return env
-
-
-def server_command(target: Target) -> list[str]:
-    """Return the gunicorn command line; a WSGI spec on it overrides the config's wsgi_app."""
-    command = [sys.executable, "-m", "gunicorn", "-c", str(GUNICORN_CONF)]
-    if target.wsgi is not None:
-        command.append(target.wsgi)
-    return command
-
-
-def start_server(target: Target, env: dict[str, str], log_dir: Path, tag: str) -> Server:
-    """Start gunicorn for one app in a new process group, its logs going to files."""
-    access_log = log_dir / f"{tag}.access.log"
-    error_log = log_dir / f"{tag}.error.log"
-    with access_log.open("wb") as out, error_log.open("wb") as err:
-        started_at = time.perf_counter()
-        process = subprocess.Popen(
-            server_command(target), cwd=REPO, env=env, stdout=out, stderr=err, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{env['PORT']}/predict"
-    return Server(process, started_at, url, access_log, error_log)
-
-
-def wait_first_200(server: Server) -> tuple[float, str]:
+def wait_first_200(server: Gunicorn) -> tuple[float, str]:
     """Poll POST /predict every 10 ms; return the seconds from Popen to the first 200 and its body."""
     deadline = server.started_at + START_TIMEOUT_S
     last = "no answer"
     while time.perf_counter() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(
-                f"gunicorn exited with {server.process.returncode}:\n{log_tail(server.error_log)}"
-            )
+        server.check_running()
         try:
-            answer = requests.post(server.url, data=BODY, headers=HEADERS, timeout=5)
+            answer = requests.post(f"{server.url}/predict", data=BODY, headers=HEADERS, timeout=5)
         except requests.RequestException as exc:
             last = type(exc).__name__
         else:
@@ -178,56 +131,13 @@ def wait_first_200(server: Server) -> tuple[float, str]:
                 return time.perf_counter() - server.started_at, answer.text
             last = f"HTTP {answer.status_code}"
         time.sleep(POLL_INTERVAL_S)
-    raise RuntimeError(f"no 200 from {server.url} in {START_TIMEOUT_S:.0f} s (last: {last})")
-
-
-def proc_stat(pid: int) -> tuple[int, int]:
-    """Return (ppid, process group) of a process from /proc/<pid>/stat."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()  # after "pid (comm) "; comm may hold spaces
-    return int(fields[1]), int(fields[2])
-
-
-def all_proc_stats() -> dict[int, tuple[int, int]]:
-    """Return (ppid, process group) of every process still there."""
-    stats = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stats[int(entry.name)] = proc_stat(int(entry.name))
-            except (FileNotFoundError, ProcessLookupError, ValueError):
-                continue  # gone while we looked
-    return stats
-
-
-def process_tree(root: int) -> list[int]:
-    """Return root and all its descendants, by walking the ppid of every process."""
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in all_proc_stats().items():
-        children.setdefault(ppid, []).append(pid)
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    return tree
-
-
-def pss_kib(pid: int) -> int:
-    """Return a process's proportional set size in KiB (0 if it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
-    except (FileNotFoundError, ProcessLookupError):
-        pass
-    return 0
+    raise RuntimeError(f"no 200 from {server.url}/predict in {START_TIMEOUT_S:.0f} s (last: {last})")
 
 
 def server_pss(master: int) -> dict[str, Any]:
     """Return the total PSS (MiB) of a master and its workers, and how many processes that is."""
     tree = process_tree(master)
-    return {"pss_mib": round(sum(pss_kib(pid) for pid in tree) / 1024, 1), "processes": len(tree)}
+    return {"pss_mib": round(sum(memory_kib(pid) for pid in tree) / 1024, 1), "processes": len(tree)}
 
 
 def run_wrk(
@@ -257,47 +167,16 @@ def parse_wrk_output(stdout: str) -> dict[str, Any]:
     raise RuntimeError(f"no JSON line in the wrk output:\n{stdout}")
 
 
-def stop_server(server: Server) -> int | None:
-    """Stop a master and every process of its group: SIGTERM, wait, then SIGKILL if needed."""
-    pgid = server.process.pid  # start_new_session: the master leads its own group
-    if server.process.poll() is None:
-        server.process.terminate()
-        try:
-            server.process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            kill_group(pgid)
-            server.process.wait()
-    if group_members(pgid):  # a worker outliving its master
-        kill_group(pgid)
-    return server.process.returncode
-
-
-def group_members(pgid: int) -> list[int]:
-    """Return the processes still in a process group."""
-    return [pid for pid, (_, group) in all_proc_stats().items() if group == pgid]
-
-
-def kill_group(pgid: int) -> None:
-    """SIGKILL a process group we started."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pgid, signal.SIGKILL)
-
-
-def log_tail(path: Path, lines: int = 20) -> str:
-    """Return the last lines of a log file."""
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def scan_logs(server: Server) -> dict[str, Any]:
+def scan_logs(server: Gunicorn) -> dict[str, Any]:
     """Count worker boots, problems in the error log and statuses in the access log."""
-    error_lines = server.error_log.read_text(errors="replace").splitlines()
+    error_lines = server.error_log_path.read_text(errors="replace").splitlines()
     problems = [
         line
         for line in error_lines
         if re.search(r"\[(ERROR|CRITICAL|WARNING)\]|WORKER TIMEOUT|Traceback|was sent", line)
     ]
     statuses = Counter(
-        match.group(1) for match in re.finditer(r'" (\d{3}) ', server.access_log.read_text(errors="replace"))
+        match.group(1) for match in re.finditer(r'" (\d{3}) ', server.log_path.read_text(errors="replace"))
     )
     return {
         "worker_boots": sum("Booting worker" in line for line in error_lines),
@@ -308,20 +187,20 @@ def scan_logs(server: Server) -> dict[str, Any]:
 
 def bench_once(target: Target, args: argparse.Namespace, wrk: str, log_dir: Path, tag: str) -> dict[str, Any]:
     """Start one app, measure its start, memory and throughput (each message mode), and stop it."""
-    env = server_env(free_port(), args.workers, args.model)
     words = log_dir / "words.txt"
-    server = start_server(target, env, log_dir, tag)
+    server = start_server(target, args, log_dir, tag)
+    url = f"{server.url}/predict"
     try:
         start_s, first_answer = wait_first_200(server)
-        warmup = run_wrk(wrk, server.url, args, args.warmup, "repeated", words)
-        pss_warm = server_pss(server.process.pid)
-        load = {mode: run_wrk(wrk, server.url, args, args.duration, mode, words) for mode in WRK_SCRIPTS}
-        pss_load = server_pss(server.process.pid)
+        warmup = run_wrk(wrk, url, args, args.warmup, "repeated", words)
+        pss_warm = server_pss(server.pid)
+        load = {mode: run_wrk(wrk, url, args, args.duration, mode, words) for mode in WRK_SCRIPTS}
+        pss_load = server_pss(server.pid)
     finally:
-        exit_code = stop_server(server)
+        exit_code = server.stop()
     return {
         "app": target.name,
-        "port": int(env["PORT"]),
+        "port": server.port,
         "start_to_first_200_s": round(start_s, 4),
         "first_answer": first_answer,
         "warmup": warmup,

@@ -120,10 +120,6 @@ check_lean() {
     docker history --format '{{.Size}}\t{{.CreatedBy}}' "$IMAGE_TAG" | cut -c1-110 | head -n 12 >&2
 }
 
-free_port() {
-    "$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...: until COMMAND succeeds
     local limit=$1 what=$2
     local deadline=$((SECONDS + limit))
@@ -140,7 +136,7 @@ healthy() { [ "$(docker inspect -f '{{.State.Health.Status}}' "$NAME")" = health
 
 check_serving() {
     local port url reply
-    port=$(free_port)
+    port=$("$PY" -m bench.harness free-port)
     url="http://127.0.0.1:$port"
     log "running the image on $url"
     # The image's own HEALTHCHECK command, checked every 2 s instead of 30 s; a read-only root

@@ -14,7 +14,7 @@ from app import create_app
 from chatbot.data import DEFAULT_FALLBACK_RESPONSE
 from chatbot.dialogue import Dialogue
 from chatbot.engine import Engine
-from tests.conftest import record_figures
+from tests.support import record_figures
 
 GREETINGS = {"Hello!", "Hi there."}
 

@@ -10,18 +10,18 @@ import functools
 import html
 import os
 import shutil
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 import requests
 from playwright.sync_api import Browser, Page, Playwright, Route, expect, sync_playwright
 
+from bench.harness import ThreadedHTTPServer, free_port
 from chatbot.config import ModelConfig
 from chatbot.data import load_intents, validate_intents
-from tests.conftest import DEFAULT_INTENTS, GERMAN_INTENTS, ROOT, OrderBot, Server, free_port, running_servers
+from tests.support import DEFAULT_INTENTS, GERMAN_INTENTS, ROOT, OrderBot, Server, running_servers
 
 pytestmark = pytest.mark.slow
 
@@ -111,24 +111,12 @@ class QuietHandler(SimpleHTTPRequestHandler):
         pass
 
 
-class StaticSite:
+class StaticSite(ThreadedHTTPServer):
     """Another website: a folder served over HTTP on its own loopback port, so its own origin."""
 
     def __init__(self, root: Path) -> None:
+        super().__init__(functools.partial(QuietHandler, directory=root))
         self.root = root
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=root))
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, name=f"site {self.url}")
-
-    def __enter__(self) -> StaticSite:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=10)
 
     def page(self, name: str, html: str) -> str:
         """Publish a page and return its URL."""

@@ -13,7 +13,7 @@ import pytest
 from chatbot.bundle import FORMAT_VERSION, METADATA_KEY, Bundle
 from chatbot.errors import BundleError
 from chatbot.vocab import Vocabulary
-from tests.conftest import record_figures, rewrite_metadata
+from tests.support import record_figures, rewrite_metadata
 
 
 def test_save_and_load_round_trip(tiny_bundle: Bundle, tmp_path: Path) -> None:

@@ -12,13 +12,13 @@ import pytest
 
 import chatbot
 from chatbot.cli import build_parser, run_serve, verbosity
-from tests.conftest import ROOT, run_cli
+from tests.support import ROOT, run_cli
 
 pytestmark = pytest.mark.slow
 
 
 def test_train_prints_a_summary_and_writes_the_model(tmp_path, tiny_intents) -> None:
-    from tests.conftest import TINY_INTENTS, write_json
+    from tests.support import TINY_INTENTS, write_json
 
     data = write_json(tmp_path / "intents.json", TINY_INTENTS)
     out = tmp_path / "models" / "bot.h5"

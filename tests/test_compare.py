@@ -14,7 +14,7 @@ from chatbot.compare import answers, compare_reports, format_comparison, gate_fa
 from chatbot.data import validate_intents
 from chatbot.engine import Engine
 from chatbot.evaluate import OUT_OF_SCOPE, evaluate, labelled_examples
-from tests.conftest import TINY_INTENTS, run_cli, write_json
+from tests.support import TINY_INTENTS, run_cli, write_json
 
 OUT_OF_SCOPE_QUERIES = ["zzz qqq", "what is the capital of peru"]
 

@@ -1,6 +1,6 @@
 """Conversations with slots, webhook actions and handoff, through the API of an in-process app.
 
-Webhooks are real HTTP servers on 127.0.0.1 (tests/conftest.py WebhookServer).
+Webhooks are real HTTP servers on 127.0.0.1 (tests/support.py WebhookServer).
 """
 
 from __future__ import annotations
@@ -13,11 +13,12 @@ import time
 import pytest
 
 from app import create_app
+from bench.harness import free_port
 from chatbot.actions import SIGNATURE_HEADER, verify
 from chatbot.dialogue import Dialogue
 from chatbot.engine import Engine
 from chatbot.entities import EntityDefinition
-from tests.conftest import ASK_NUMBER, WebhookServer, free_port, with_slots
+from tests.support import ASK_NUMBER, WebhookServer, with_slots
 
 SECRET = "webhook-secret-0123456789"
 ADMIN = "admin-token-0123456789abcdef"

@@ -12,9 +12,10 @@ import requests
 from sqlalchemy.exc import OperationalError
 
 from app import create_app
+from bench.harness import wait_until
 from chatbot.conversations import ConversationStore
 from chatbot.dialogue import Dialogue
-from tests.conftest import PostgresServer, wait_until
+from tests.support import PostgresServer
 
 LOST = re.compile(r'chatbot_conversation_log_lost_rows_total\{reason="(\w+)"\} (\d+)\.0')
 

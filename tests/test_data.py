@@ -15,7 +15,7 @@ from chatbot.data import (
     validate_intents,
 )
 from chatbot.errors import IntentsError
-from tests.conftest import TINY_INTENTS, run_cli, write_json
+from tests.support import TINY_INTENTS, run_cli, write_json
 
 
 def with_change(change) -> dict:

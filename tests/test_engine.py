@@ -15,7 +15,7 @@ from chatbot.engine import Engine
 from chatbot.errors import UnsupportedModelError
 from chatbot.text import stem
 from chatbot.vocab import UNK_ID, Vocabulary
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 
 def random_bundle(model, vocabulary_size: int, config: ModelConfig) -> Bundle:

@@ -21,7 +21,7 @@ from chatbot.evaluate import (
     most_confused,
     per_intent_metrics,
 )
-from tests.conftest import DEFAULT_INTENTS, TINY_INTENTS, run_cli, write_json
+from tests.support import DEFAULT_INTENTS, TINY_INTENTS, run_cli, write_json
 
 
 def test_choose_threshold_maximises_accuracy_with_out_of_scope_as_a_class() -> None:

@@ -22,10 +22,11 @@ import h5py
 import pytest
 import requests
 
+from bench.harness import free_port, gunicorn_command, wait_until
 from bench.slow_clients import STALLS  # one byte; headers cut short; headers and half a body
 from chatbot.bundle import Bundle
 from chatbot.errors import BundleError
-from tests.conftest import ROOT, free_port, record_figures, rewrite_metadata, wait_until, worker_pids
+from tests.support import ROOT, record_figures, rewrite_metadata
 
 pytestmark = pytest.mark.slow
 
@@ -78,17 +79,17 @@ def test_a_worker_killed_under_load_is_replaced_and_only_requests_in_flight_fail
     serve, tiny_model_path: Path
 ) -> None:
     server = serve(tiny_model_path, {"WEB_CONCURRENCY": "2"})
-    wait_until(lambda: len(worker_pids(server)) == 2)
+    wait_until(lambda: len(server.worker_pids()) == 2)
     with Load(server.url, clients=8) as load:
         wait_until(lambda: len(load.attempts) >= 200)
-        victim = max(worker_pids(server))
+        victim = max(server.worker_pids())
         before_kill = time.monotonic()
         os.kill(victim, signal.SIGKILL)
         after_kill = time.monotonic()
 
         def replaced() -> bool:
             """gunicorn runs 2 workers again, the killed one not among them, and /readyz answers"""
-            workers = worker_pids(server)
+            workers = server.worker_pids()
             return len(workers) == 2 and victim not in workers and server.get("/readyz").status_code == 200
 
         wait_until(replaced, timeout=10, interval=0.01)
@@ -162,8 +163,8 @@ def test_a_bad_bundle_stops_the_start_with_one_clear_line(
     model.write_bytes(tiny_model_path.read_bytes())
     damage(model)
     argv = {
-        "gunicorn": ["-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py")],
-        "chatbot serve": ["-m", "chatbot", "serve", "--model", str(model)],
+        "gunicorn": gunicorn_command(),
+        "chatbot serve": [sys.executable, "-m", "chatbot", "serve", "--model", str(model)],
     }[command]
     temporary = tmp_path / "tmp"  # where gunicorn.conf.py makes its metrics directory
     temporary.mkdir()
@@ -174,9 +175,7 @@ def test_a_bad_bundle_stops_the_start_with_one_clear_line(
         "HOST": "127.0.0.1",
         "TMPDIR": str(temporary),
     }
-    result = subprocess.run(
-        [sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
+    result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     last_line = result.stderr.strip().splitlines()[-1]

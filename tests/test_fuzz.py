@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import record_figures
+from tests.support import record_figures
 
 pytestmark = pytest.mark.slow
 

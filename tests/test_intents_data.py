@@ -6,7 +6,7 @@ import pytest
 
 from chatbot.data import FALLBACK_TAG, load_intents
 from chatbot.text import tokenize
-from tests.conftest import DEFAULT_INTENTS
+from tests.support import DEFAULT_INTENTS
 
 ORIGINAL_PATTERNS = {
     "greeting": ["Hi", "How are you", "Is anyone there?", "Hello", "Good day", "Whats up"],

@@ -14,7 +14,7 @@ import pytest
 from chatbot.data import load_intents
 from chatbot.errors import EditError
 from chatbot.intents_file import add_intent, add_out_of_scope, add_phrase
-from tests.conftest import DEFAULT_INTENTS
+from tests.support import DEFAULT_INTENTS
 
 
 @pytest.fixture

@@ -12,16 +12,8 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.conftest import (
-    TINY_INTENTS,
-    Nginx,
-    PostgresServer,
-    RedisServer,
-    Server,
-    run_cli,
-    wait_until,
-    write_json,
-)
+from bench.harness import wait_until
+from tests.support import TINY_INTENTS, Nginx, PostgresServer, RedisServer, Server, run_cli, write_json
 
 # The browser fixtures of the chat page's tests: one Chromium for the module.
 from tests.test_browser import browser, page, playwright, send, wait_for_answers  # noqa: F401

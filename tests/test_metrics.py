@@ -10,9 +10,10 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.harness import wait_until
 from chatbot.bundle import Bundle
 from chatbot.engine import Engine
-from tests.conftest import record_figures, wait_until, worker_pids
+from tests.support import record_figures
 
 
 def scrape(text: str) -> dict[tuple[str, frozenset], float]:
@@ -123,9 +124,9 @@ def test_reloads_leave_no_metrics_files_behind_and_lose_no_counts(
     reloads = 8
     for _ in range(reloads):
         assert server.post("/predict", {"data": "hello"}).status_code == 200
-        before = worker_pids(server)
+        before = server.worker_pids()
         os.kill(server.process.pid, signal.SIGHUP)
-        wait_until(lambda before=before: worker_pids(server) and not worker_pids(server) & before)
+        wait_until(lambda before=before: server.worker_pids() and not server.worker_pids() & before)
         wait_until(lambda: server.get("/healthz").status_code == 200)
 
     def files() -> list[str]:

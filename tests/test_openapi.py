@@ -6,7 +6,7 @@ import json
 import re
 
 from app.openapi import SPEC_FILE
-from tests.conftest import ROOT
+from tests.support import ROOT
 
 AUTOMATIC_METHODS = {"HEAD", "OPTIONS"}  # Flask adds them to every route; nobody calls them on purpose
 

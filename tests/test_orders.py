@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import OrderBot, Server
+from bench.harness import ProcessExitedError
+from tests.support import OrderBot, Server
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +42,5 @@ def test_a_wrong_signature_is_refused_by_the_order_service(serve, order_bot: Ord
 
 def test_a_model_calling_urls_outside_the_allowlist_does_not_start(order_bot: OrderBot) -> None:
     server = Server(order_bot.model_path, {"CHATBOT_ACTION_ALLOWLIST": "https://shop.example/"})
-    with pytest.raises(AssertionError, match="is not in the allowlist"):
+    with server, pytest.raises(ProcessExitedError, match="is not in the allowlist"):
         server.start(timeout=20)
-    server.log_file.close()

@@ -14,8 +14,9 @@ import h5py
 import pytest
 import requests
 
+from bench.harness import wait_until
 from chatbot.bundle import Bundle
-from tests.conftest import Server, record_figures, rewrite_metadata, wait_until, worker_pids
+from tests.support import Server, record_figures, rewrite_metadata
 
 pytestmark = pytest.mark.slow
 
@@ -25,7 +26,7 @@ WORKERS = 2
 
 def all_workers_serve(server: Server, fingerprint: str, not_before: set[int] = frozenset()) -> bool:
     """Say whether every current worker (none of ``not_before``) answers /version with the model."""
-    workers = worker_pids(server)
+    workers = server.worker_pids()
     if len(workers) != WORKERS or workers & not_before:
         return False  # a reload is still replacing workers
     seen: dict[int, str] = {}
@@ -68,7 +69,7 @@ def test_admin_reload_and_sighup_reach_every_worker(
 
     # POST /admin/reload lands on one worker, which asks the master to replace them all.
     retrained_bundle.save(model_path)
-    before = worker_pids(server)
+    before = server.worker_pids()
     with Load(server) as load:
         response = requests.post(f"{server.url}/admin/reload", headers=auth, timeout=10)
         assert response.status_code == 202
@@ -78,22 +79,22 @@ def test_admin_reload_and_sighup_reach_every_worker(
 
     # A bad bundle is refused by the endpoint; the workers stay as they are.
     model_path.write_bytes(b"garbage")
-    before = worker_pids(server)
+    before = server.worker_pids()
     response = requests.post(f"{server.url}/admin/reload", headers=auth, timeout=10)
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_model"
-    assert worker_pids(server) == before
+    assert server.worker_pids() == before
     assert all_workers_serve(server, retrained_bundle.fingerprint)
 
     # SIGHUP to the master: the new model is loaded there, then fresh workers are forked.
     tiny_bundle.save(model_path)
-    before = worker_pids(server)
+    before = server.worker_pids()
     os.kill(server.process.pid, signal.SIGHUP)
     wait_until(lambda: all_workers_serve(server, tiny_bundle.fingerprint, not_before=before))
 
     # SIGHUP with a bad bundle: the workers are replaced, and serve the old model.
     model_path.write_bytes(b"garbage")
-    before = worker_pids(server)
+    before = server.worker_pids()
     os.kill(server.process.pid, signal.SIGHUP)
     wait_until(lambda: all_workers_serve(server, tiny_bundle.fingerprint, not_before=before))
     assert "model reload refused, still serving the old model" in server.log_so_far()
@@ -132,9 +133,9 @@ def test_a_bundle_that_loads_badly_is_refused_and_the_old_model_keeps_answering(
     shutil.copy(tiny_model_path, model_path)
     with h5py.File(model_path, "r+") as file:
         file.attrs["model_config"] = json.dumps({"class_name": "Functional", "config": {}})
-    before = worker_pids(server)
+    before = server.worker_pids()
     os.kill(server.process.pid, signal.SIGHUP)
-    wait_until(lambda: worker_pids(server) and not worker_pids(server) & before)
+    wait_until(lambda: server.worker_pids() and not server.worker_pids() & before)
     assert server.process.poll() is None
     assert "model reload refused, still serving the old model" in server.log_so_far()
     assert "Unhandled exception" not in server.log_so_far()
@@ -165,7 +166,7 @@ def test_a_reload_says_whether_conversations_keep_their_context(
     assert asks_for_order_number("before") and takes_order_number("before")
     assert asks_for_order_number("across")
     retrained_bundle.save(model_path)
-    before = worker_pids(server)
+    before = server.worker_pids()
     response = requests.post(
         f"{server.url}/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10
     )
@@ -180,5 +181,5 @@ def test_a_reload_says_whether_conversations_keep_their_context(
 
 def all_workers_serve_one(server: Server, fingerprint: str, not_before: set[int]) -> bool:
     """Say whether the one worker is a new one and serves the model."""
-    workers = worker_pids(server)
+    workers = server.worker_pids()
     return bool(workers) and not workers & not_before and server.get("/readyz").json()["model"] == fingerprint

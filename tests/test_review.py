@@ -14,7 +14,7 @@ from chatbot import review
 from chatbot.conversations import ConversationStore, utc_now
 from chatbot.data import load_intents
 from chatbot.dialogue import Dialogue
-from tests.conftest import TINY_INTENTS, run_cli, write_json
+from tests.support import TINY_INTENTS, run_cli, write_json
 
 TOKEN = "review-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -11,17 +11,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import (
-    ROOT,
-    Nginx,
-    RedisServer,
-    Server,
-    WebhookServer,
-    free_port,
-    record_figures,
-    wait_until,
-    with_slots,
-)
+from bench.harness import free_port, wait_until
+from tests.support import ROOT, Nginx, RedisServer, Server, WebhookServer, record_figures, with_slots
 
 pytestmark = pytest.mark.slow
 

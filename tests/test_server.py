@@ -6,14 +6,14 @@ import contextlib
 import json
 import socket
 import subprocess
-import sys
 import time
 
 import pytest
 import requests
 
+from bench.harness import free_port, gunicorn_command
 from chatbot.data import load_intents
-from tests.conftest import DEFAULT_INTENTS, ROOT, free_port, record_figures
+from tests.support import DEFAULT_INTENTS, ROOT, record_figures
 
 pytestmark = pytest.mark.slow
 
@@ -113,7 +113,7 @@ def test_server_refuses_to_start_with_a_bad_model(tmp_path) -> None:
     model.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
     env = {"CHATBOT_MODEL": str(model), "PORT": str(free_port()), "HOST": "127.0.0.1", "PATH": ""}
     result = subprocess.run(
-        [sys.executable, "-m", "gunicorn", "--config", str(ROOT / "gunicorn.conf.py")],
+        gunicorn_command(),
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -22,7 +22,8 @@ from app.sessions import (
     Turn,
     build_session_store,
 )
-from tests.conftest import RedisServer, free_port, record_figures, wait_until
+from bench.harness import free_port, wait_until
+from tests.support import RedisServer, record_figures
 
 
 class Clock:

@@ -11,7 +11,7 @@ from chatbot.actions import check_action_urls, is_allowed, parse_webhook_reply, 
 from chatbot.data import load_domain, validate_intents
 from chatbot.errors import IntentsError
 from chatbot.slots import render
-from tests.conftest import DEFAULT_INTENTS, SLOT_DATA, TINY_INTENTS
+from tests.support import DEFAULT_INTENTS, SLOT_DATA, TINY_INTENTS
 
 ACTION = {"url": "http://127.0.0.1:8081/orders/status", "timeout_ms": 500}
 

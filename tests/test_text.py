@@ -12,8 +12,9 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bench.harness import memory_kib, wait_until
 from chatbot.text import STEM_CACHE_WORDS, normalize, stem, tokenize
-from tests.conftest import record_figures, wait_until, worker_pids
+from tests.support import record_figures
 
 
 @pytest.mark.parametrize(
@@ -170,17 +171,11 @@ def test_adversarial_text_takes_time_linear_in_its_length(unit: str) -> None:
     assert seconds_long <= 30 * seconds_short + 0.01  # ten times the text: about ten times the time
 
 
-def rss_bytes(pid: int) -> int:
-    """Return a process's resident set size."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(re.search(r"^VmRSS:\s+(\d+) kB$", status, re.MULTILINE).group(1)) * 1024
-
-
 @pytest.mark.slow
 def test_long_words_leave_a_workers_memory_bounded(serve, tiny_model_path: Path) -> None:
     """Issue 13, finding 4: the stem cache kept words of up to 4,000 characters, +99 MB a worker."""
     server = serve(tiny_model_path)
-    (worker,) = wait_until(lambda: worker_pids(server))
+    (worker,) = wait_until(lambda: server.worker_pids())
     headers = {"Content-Type": "application/json"}
 
     def send(batch: int) -> None:
@@ -195,10 +190,10 @@ def test_long_words_leave_a_workers_memory_bounded(serve, tiny_model_path: Path)
 
     for batch in range(5):  # warm up: the allocator's arenas, the first answers
         send(batch)
-    before = rss_bytes(worker)
+    before = memory_kib(worker, "Rss") * 1024
     for batch in range(5, 305):
         send(batch)
-    growth = rss_bytes(worker) - before
+    growth = memory_kib(worker, "Rss") * 1024 - before
     assert growth < 8 * 2**20
     record_figures(
         "long_words", {"requests": 300, "words": 300 * 10, "rss_growth_mib": round(growth / 2**20, 1)}
@@ -239,7 +234,7 @@ def test_english_path_is_nltk_and_lancaster_on_the_default_bot() -> None:
 
     from chatbot.data import load_intents
     from chatbot.text import _is_punctuation
-    from tests.conftest import DEFAULT_INTENTS
+    from tests.support import DEFAULT_INTENTS
 
     lancaster, tokenizer = LancasterStemmer(), NLTKWordTokenizer()
     for intent in load_intents(DEFAULT_INTENTS):
@@ -306,7 +301,7 @@ def test_ported_stemmer_matches_nltk_on_every_word_the_benchmarks_use() -> None:
 
     from chatbot import lancaster
     from chatbot.data import load_intents
-    from tests.conftest import DEFAULT_INTENTS, ROOT
+    from tests.support import DEFAULT_INTENTS, ROOT
 
     paraphrases = ROOT / "bench" / "data" / "default_bot_paraphrases.intents.json"
     texts = [
@@ -329,7 +324,7 @@ def test_serving_an_english_bot_imports_neither_nltk_nor_scikit_learn(tiny_model
     import subprocess
     import sys
 
-    from tests.conftest import ROOT
+    from tests.support import ROOT
 
     script = (
         "import sys; from app import create_app; create_app(); "

@@ -56,7 +56,7 @@ def test_tiny_bot_knows_every_pattern(tiny_bundle, tiny_intents) -> None:
 @pytest.mark.slow
 def test_training_is_reproducible(tiny_bundle, tiny_intents) -> None:
     from chatbot.train import train
-    from tests.conftest import TINY_CONFIG
+    from tests.support import TINY_CONFIG
 
     assert train(tiny_intents, TINY_CONFIG).fingerprint == tiny_bundle.fingerprint
 
@@ -88,7 +88,7 @@ def test_weight_averaging_serves_the_averaged_weights_that_scored_best(tiny_inte
 
     from chatbot.model import load_keras_model
     from chatbot.train import make_examples, one_hot, train
-    from tests.conftest import TINY_CONFIG
+    from tests.support import TINY_CONFIG
 
     config = TINY_CONFIG.replace(ema_momentum=0.9, epochs=30, patience=5, label_smoothing=0.1)
     bundle = train(tiny_intents, config, validation=tiny_intents)
@@ -104,7 +104,7 @@ def test_weight_averaging_serves_the_averaged_weights_that_scored_best(tiny_inte
 @pytest.mark.slow
 def test_refit_with_label_smoothing_stops_once_patterns_fit(tiny_intents) -> None:
     from chatbot.train import train
-    from tests.conftest import TINY_CONFIG
+    from tests.support import TINY_CONFIG
 
     # Smoothed targets never teach a confidence of 0.9: the bar is relative to what they teach.
     config = TINY_CONFIG.replace(label_smoothing=0.3, epochs=150)

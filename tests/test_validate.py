@@ -8,7 +8,7 @@ import pytest
 
 from chatbot.data import validate_intents
 from chatbot.validate import CHECKS, ERROR, WARNING, has_failures, run_checks, validate_file
-from tests.conftest import DEFAULT_INTENTS, TINY_INTENTS, run_cli, write_json
+from tests.support import DEFAULT_INTENTS, TINY_INTENTS, run_cli, write_json
 
 
 def intents_with(*changes: tuple[int, str, object]) -> dict:
