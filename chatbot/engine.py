@@ -21,7 +21,7 @@ from chatbot.languages import LANGUAGES
 from chatbot.numpy_layers import Forward, numpy_forward
 from chatbot.segment import Segmenter
 from chatbot.spelling import SpellingCorrector
-from chatbot.text import stem, words
+from chatbot.text import stem, stemmer, words
 
 Array = np.ndarray
 RANKING_CACHE_SIZE = 1024
@@ -52,6 +52,7 @@ class Engine:
         self._label_array = np.array(self.labels, dtype=object)  # reordered by one index per ranking
         self.max_length = bundle.config.max_length
         self.language = bundle.config.language
+        stemmer(self.language)  # other languages' Snowball stemmer imports NLTK: at load, not on a message
         self.forward = forward or (numpy_forward(bundle) if bundle.architecture is not None else None)
         self.ngram_model = bundle.ngram_model
         if self.forward is None or self.ngram_model is None:
