@@ -107,6 +107,15 @@ def on_reload(server) -> None:
         server.log.exception("model reload failed, still serving the old model")
 
 
+def pre_fork(server, worker) -> None:
+    """Let the master's pending greenlets finish before a worker copies them: the rate limiter's
+    in-memory storage starts a 10 ms timer at load, which a forked worker could not end cleanly
+    (a KeyError traceback from threading at every worker boot)."""
+    from gevent import sleep
+
+    sleep(0.02)
+
+
 def post_fork(server, worker) -> None:
     """Let POST /admin/reload in this worker reach every worker, through a SIGHUP to the master;
     give the requests gunicorn refuses itself (400, 431...) the app's JSON errors and headers."""

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from bench.harness import free_port, gunicorn_command
+from bench.harness import free_port, gunicorn_command, wait_until
 from chatbot.data import load_intents
 from tests.support import DEFAULT_INTENTS, ROOT, record_figures
 
@@ -185,3 +185,13 @@ def test_malformed_requests_get_one_json_error_with_the_security_headers(serve, 
         new_lines = server.log_so_far().splitlines()[log_lines:]
         assert len(new_lines) <= 2 and "Traceback" not in "\n".join(new_lines)  # an access line at most
     record_figures("malformed_requests", {"requests": len(MALFORMED), "log_lines_each_at_most": 2})
+
+
+def test_workers_boot_without_a_traceback(serve, tiny_model_path) -> None:
+    """The default rate limiter counts in memory, with a timer started in the master at load: a
+    worker forked while it was pending logged a KeyError traceback from threading at every boot."""
+    server = serve(tiny_model_path, {"CHATBOT_RATE_LIMIT": "60/minute", "WEB_CONCURRENCY": "2"})
+    wait_until(lambda: len(server.worker_pids()) == 2)
+    assert server.post("/predict", {"data": "hi"}).status_code == 200
+    time.sleep(0.5)  # a forked timer fails 10 ms after the worker starts
+    assert "Traceback" not in server.log_so_far()
