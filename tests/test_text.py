@@ -323,25 +323,6 @@ def test_ported_stemmer_matches_nltk_on_every_word_the_benchmarks_use() -> None:
     }
 
 
-def test_serving_an_english_bot_imports_neither_nltk_nor_scikit_learn(tiny_model_path: Path) -> None:
-    """NLTK's package import brings scikit-learn and scipy: about 100 MB and seconds per server."""
-    import subprocess
-    import sys
-
-    from tests.support import ROOT
-
-    script = (
-        "import sys; from app import create_app; create_app(); "
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'nltk', 'sklearn', 'scipy', 'tensorflow'}))"
-    )
-    env = {"CHATBOT_MODEL": str(tiny_model_path), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]"
-
-
 def test_a_german_bot_loads_its_stemmer_with_the_model(german_model_path: Path) -> None:
     """The Snowball stemmer imports NLTK (a second or more): never on a worker's first message."""
     import subprocess
