@@ -1,7 +1,8 @@
 """Where a ``/predict`` request's time goes: CPU per request in-process, layer by layer.
 
 The HTTP benchmark (bench/throughput.py) says how far the app is from a hello-world Flask app; this
-one says why. It calls each app's WSGI callable directly (no HTTP, no gunicorn) with messages that
+one says why. It calls each app's WSGI callable directly (no HTTP, no gunicorn, and not Flask's test
+client, whose request building alone costs twice hello's answer: 0.118 vs 0.039 ms) with messages that
 never repeat and times the process's CPU (every thread: the conversation log's writer included):
 
 - hello: bench/hello_app.py, the stack's floor;
@@ -22,7 +23,6 @@ import argparse
 import io
 import json
 import os
-import re
 import sys
 import tempfile
 import time
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.hello_app import create_app as create_hello_app
+from bench.throughput import pattern_words
 from chatbot.bundle import Bundle
 
 RESULTS = Path(__file__).resolve().parent / "results" / "request_cost.json"
@@ -122,7 +123,7 @@ def build_apps(model: Path) -> dict[str, WsgiApp]:
 def measure(model: Path) -> dict[str, float]:
     """Return the fastest round of each app, rounds interleaved."""
     bundle = Bundle.load(model)
-    words = sorted({w for i in bundle.intents for p in i.patterns for w in re.findall(r"[a-z]+", p.lower())})
+    words = pattern_words(bundle)
     apps = build_apps(model)
     rounds: dict[str, list[float]] = {name: [] for name in apps}
     for number in range(ROUNDS):

@@ -355,16 +355,21 @@ def target_lines(ours: dict[str, Any], ratio: dict[str, float], args: argparse.N
     return lines
 
 
+def pattern_words(bundle: Bundle) -> list[str]:
+    """Return the words of the bot's patterns, sorted: what never-repeating messages are made of."""
+    return sorted(
+        {
+            word
+            for intent in bundle.intents
+            for text in intent.patterns
+            for word in re.findall(r"[a-z]+", text.lower())
+        }
+    )
+
+
 def write_words(model: Path, path: Path) -> None:
     """Write the words of the bot's patterns, one a line, for the varied-messages wrk script."""
-    bundle = Bundle.load(model)
-    words = {
-        word
-        for intent in bundle.intents
-        for text in intent.patterns
-        for word in re.findall(r"[a-z]+", text.lower())
-    }
-    path.write_text("\n".join(sorted(words)) + "\n")
+    path.write_text("\n".join(pattern_words(Bundle.load(model))) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

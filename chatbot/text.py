@@ -7,9 +7,10 @@ out, and stem with NLTK's Snowball stemmer where one exists. Scripts written wit
 give one "word" per run of letters; the engine splits it into training words (chatbot.segment).
 
 English is split by NLTK's word tokenizer and stemmed by NLTK's Lancaster stemmer, both ported
-(chatbot/treebank.py, chatbot/lancaster.py) so that the server of an English bot never imports NLTK,
-which would bring scikit-learn and scipy. The tokenizer's ~40 regular expressions cost about 0.05 ms a message, so
-plain messages take a fast path that gives the same tokens (a property test compares the two).
+(chatbot/treebank.py, chatbot/lancaster.py) so that the server of an English bot never imports
+NLTK, which would bring scikit-learn and scipy. The tokenizer's ~40 regular expressions cost about
+0.05 ms a message, so plain messages take a fast path that gives the same tokens (a property test
+compares the two).
 """
 
 from __future__ import annotations
