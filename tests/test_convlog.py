@@ -144,6 +144,11 @@ def test_killing_postgres_mid_traffic_loses_no_answer_and_logging_resumes(
         sender.join(timeout=60)
         assert statuses == [200] * 300
 
+        def outage_noticed() -> bool:
+            """the writer met the dead database (a restart before its next flush would hide it)"""
+            return "conversation log: database unavailable" in server.log_so_far()
+
+        wait_until(outage_noticed, timeout=30)
         database.start()
         for number in range(20):
             assert server.post("/api/v1/parse", {"text": f"after {number}"}).status_code == 200
