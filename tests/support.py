@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -217,6 +218,36 @@ class Server(harness.Gunicorn):
     def post(self, path: str, payload: dict, **kwargs) -> requests.Response:
         """POST JSON to the server."""
         return requests.post(f"{self.url}{path}", json=payload, **{"timeout": 10, **kwargs})
+
+    @contextlib.contextmanager
+    def only_worker(self, pid: int) -> Iterator[None]:
+        """Let worker ``pid`` alone accept connections: the other workers are paused (SIGSTOP).
+
+        Idle workers do not take turns: the kernel may hand every new connection to the same one
+        (30 of 30 in a CI run). A connection made meanwhile waits in the shared backlog until the
+        one running worker accepts it.
+        """
+        paused = self.worker_pids() - {pid}
+        try:
+            for other in paused:
+                os.kill(other, signal.SIGSTOP)
+            yield
+        finally:
+            for other in paused:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(other, signal.SIGCONT)
+
+    def version_of_each_worker(self) -> dict[int, dict]:
+        """GET /version from every current worker, keyed by the pid that answered."""
+        answers: dict[int, dict] = {}
+        for pid in self.worker_pids():
+            try:
+                with self.only_worker(pid):
+                    version = self.get("/version", timeout=5).json()
+                answers[version["served_by"]["pid"]] = version
+            except (ProcessLookupError, requests.RequestException):
+                pass  # a worker was replaced meanwhile: the caller compares the pids with its own
+        return answers
 
 
 @contextlib.contextmanager

@@ -29,13 +29,10 @@ def all_workers_serve(server: Server, fingerprint: str, not_before: set[int] = f
     workers = server.worker_pids()
     if len(workers) != WORKERS or workers & not_before:
         return False  # a reload is still replacing workers
-    seen: dict[int, str] = {}
-    for _ in range(12):  # a new connection each: the workers race to accept it
-        served = requests.get(f"{server.url}/version", timeout=5).json()
-        seen[served["served_by"]["pid"]] = served["model"]["fingerprint"]
-        if set(seen) == workers:
-            break
-    return set(seen) == workers and set(seen.values()) == {fingerprint}
+    versions = server.version_of_each_worker()
+    return set(versions) == workers and {v["model"]["fingerprint"] for v in versions.values()} == {
+        fingerprint
+    }
 
 
 class Load:
