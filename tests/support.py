@@ -249,6 +249,22 @@ class Server(harness.Gunicorn):
                 pass  # a worker was replaced meanwhile: the caller compares the pids with its own
         return answers
 
+    def serves_on_every_worker(
+        self, fingerprint: str, workers: int, replacing: set[int] = frozenset()
+    ) -> bool:
+        """Say whether ``workers`` workers run, none of ``replacing``, and each serves the model.
+
+        After a reload the old workers accept connections for up to a second more (gevent's worker
+        looks at its stop flag once a second), so a reload is done only once they are gone.
+        """
+        running = self.worker_pids()
+        if len(running) != workers or running & replacing:
+            return False
+        versions = self.version_of_each_worker()
+        return set(versions) == running and {v["model"]["fingerprint"] for v in versions.values()} == {
+            fingerprint
+        }
+
 
 @contextlib.contextmanager
 def running_servers() -> Iterator[Callable[..., Server]]:

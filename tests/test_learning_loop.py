@@ -41,14 +41,6 @@ def retrain_compare_and_install(data: Path, model: Path) -> None:
     shutil.copy(new_model, model)
 
 
-def serves(url: str, fingerprint: str) -> bool:
-    """Say whether a few requests to the URL all land on workers serving the model."""
-    return all(
-        requests.get(f"{url}/version", timeout=5).json()["model"]["fingerprint"] == fingerprint
-        for _ in range(6)
-    )
-
-
 def fingerprint(model: Path) -> str:
     from chatbot.bundle import Bundle
 
@@ -109,9 +101,10 @@ def test_the_loop_through_the_page_and_the_cli(
 
     # Validate, retrain, compare and reload; the bot now answers the question.
     retrain_compare_and_install(data, model)
+    before = bot.worker_pids()
     reloaded = requests.post(f"{bot.url}/admin/reload", headers=AUTH, timeout=10)
     assert reloaded.status_code == 202, reloaded.text
-    wait_until(lambda: serves(bot.url, fingerprint(model)), timeout=30)
+    wait_until(lambda: bot.serves_on_every_worker(fingerprint(model), 2, before), timeout=30)
     page.goto(bot.url + "/")
     send(page, "any gift cards")  # the page keeps the earlier conversation: this is answer 4
     assert wait_for_answers(page, 4)[-1] == ANSWER
@@ -163,10 +156,18 @@ def test_the_loop_with_postgres_redis_and_two_replicas_behind_nginx(
     assert requests.get(f"{nginx.url}/admin/review/inbox", headers=AUTH, timeout=10).json()["total"] == 0
 
     retrain_compare_and_install(data, model)
+    before = {replica.url: replica.worker_pids() for replica in replicas}
     for replica in replicas:  # each replica is its own gunicorn: reload each
         assert requests.post(f"{replica.url}/admin/reload", headers=AUTH, timeout=10).status_code == 202
     new_fingerprint = fingerprint(model)
-    wait_until(lambda: all(serves(replica.url, new_fingerprint) for replica in replicas), timeout=30)
+
+    def reloaded() -> bool:
+        """each replica's one worker is a new one, serving the new model"""
+        return all(
+            replica.serves_on_every_worker(new_fingerprint, 1, before[replica.url]) for replica in replicas
+        )
+
+    wait_until(reloaded, timeout=30)
     for _ in range(4):
         reply = requests.post(
             f"{nginx.url}/api/v1/chat", json={"message": "any gift cards"}, timeout=10

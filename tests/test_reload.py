@@ -24,17 +24,6 @@ TOKEN = "reload-test-token-0123456789"
 WORKERS = 2
 
 
-def all_workers_serve(server: Server, fingerprint: str, not_before: set[int] = frozenset()) -> bool:
-    """Say whether every current worker (none of ``not_before``) answers /version with the model."""
-    workers = server.worker_pids()
-    if len(workers) != WORKERS or workers & not_before:
-        return False  # a reload is still replacing workers
-    versions = server.version_of_each_worker()
-    return set(versions) == workers and {v["model"]["fingerprint"] for v in versions.values()} == {
-        fingerprint
-    }
-
-
 class Load:
     """Send /predict requests from a thread until stopped, and keep every status."""
 
@@ -62,7 +51,7 @@ def test_admin_reload_and_sighup_reach_every_worker(
     model_path = Path(shutil.copy(tiny_model_path, tmp_path / "model.h5"))
     server = serve(model_path, {"WEB_CONCURRENCY": str(WORKERS), "CHATBOT_ADMIN_TOKEN": TOKEN})
     auth = {"Authorization": f"Bearer {TOKEN}"}
-    wait_until(lambda: all_workers_serve(server, tiny_bundle.fingerprint))
+    wait_until(lambda: server.serves_on_every_worker(tiny_bundle.fingerprint, WORKERS))
 
     # POST /admin/reload lands on one worker, which asks the master to replace them all.
     retrained_bundle.save(model_path)
@@ -71,7 +60,7 @@ def test_admin_reload_and_sighup_reach_every_worker(
         response = requests.post(f"{server.url}/admin/reload", headers=auth, timeout=10)
         assert response.status_code == 202
         assert response.json()["model"]["fingerprint"] == retrained_bundle.fingerprint
-        wait_until(lambda: all_workers_serve(server, retrained_bundle.fingerprint, not_before=before))
+        wait_until(lambda: server.serves_on_every_worker(retrained_bundle.fingerprint, WORKERS, before))
     assert load.statuses and set(load.statuses) == {200}  # no downtime while the workers change
 
     # A bad bundle is refused by the endpoint; the workers stay as they are.
@@ -81,19 +70,19 @@ def test_admin_reload_and_sighup_reach_every_worker(
     assert response.status_code == 422
     assert response.json()["error"]["code"] == "invalid_model"
     assert server.worker_pids() == before
-    assert all_workers_serve(server, retrained_bundle.fingerprint)
+    assert server.serves_on_every_worker(retrained_bundle.fingerprint, WORKERS)
 
     # SIGHUP to the master: the new model is loaded there, then fresh workers are forked.
     tiny_bundle.save(model_path)
     before = server.worker_pids()
     os.kill(server.process.pid, signal.SIGHUP)
-    wait_until(lambda: all_workers_serve(server, tiny_bundle.fingerprint, not_before=before))
+    wait_until(lambda: server.serves_on_every_worker(tiny_bundle.fingerprint, WORKERS, before))
 
     # SIGHUP with a bad bundle: the workers are replaced, and serve the old model.
     model_path.write_bytes(b"garbage")
     before = server.worker_pids()
     os.kill(server.process.pid, signal.SIGHUP)
-    wait_until(lambda: all_workers_serve(server, tiny_bundle.fingerprint, not_before=before))
+    wait_until(lambda: server.serves_on_every_worker(tiny_bundle.fingerprint, WORKERS, before))
     assert "model reload refused, still serving the old model" in server.log_so_far()
     metrics = requests.get(f"{server.url}/metrics", timeout=10).text
     assert f'chatbot_model_info{{app_version="0.1.0",fingerprint="{tiny_bundle.fingerprint}"' in metrics
@@ -170,13 +159,7 @@ def test_a_reload_says_whether_conversations_keep_their_context(
     assert response.status_code == 202
     conversations = response.json()["conversations"]
     assert conversations["kept"] is False and "REDIS_URL" in conversations["reason"]
-    wait_until(lambda: all_workers_serve_one(server, retrained_bundle.fingerprint, before))
+    wait_until(lambda: server.serves_on_every_worker(retrained_bundle.fingerprint, 1, before))
     assert not takes_order_number("across")  # as the response said
     assert "in-memory conversations start afresh" in server.log_so_far()
     record_figures("reload_conversations", {"store": "memory", "kept": conversations["kept"]})
-
-
-def all_workers_serve_one(server: Server, fingerprint: str, not_before: set[int]) -> bool:
-    """Say whether the one worker is a new one and serves the model."""
-    workers = server.worker_pids()
-    return bool(workers) and not workers & not_before and server.get("/readyz").json()["model"] == fingerprint
