@@ -208,10 +208,16 @@ def cpu_seconds(pids: Sequence[int]) -> float:
 # ---- stopping --------------------------------------------------------------------------------
 
 
-def kill_group(pgid: int) -> None:
-    """SIGKILL every process of a group (nothing if it is empty)."""
+def kill_group(pgid: int, timeout: float = 5.0) -> None:
+    """SIGKILL every process of a group (nothing if it is empty) and wait until none is alive.
+
+    A killed process dies when it is next scheduled, not when the signal is sent: a caller that
+    looked right away found one still running (CI).
+    """
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
+    with contextlib.suppress(NotReadyError):
+        wait_until(lambda: not group_members(pgid), timeout=timeout, interval=0.01)
 
 
 def stop_group(pgid: int, sig: int = signal.SIGTERM, timeout: float = GUNICORN_STOP_TIMEOUT_S) -> bool:
