@@ -8,7 +8,6 @@ non-zero exit status.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import json
 import logging
@@ -218,11 +217,8 @@ def run_train(args: argparse.Namespace) -> int:
     config = default_config(intents, load_language(args.data)).replace(epochs=args.epochs, seed=args.seed)
     # Without --val, out-of-scope queries join the generic ones that the threshold is chosen on.
     held_out_out_of_scope = out_of_scope if validation is None and out_of_scope is not None else ()
-    bundle = dataclasses.replace(
-        train(intents, config, validation, held_out_out_of_scope),
-        domain=domain,
-        widget_strings=load_widget_strings(args.data),
-    )
+    widget_strings = load_widget_strings(args.data)
+    bundle = train(intents, config, validation, held_out_out_of_scope, domain, widget_strings)
     if out_of_scope is not None and validation is not None:
         bundle, accuracy = calibrate(bundle, validation, out_of_scope)
         print(

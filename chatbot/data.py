@@ -248,7 +248,17 @@ def _check_context_filters(intents: list[Intent], source: str) -> None:
             )
 
 
-def fingerprint_intents(intents: list[Intent]) -> str:
-    """Return a SHA-256 of the intents' canonical JSON, to tell which data a model was trained on."""
-    canonical = json.dumps([intent.to_dict() for intent in intents], sort_keys=True)
+def fingerprint_data(
+    intents: list[Intent], domain: Domain | None = None, widget_strings: dict[str, str] | None = None
+) -> str:
+    """Return a SHA-256 of the data's canonical JSON, to tell which data a model was trained on.
+
+    The entities, slots and widget texts count too: they change what the bot does, not its
+    weights. Absent or empty, they leave the hash of the intents alone unchanged.
+    """
+    sections = {**(domain or Domain()).to_dict(), "widget": widget_strings or {}}
+    document: Any = [intent.to_dict() for intent in intents]
+    if any(sections.values()):
+        document = {"intents": document, **{key: value for key, value in sections.items() if value}}
+    canonical = json.dumps(document, sort_keys=True)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

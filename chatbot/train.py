@@ -19,13 +19,14 @@ import tensorflow as tf
 import chatbot
 from chatbot.bundle import Bundle
 from chatbot.config import ModelConfig
-from chatbot.data import FALLBACK_TAG, Intent, fingerprint_intents
+from chatbot.data import FALLBACK_TAG, Intent, fingerprint_data
 from chatbot.engine import Engine
 from chatbot.errors import IntentsError
 from chatbot.evaluate import IN_SCOPE_REFUSAL_BUDGET, calibrate_in_scope, load_off_topic
 from chatbot.languages import DEFAULT_LANGUAGE, fallback_response
 from chatbot.model import average_models, build_model
 from chatbot.ngrams import Document, NgramModel, feature_families
+from chatbot.slots import Domain
 from chatbot.text import stem, words
 from chatbot.vocab import UNK_ID, Vocabulary, build_vocabulary
 
@@ -211,8 +212,13 @@ def train(
     config: ModelConfig | None = None,
     validation: Sequence[Intent] | None = None,
     out_of_scope: Sequence[str] = (),
+    domain: Domain | None = None,
+    widget_strings: dict[str, str] | None = None,
 ) -> Bundle:
     """Train on the intents and return the bundle, its threshold fitted to held-out data.
+
+    The bundle carries the data file's other sections too: its entities and slots (``domain``) and
+    the widget's texts.
 
     With a validation set, the LSTM stops early on it and keeps its best epoch. Without one, when
     the data allows, a stratified split measures how well the model generalises and for how many
@@ -228,7 +234,7 @@ def train(
     started = time.perf_counter()
     config = config or default_config(intents)
     language = config.language
-    data_sha256 = fingerprint_intents(list(intents))
+    data_sha256 = fingerprint_data(list(intents), domain, widget_strings)
     off_topic = load_off_topic()
     if config.off_topic_weight > 0:
         # Half of the generic off-topic queries train the fallback intent; the other half is left
@@ -251,6 +257,8 @@ def train(
         config=config,
         data_sha256=data_sha256,
         spelling_words=tuple(word for word, _ in frequency.most_common()),
+        domain=domain or Domain(),
+        widget_strings=widget_strings or {},
     )
     held_out_model: Bundle | None = None
     held_out: Sequence[Intent] = validation or ()
@@ -324,6 +332,8 @@ def _bundle(
     config: ModelConfig,
     data_sha256: str,
     spelling_words: tuple[str, ...],
+    domain: Domain,
+    widget_strings: dict[str, str],
 ) -> Bundle:
     return Bundle(
         architecture=json_architecture(model) if model is not None else None,
@@ -336,6 +346,8 @@ def _bundle(
         versions=library_versions(),
         ngram_model=ngram_model,
         spelling_words=spelling_words,
+        domain=domain,
+        widget_strings=widget_strings,
     )
 
 

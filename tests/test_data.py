@@ -8,14 +8,15 @@ import logging
 import pytest
 
 from chatbot.data import (
-    fingerprint_intents,
+    fingerprint_data,
     load_intents,
     load_language,
     load_widget_strings,
     validate_intents,
 )
 from chatbot.errors import IntentsError
-from tests.support import TINY_INTENTS, run_cli, write_json
+from chatbot.slots import Domain, validate_domain
+from tests.support import SLOT_DATA, TINY_INTENTS, run_cli, write_json
 
 
 def with_change(change) -> dict:
@@ -125,9 +126,9 @@ def test_no_quick_replies_keep_the_data_hash(tiny_intents) -> None:
     # before quick replies existed keep their data_sha256.
     empty = validate_intents(with_change(lambda i: i[0].update(quick_replies=[])))
     assert all("quick_replies" not in intent.to_dict() for intent in [*tiny_intents, *empty])
-    assert fingerprint_intents(empty) == fingerprint_intents(tiny_intents)
+    assert fingerprint_data(empty) == fingerprint_data(tiny_intents)
     with_buttons = validate_intents(with_change(lambda i: i[0].update(quick_replies=["Bye"])))
-    assert fingerprint_intents(with_buttons) != fingerprint_intents(tiny_intents)
+    assert fingerprint_data(with_buttons) != fingerprint_data(tiny_intents)
 
 
 def test_fallback_may_have_no_patterns(tiny_intents) -> None:
@@ -148,8 +149,20 @@ def test_load_intents_missing_file(tmp_path) -> None:
 
 def test_fingerprint_changes_with_the_data(tiny_intents) -> None:
     changed = validate_intents(with_change(lambda i: i[0]["patterns"].append("howdy")))
-    assert fingerprint_intents(tiny_intents) == fingerprint_intents(validate_intents(TINY_INTENTS))
-    assert fingerprint_intents(tiny_intents) != fingerprint_intents(changed)
+    assert fingerprint_data(tiny_intents) == fingerprint_data(validate_intents(TINY_INTENTS))
+    assert fingerprint_data(tiny_intents) != fingerprint_data(changed)
+
+
+def test_fingerprint_covers_entities_slots_and_widget_texts(tiny_intents) -> None:
+    """They change what the bot does, not its weights: /version's data_sha256 must tell them apart."""
+    plain = fingerprint_data(tiny_intents)
+    assert fingerprint_data(tiny_intents, Domain(), {}) == plain  # empty sections: the old hash
+    domain = validate_domain(SLOT_DATA)
+    with_domain = fingerprint_data(tiny_intents, domain)
+    other_regex = copy.deepcopy(SLOT_DATA)
+    other_regex["entities"]["order_number"]["regex"] = r"\d{7}"
+    assert len({plain, with_domain, fingerprint_data(tiny_intents, validate_domain(other_regex))}) == 3
+    assert fingerprint_data(tiny_intents, widget_strings={"title": "Help"}) != plain
 
 
 CLI_CASES = [

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.data import FALLBACK_TAG, load_intents
+from chatbot.bundle import Bundle
+from chatbot.data import FALLBACK_TAG, fingerprint_data, load_domain, load_intents, load_widget_strings
 from chatbot.text import tokenize
 from tests.support import DEFAULT_INTENTS
 
@@ -68,3 +69,14 @@ def test_quick_replies_are_phrases_the_bot_was_trained_on(intents) -> None:
         "Order status": "order_status",
         "Talk to a person": "human_handoff",
     }
+
+
+@pytest.mark.slow
+def test_the_trained_default_bot_carries_and_names_all_of_its_data(default_model_path) -> None:
+    """Its entities and slots travel in the bundle, and data_sha256 covers them (and widget texts)."""
+    bundle = Bundle.load(default_model_path)
+    domain = load_domain(DEFAULT_INTENTS)
+    assert domain.entities and bundle.domain == domain
+    widget_strings = load_widget_strings(DEFAULT_INTENTS)
+    assert bundle.data_sha256 == fingerprint_data(load_intents(DEFAULT_INTENTS), domain, widget_strings)
+    assert bundle.data_sha256 != fingerprint_data(load_intents(DEFAULT_INTENTS))
