@@ -261,9 +261,8 @@ class Server(harness.Gunicorn):
         if len(running) != workers or running & replacing:
             return False
         versions = self.version_of_each_worker()
-        return set(versions) == running and {v["model"]["fingerprint"] for v in versions.values()} == {
-            fingerprint
-        }
+        fingerprints = {version["model"]["fingerprint"] for version in versions.values()}
+        return set(versions) == running and fingerprints == {fingerprint}
 
 
 @contextlib.contextmanager
