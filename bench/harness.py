@@ -208,8 +208,8 @@ def cpu_seconds(pids: Sequence[int]) -> float:
 # ---- stopping --------------------------------------------------------------------------------
 
 
-def kill_group(pgid: int, timeout: float = 5.0) -> None:
-    """SIGKILL every process of a group (nothing if it is empty) and wait until none is alive.
+def kill_group(pgid: int, timeout: float = 5.0) -> bool:
+    """SIGKILL every process of a group (nothing if it is empty); return whether all died in ``timeout``.
 
     A killed process dies when it is next scheduled, not when the signal is sent: a caller that
     looked right away found one still running (CI).
@@ -218,6 +218,8 @@ def kill_group(pgid: int, timeout: float = 5.0) -> None:
         os.killpg(pgid, signal.SIGKILL)
     with contextlib.suppress(NotReadyError):
         wait_until(lambda: not group_members(pgid), timeout=timeout, interval=0.01)
+        return True
+    return False
 
 
 def stop_group(pgid: int, sig: int = signal.SIGTERM, timeout: float = GUNICORN_STOP_TIMEOUT_S) -> bool:
@@ -230,8 +232,8 @@ def stop_group(pgid: int, sig: int = signal.SIGTERM, timeout: float = GUNICORN_S
     with contextlib.suppress(NotReadyError):
         wait_until(lambda: not group_members(pgid), timeout=timeout)
         return True
-    kill_group(pgid)
-    wait_until(lambda: not group_members(pgid), timeout=5)
+    if not kill_group(pgid):
+        raise NotReadyError(f"process group {pgid} still has processes 5 s after SIGKILL")
     return False
 
 
