@@ -237,11 +237,8 @@ def evaluate(
     texts, tags, out_of_scope = split_fallback_queries(texts, tags, out_of_scope)
     in_scope, outside, correct = predict_both(engine, texts, tags, out_of_scope, progress)
     kept = in_scope.confidences >= threshold
-    answered = [p if k else OUT_OF_SCOPE for p, k in zip(in_scope.labels, kept, strict=True)]
-    answered_outside = [
-        p if c >= threshold else OUT_OF_SCOPE
-        for p, c in zip(outside.labels, outside.confidences, strict=True)
-    ]
+    answered = _answers(in_scope.labels, in_scope.confidences, threshold)
+    answered_outside = _answers(outside.labels, outside.confidences, threshold)
     overall = {
         # Out-of-scope counts as a class, as calibration does: the figure the CI gates compare.
         "accuracy": accuracy([*tags, *[OUT_OF_SCOPE] * len(out_of_scope)], [*answered, *answered_outside]),
@@ -275,8 +272,10 @@ def evaluate(
                 "predicted": label,
                 "confidence": _rounded(confidence),
             }
-            for text, label, confidence in zip(out_of_scope, outside.labels, outside.confidences, strict=True)
-            if confidence >= threshold
+            for text, label, confidence in zip(
+                out_of_scope, answered_outside, outside.confidences, strict=True
+            )
+            if label != OUT_OF_SCOPE
         ],
         "confusion_matrix": most_confused(tags, in_scope.labels),
         "confidences": {
@@ -311,6 +310,14 @@ def calibrate_in_scope(
 def _rounded(score: float) -> float | None:
     """Return a score for a JSON report: None for one that no threshold answers."""
     return round(float(score), 6) if math.isfinite(score) else None
+
+
+def _answers(labels: Sequence[str], confidences: np.ndarray, threshold: float) -> list[str]:
+    """Return what the bot answers: each predicted label, or OUT_OF_SCOPE below the threshold."""
+    return [
+        label if confidence >= threshold else OUT_OF_SCOPE
+        for label, confidence in zip(labels, confidences, strict=True)
+    ]
 
 
 def _mistakes(y_true: Sequence[str], y_pred: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
