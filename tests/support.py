@@ -265,6 +265,48 @@ class Server(harness.Gunicorn):
         return set(versions) == running and fingerprints == {fingerprint}
 
 
+@dataclasses.dataclass(frozen=True)
+class Attempt:
+    """One request of the load: when it started and ended, and whether it got its 200."""
+
+    started: float
+    ended: float
+    ok: bool
+
+
+class Load:
+    """Send /predict from several threads, one new connection per request, until stopped."""
+
+    def __init__(self, url: str, clients: int) -> None:
+        self.url, self.attempts, self.running = url, [], True
+        self.threads = [threading.Thread(target=self.run) for _ in range(clients)]
+
+    def run(self) -> None:
+        while self.running:
+            started = time.monotonic()
+            try:
+                ok = (
+                    requests.post(f"{self.url}/predict", json={"data": "hello"}, timeout=10).status_code
+                    == 200
+                )
+            except requests.RequestException:
+                ok = False
+            self.attempts.append(Attempt(started, time.monotonic(), ok))
+
+    def count_after(self, moment: float) -> int:
+        return sum(attempt.started > moment for attempt in self.attempts)
+
+    def __enter__(self) -> Load:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.running = False
+        for thread in self.threads:
+            thread.join()
+
+
 @contextlib.contextmanager
 def running_servers() -> Iterator[Callable[..., Server]]:
     """Yield a function that starts real servers; stop all of them on exit."""

@@ -13,9 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -26,53 +24,11 @@ from bench.harness import free_port, gunicorn_command, wait_until
 from bench.slow_clients import STALLS  # one byte; headers cut short; headers and half a body
 from chatbot.bundle import Bundle
 from chatbot.errors import BundleError
-from tests.support import ROOT, record_figures, rewrite_metadata
+from tests.support import ROOT, Load, record_figures, rewrite_metadata
 
 pytestmark = pytest.mark.slow
 
 HEALTHY_WITHIN_S = 2.0
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """One request of the load: when it started and ended, and whether it got its 200."""
-
-    started: float
-    ended: float
-    ok: bool
-
-
-class Load:
-    """Send /predict from several threads, one new connection per request, until stopped."""
-
-    def __init__(self, url: str, clients: int) -> None:
-        self.url, self.attempts, self.running = url, [], True
-        self.threads = [threading.Thread(target=self.run) for _ in range(clients)]
-
-    def run(self) -> None:
-        while self.running:
-            started = time.monotonic()
-            try:
-                ok = (
-                    requests.post(f"{self.url}/predict", json={"data": "hello"}, timeout=10).status_code
-                    == 200
-                )
-            except requests.RequestException:
-                ok = False
-            self.attempts.append(Attempt(started, time.monotonic(), ok))
-
-    def count_after(self, moment: float) -> int:
-        return sum(attempt.started > moment for attempt in self.attempts)
-
-    def __enter__(self) -> Load:
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.running = False
-        for thread in self.threads:
-            thread.join()
 
 
 def test_a_worker_killed_under_load_is_replaced_and_only_requests_in_flight_fail(

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import threading
 from pathlib import Path
 
 import h5py
@@ -16,33 +15,12 @@ import requests
 
 from bench.harness import wait_until
 from chatbot.bundle import Bundle
-from tests.support import Server, record_figures, rewrite_metadata
+from tests.support import Load, record_figures, rewrite_metadata
 
 pytestmark = pytest.mark.slow
 
 TOKEN = "reload-test-token-0123456789"
 WORKERS = 2
-
-
-class Load:
-    """Send /predict requests from a thread until stopped, and keep every status."""
-
-    def __init__(self, server: Server) -> None:
-        self.server, self.statuses, self.running = server, [], True
-        self.thread = threading.Thread(target=self.run)
-
-    def run(self) -> None:
-        while self.running:
-            response = requests.post(f"{self.server.url}/predict", json={"data": "hello"}, timeout=10)
-            self.statuses.append(response.status_code)
-
-    def __enter__(self) -> Load:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.running = False
-        self.thread.join()
 
 
 def test_admin_reload_and_sighup_reach_every_worker(
@@ -56,12 +34,12 @@ def test_admin_reload_and_sighup_reach_every_worker(
     # POST /admin/reload lands on one worker, which asks the master to replace them all.
     retrained_bundle.save(model_path)
     before = server.worker_pids()
-    with Load(server) as load:
+    with Load(server.url, clients=1) as load:
         response = requests.post(f"{server.url}/admin/reload", headers=auth, timeout=10)
         assert response.status_code == 202
         assert response.json()["model"]["fingerprint"] == retrained_bundle.fingerprint
         wait_until(lambda: server.serves_on_every_worker(retrained_bundle.fingerprint, WORKERS, before))
-    assert load.statuses and set(load.statuses) == {200}  # no downtime while the workers change
+    assert load.attempts and all(attempt.ok for attempt in load.attempts)  # no downtime meanwhile
 
     # A bad bundle is refused by the endpoint; the workers stay as they are.
     model_path.write_bytes(b"garbage")
