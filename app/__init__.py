@@ -12,10 +12,10 @@ from flask import Flask
 from app import (
     admin,
     api,
-    convlog,
     cors,
     errors,
     health,
+    log_writer,
     metrics,
     openapi,
     pages,
@@ -29,7 +29,7 @@ from app.bot import Bot
 from app.config import app_settings
 from app.reload import load_configured_dialogue
 from app.sessions import build_session_store
-from chatbot.dialogue import Dialogue
+from chatbot.dialogue.decision import Dialogue
 from chatbot.errors import ChatbotError
 
 EXIT_BAD_SETUP = 2  # as the CLI's: a bad model or setting, which the operator must fix
@@ -55,7 +55,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, dialogue: Dialogue 
     bot = Bot(dialogue=dialogue, sessions=sessions, webhooks=WebhookClient(app.config["ACTION_SECRET"]))
     app.extensions["chatbot"] = bot
     metrics.init_app(app, bot)  # first: its timer starts before any other hook can answer
-    convlog.init_app(app)
+    log_writer.init_app(app)
     errors.init_app(app)
     payload.init_app(app)
     security.init_app(app)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from chatbot.actions import SIGNATURE_HEADER, sign
+from chatbot.data.actions import SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from app import payload
 from app.bot import current_bot
-from app.conversation import release
 from app.errors import ApiError, error_response
 from app.reload import conversations_after_reload, reload_model
+from app.turns import release
 from chatbot.errors import BundleError
 
 log = logging.getLogger(__name__)

@@ -7,11 +7,11 @@ import uuid
 from flask import Blueprint, Response, jsonify, request
 
 from app.bot import current_bot
-from app.conversation import converse
-from app.convlog import log_replies
+from app.log_writer import log_replies
 from app.metrics import observe_replies
 from app.payload import field, message_text, message_texts, read_json_object, read_legacy_data, session_id
-from chatbot.conversation import Step, continue_turn, parse_result, take_turn
+from app.turns import converse
+from chatbot.dialogue.turn import Step, continue_turn, parse_result, take_turn
 
 bp = Blueprint("api", __name__)
 

@@ -9,7 +9,7 @@ from flask import current_app
 
 from app.actions import WebhookClient
 from app.sessions import SessionStore
-from chatbot.dialogue import Dialogue
+from chatbot.dialogue.decision import Dialogue
 
 
 @dataclass

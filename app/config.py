@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import limits
 
-from chatbot.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH, ENGINES
+from chatbot.classifier.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH, ENGINES
 
 T = TypeVar("T")
 MIN_TOKEN_CHARS = 16
@@ -49,7 +49,7 @@ def app_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         "RATE_LIMIT": _read(environ, "CHATBOT_RATE_LIMIT", _rate_limit, DEFAULT_RATE_LIMIT),
         "TRUSTED_PROXIES": _read(environ, "CHATBOT_TRUSTED_PROXIES", _count, 0),
         "FRAME_ANCESTORS": _read(environ, "CHATBOT_FRAME_ANCESTORS", _frame_ancestors, "'self'"),
-        # The conversation log (app/convlog.py): on by default; None: SQLite beside the model.
+        # The conversation log (app/log_writer.py): on by default; None: SQLite beside the model.
         "CONVERSATION_LOG": _read(environ, "CHATBOT_LOG", _on_off, True),
         "LOG_RETENTION_DAYS": _read(environ, "CHATBOT_LOG_RETENTION_DAYS", _positive_int, 30),
         "DATABASE_URL": _read(environ, "CHATBOT_DATABASE_URL", _database_url, None, secret=True),

@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 
 import chatbot
 from app.bot import Bot
-from chatbot.dialogue import Reply
+from chatbot.dialogue.decision import Reply
 
 bp = Blueprint("metrics", __name__)
 

@@ -11,7 +11,7 @@ from urllib.parse import unquote
 from flask import Flask, current_app, request
 
 from app.errors import ApiError
-from chatbot.text import normalize
+from chatbot.text.tokens import normalize
 
 JSON_TYPES = {"application/json", "text/plain"}  # text/plain: what the original clients send
 FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}

@@ -15,8 +15,8 @@ from typing import Any
 
 from flask import Flask
 
-from chatbot.actions import check_action_urls
-from chatbot.dialogue import Dialogue, load_dialogue
+from chatbot.data.actions import check_action_urls
+from chatbot.dialogue.decision import Dialogue, load_dialogue
 from chatbot.errors import BundleError, IntentsError
 
 log = logging.getLogger(__name__)

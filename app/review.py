@@ -16,14 +16,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app import charts
 from app.admin import require_token
-from app.convlog import database_url
 from app.errors import ApiError
+from app.log_writer import database_url
 from app.payload import field, read_json_object
 from app.security import page_policy
-from chatbot import review
-from chatbot.conversations import ConversationStore
-from chatbot.data import load_intents
+from chatbot.data.intents import load_intents
 from chatbot.errors import EditError, IntentsError
+from chatbot.learning import review
+from chatbot.learning.message_log import ConversationStore
 
 bp = Blueprint("review", __name__, url_prefix="/admin/review")
 

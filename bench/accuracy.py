@@ -38,12 +38,13 @@ import numpy as np
 from bench.baseline import baseline_accuracy, fit_baseline
 from bench.machine import describe_machine
 from bench.typos import typo_copy
-from chatbot.bundle import Bundle
-from chatbot.config import DEFAULT_DATA_PATH
-from chatbot.data import Intent, load_intents
-from chatbot.engine import Engine
-from chatbot.evaluate import calibrate, evaluate, labelled_examples, load_out_of_scope
-from chatbot.languages import DEFAULT_LANGUAGE
+from chatbot.classifier.bundle import Bundle
+from chatbot.classifier.config import DEFAULT_DATA_PATH
+from chatbot.classifier.ranker import Engine
+from chatbot.data.intents import Intent, load_intents
+from chatbot.learning.evaluate import evaluate
+from chatbot.text.languages import DEFAULT_LANGUAGE
+from chatbot.training.threshold import calibrate, labelled_examples, load_out_of_scope
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "accuracy.json"
@@ -72,7 +73,7 @@ def timed_train(
     intents: Sequence[Intent], validation: Sequence[Intent] | None = None, language: str = DEFAULT_LANGUAGE
 ) -> tuple[Bundle, float]:
     """Train with the defaults sized for the data, as ``chatbot train`` does; return the seconds too."""
-    from chatbot.train import default_config, train
+    from chatbot.training.train import default_config, train
 
     started = time.perf_counter()
     bundle = train(intents, default_config(intents, language), validation)

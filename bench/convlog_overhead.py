@@ -40,7 +40,7 @@ from bench.throughput import (
     wait_first_200,
     write_words,
 )
-from chatbot.bundle import Bundle
+from chatbot.classifier.bundle import Bundle
 
 RESULTS_PATH = REPO / "bench" / "results" / "convlog_overhead.json"
 TARGET_SHARE = 0.10  # the log may cost at most 10% of the req/s

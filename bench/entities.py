@@ -15,9 +15,9 @@ import random
 import statistics
 import time
 
-from chatbot.config import DEFAULT_DATA_PATH
-from chatbot.data import load_domain
-from chatbot.entities import EntityDefinition, EntityExtractor
+from chatbot.classifier.config import DEFAULT_DATA_PATH
+from chatbot.data.entities import EntityDefinition, EntityExtractor
+from chatbot.data.intents import load_domain
 
 TARGET_MS = 0.2
 LENGTH = 1000

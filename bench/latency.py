@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.machine import describe_machine
-from chatbot.bundle import Bundle
-from chatbot.dialogue import Dialogue
-from chatbot.engine import Engine
+from chatbot.classifier.bundle import Bundle
+from chatbot.classifier.ranker import Engine
+from chatbot.dialogue.decision import Dialogue
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latency.json"
 CALLS = {"numpy (ours)": 3000, "keras tf.function": 1000, "keras model.predict": 150}
@@ -32,7 +32,7 @@ def build_paths(bundle: Bundle) -> dict[str, Callable[[str], object]]:
     if bundle.architecture is None:  # the n-gram model alone: there is no Keras forward pass to compare
         return {"numpy (ours)": Dialogue(Engine.from_bundle(bundle, cache_size=0), threshold).reply}
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from chatbot.model import load_keras_model
+    from chatbot.classifier.model import load_keras_model
 
     model = load_keras_model(bundle)
     # No ranking cache: every call runs the whole path, forward pass included.

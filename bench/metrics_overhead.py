@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from bench.machine import describe_machine
-from chatbot.bundle import Bundle
+from chatbot.classifier.bundle import Bundle
 
 RESULTS = (
     Path(__file__).resolve().parent / "results"

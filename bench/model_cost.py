@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 from bench.machine import describe_machine
-from chatbot.bundle import Bundle
-from chatbot.config import LARGE_DATASET, ModelConfig
-from chatbot.dialogue import Dialogue
-from chatbot.engine import Engine
+from chatbot.classifier.bundle import Bundle
+from chatbot.classifier.config import LARGE_DATASET, ModelConfig
+from chatbot.classifier.ranker import Engine
+from chatbot.dialogue.decision import Dialogue
 
 RESULTS = Path(__file__).resolve().parent / "results" / "model_cost.json"
 CALLS = 2000
@@ -32,8 +32,8 @@ ROUNDS = 3
 def previous_design(bundle: Bundle) -> Bundle:
     """Return a bundle shaped like the LSTM-only model the project served before, for this bot."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from chatbot.model import average_models, build_model
-    from chatbot.train import extract_weights, json_architecture
+    from chatbot.classifier.model import average_models, build_model
+    from chatbot.training.train import extract_weights, json_architecture
 
     patterns = sum(len(intent.patterns) for intent in bundle.intents)
     config = ModelConfig.for_dataset(patterns).replace(max_length=bundle.config.max_length)

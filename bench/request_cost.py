@@ -32,7 +32,7 @@ from typing import Any
 
 from bench.hello_app import create_app as create_hello_app
 from bench.throughput import pattern_words
-from chatbot.bundle import Bundle
+from chatbot.classifier.bundle import Bundle
 
 RESULTS = Path(__file__).resolve().parent / "results" / "request_cost.json"
 CALLS = 2000

@@ -33,7 +33,7 @@ import requests
 
 from bench.harness import GUNICORN_CONF, ROOT, Gunicorn, memory_kib, process_tree
 from bench.machine import describe_machine
-from chatbot.bundle import Bundle
+from chatbot.classifier.bundle import Bundle
 
 BENCH_DIR = Path(__file__).resolve().parent
 

@@ -11,7 +11,7 @@ import random
 import string
 from collections.abc import Sequence
 
-from chatbot.data import Intent
+from chatbot.data.intents import Intent
 
 EDITS = ("delete", "insert", "substitute", "swap")
 

@@ -19,19 +19,20 @@ from sqlalchemy.exc import SQLAlchemyError
 from tqdm import tqdm
 
 import chatbot
-from chatbot import review
-from chatbot.bundle import Bundle
-from chatbot.compare import compare_reports, format_comparison, gate_failures
-from chatbot.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH
-from chatbot.conversation import parse_result, take_turn
-from chatbot.conversations import ConversationStore, default_database_url
-from chatbot.data import load_domain, load_intents, load_language, load_widget_strings
-from chatbot.dialogue import load_dialogue
-from chatbot.engine import Engine
+from chatbot.classifier.bundle import Bundle
+from chatbot.classifier.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH
+from chatbot.classifier.ranker import Engine
+from chatbot.data.checks import ERROR, findings_json, has_failures, run_checks, validate_file
+from chatbot.data.intents import load_domain, load_intents, load_language, load_widget_strings
+from chatbot.dialogue.decision import load_dialogue
+from chatbot.dialogue.turn import parse_result, take_turn
 from chatbot.errors import ChatbotError, EditError
-from chatbot.evaluate import calibrate, evaluate, labelled_examples, load_out_of_scope
-from chatbot.review import DEFAULT_BELOW, DEFAULT_DAYS
-from chatbot.validate import ERROR, findings_json, has_failures, run_checks, validate_file
+from chatbot.learning import review
+from chatbot.learning.compare import compare_reports, format_comparison, gate_failures
+from chatbot.learning.evaluate import evaluate
+from chatbot.learning.message_log import ConversationStore, default_database_url
+from chatbot.learning.review import DEFAULT_BELOW, DEFAULT_DAYS
+from chatbot.training.threshold import calibrate, labelled_examples, load_out_of_scope
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_train(args: argparse.Namespace) -> int:
     """Validate the intents, train, and write the bundle."""
-    from chatbot import plots  # matplotlib: imported only by the commands that draw
+    from chatbot.learning import plots  # matplotlib: imported only by the commands that draw
 
     # Read every input before the slow TensorFlow import, so that bad data fails at once.
     intents = load_intents(args.data)
@@ -212,7 +213,7 @@ def run_train(args: argparse.Namespace) -> int:
     validation = load_intents(args.val) if args.val else None
     out_of_scope = load_out_of_scope(args.oos_val) if args.oos_val else None
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from chatbot.train import default_config, train
+    from chatbot.training.train import default_config, train
 
     config = default_config(intents, load_language(args.data)).replace(epochs=args.epochs, seed=args.seed)
     # Without --val, out-of-scope queries join the generic ones that the threshold is chosen on.
@@ -244,7 +245,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a model, write the reports and figures, and print a summary."""
-    from chatbot import plots
+    from chatbot.learning import plots
 
     engine = Engine.from_bundle(Bundle.load(args.model))
     texts, tags = labelled_examples(load_intents(args.data))

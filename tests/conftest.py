@@ -16,10 +16,10 @@ import pytest
 
 from app import create_app
 from bench.harness import Process, free_port, port_open
-from chatbot.bundle import Bundle
-from chatbot.data import Intent, validate_intents
-from chatbot.dialogue import Dialogue
-from chatbot.engine import Engine
+from chatbot.classifier.bundle import Bundle
+from chatbot.classifier.ranker import Engine
+from chatbot.data.intents import Intent, validate_intents
+from chatbot.dialogue.decision import Dialogue
 from tests.support import (
     DEFAULT_INTENTS,
     DEFAULT_ORDERS_URL,
@@ -60,7 +60,7 @@ def tiny_intents() -> list[Intent]:
 @pytest.fixture(scope="session")
 def tiny_bundle(tiny_intents: list[Intent], tmp_path_factory: pytest.TempPathFactory) -> Bundle:
     """Train the tiny bot once per session and return it as saved and loaded from disk."""
-    from chatbot.train import train
+    from chatbot.training.train import train
 
     path = train(tiny_intents, TINY_CONFIG).save(tmp_path_factory.mktemp("tiny") / "tiny.h5")
     return Bundle.load(path)

@@ -25,10 +25,10 @@ import requests
 
 from bench import harness
 from bench.harness import ROOT
-from chatbot.bundle import CHECKSUM_KEY, METADATA_KEY, Bundle, metadata_checksum
-from chatbot.config import ModelConfig
-from chatbot.data import validate_intents
-from chatbot.slots import validate_domain
+from chatbot.classifier.bundle import CHECKSUM_KEY, METADATA_KEY, Bundle, metadata_checksum
+from chatbot.classifier.config import ModelConfig
+from chatbot.data.intents import validate_intents
+from chatbot.data.slots import validate_domain
 
 DEFAULT_INTENTS = ROOT / "data" / "intents.json"
 # Git-ignored: a test run leaves the tree as it was; `make reliability-report` publishes the figures.

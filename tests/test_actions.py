@@ -9,7 +9,7 @@ import pytest
 
 from app.actions import BREAKER_FAILURES, CircuitBreaker, WebhookClient, WebhookError
 from bench.harness import free_port
-from chatbot.actions import SIGNATURE_HEADER, sign
+from chatbot.data.actions import SIGNATURE_HEADER, sign
 from tests.support import WebhookServer
 
 EVENT = {"event": "action", "slots": {"order_number": "12345"}}

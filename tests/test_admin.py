@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app import create_app
-from chatbot.bundle import Bundle
+from chatbot.classifier.bundle import Bundle
 
 TOKEN = "test-admin-token-0123456789"
 

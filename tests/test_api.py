@@ -11,9 +11,9 @@ import pytest
 from flask import Flask
 
 from app import create_app
-from chatbot.data import DEFAULT_FALLBACK_RESPONSE
-from chatbot.dialogue import Dialogue
-from chatbot.engine import Engine
+from chatbot.classifier.ranker import Engine
+from chatbot.data.intents import DEFAULT_FALLBACK_RESPONSE
+from chatbot.dialogue.decision import Dialogue
 from tests.support import record_figures
 
 GREETINGS = {"Hello!", "Hi there."}
@@ -182,7 +182,7 @@ def test_chat_offers_the_answering_intents_quick_replies(tiny_bundle, message: s
 
 
 def test_chat_fallback_without_a_fallback_intent_offers_no_quick_replies(tiny_bundle) -> None:
-    from chatbot.train import with_fallback_intent
+    from chatbot.training.train import with_fallback_intent
 
     # Training gives a bot without a fallback intent this one: the default answer, no buttons.
     without = [intent for intent in tiny_bundle.intents if intent.tag != "fallback"]

@@ -19,8 +19,8 @@ import requests
 from playwright.sync_api import Browser, Page, Playwright, Route, expect, sync_playwright
 
 from bench.harness import ThreadedHTTPServer, free_port
-from chatbot.config import ModelConfig
-from chatbot.data import load_intents, validate_intents
+from chatbot.classifier.config import ModelConfig
+from chatbot.data.intents import load_intents, validate_intents
 from tests.support import DEFAULT_INTENTS, GERMAN_INTENTS, ROOT, OrderBot, Server, running_servers
 
 pytestmark = pytest.mark.slow
@@ -169,7 +169,7 @@ def bot(module_servers, order_bot: OrderBot, site: StaticSite) -> Server:
 @pytest.fixture(scope="module")
 def xss_bot(module_servers, site: StaticSite, tmp_path_factory: pytest.TempPathFactory) -> Server:
     """Serve a bot whose answer and quick reply are HTML, allowing ``site``."""
-    from chatbot.train import train
+    from chatbot.training.train import train
 
     path = tmp_path_factory.mktemp("xss") / "model.h5"
     train(validate_intents(XSS_INTENTS), ModelConfig(epochs=200, seed=7)).save(path)

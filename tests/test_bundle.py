@@ -10,9 +10,9 @@ import h5py
 import numpy as np
 import pytest
 
-from chatbot.bundle import FORMAT_VERSION, METADATA_KEY, Bundle
+from chatbot.classifier.bundle import FORMAT_VERSION, METADATA_KEY, Bundle
+from chatbot.classifier.vocab import Vocabulary
 from chatbot.errors import BundleError
-from chatbot.vocab import Vocabulary
 from tests.support import record_figures, rewrite_metadata
 
 

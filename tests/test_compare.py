@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chatbot.bundle import Bundle
-from chatbot.compare import answers, compare_reports, format_comparison, gate_failures
-from chatbot.data import validate_intents
-from chatbot.engine import Engine
-from chatbot.evaluate import OUT_OF_SCOPE, evaluate, labelled_examples
+from chatbot.classifier.bundle import Bundle
+from chatbot.classifier.ranker import Engine
+from chatbot.data.intents import validate_intents
+from chatbot.learning.compare import answers, compare_reports, format_comparison, gate_failures
+from chatbot.learning.evaluate import evaluate
+from chatbot.training.threshold import OUT_OF_SCOPE, labelled_examples
 from tests.support import TINY_INTENTS, run_cli, write_json
 
 OUT_OF_SCOPE_QUERIES = ["zzz qqq", "what is the capital of peru"]

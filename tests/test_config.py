@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.config import app_settings, server_settings
-from chatbot.config import LARGE_DATASET, ModelConfig
+from chatbot.classifier.config import LARGE_DATASET, ModelConfig
 
 
 def test_defaults() -> None:
@@ -81,7 +81,7 @@ def test_model_config_merges_overrides_and_ignores_unknown_keys() -> None:
 
 
 def test_large_datasets_get_the_large_model() -> None:
-    from chatbot.config import LARGE_DATASET
+    from chatbot.classifier.config import LARGE_DATASET
 
     assert ModelConfig.for_dataset(LARGE_DATASET - 1) == ModelConfig()
     large = ModelConfig.for_dataset(LARGE_DATASET)

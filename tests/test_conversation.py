@@ -14,10 +14,10 @@ import pytest
 
 from app import create_app
 from bench.harness import free_port
-from chatbot.actions import SIGNATURE_HEADER, verify
-from chatbot.dialogue import Dialogue
-from chatbot.engine import Engine
-from chatbot.entities import EntityDefinition
+from chatbot.classifier.ranker import Engine
+from chatbot.data.actions import SIGNATURE_HEADER, verify
+from chatbot.data.entities import EntityDefinition
+from chatbot.dialogue.decision import Dialogue
 from tests.support import ASK_NUMBER, WebhookServer, with_slots
 
 SECRET = "webhook-secret-0123456789"

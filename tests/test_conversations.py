@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from chatbot.conversations import (
+from chatbot.learning.message_log import (
     ConversationStore,
     default_database_url,
     normalize_database_url,
@@ -37,7 +37,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Conversati
 def message(
     text: str, *, fallback: bool = False, confidence: float = 0.9, days_ago: float = 0, **fields
 ) -> dict:
-    """Return a row as app/convlog.py writes it."""
+    """Return a row as app/log_writer.py writes it."""
     return {
         "created_at": utc_now() - dt.timedelta(days=days_ago),
         "endpoint": "/api/v1/chat",

@@ -13,8 +13,8 @@ from sqlalchemy.exc import OperationalError
 
 from app import create_app
 from bench.harness import wait_until
-from chatbot.conversations import ConversationStore
-from chatbot.dialogue import Dialogue
+from chatbot.dialogue.decision import Dialogue
+from chatbot.learning.message_log import ConversationStore
 from tests.support import PostgresServer
 
 LOST = re.compile(r'chatbot_conversation_log_lost_rows_total\{reason="(\w+)"\} (\d+)\.0')

@@ -7,15 +7,15 @@ import logging
 
 import pytest
 
-from chatbot.data import (
+from chatbot.data.intents import (
     fingerprint_data,
     load_intents,
     load_language,
     load_widget_strings,
     validate_intents,
 )
+from chatbot.data.slots import Domain, validate_domain
 from chatbot.errors import IntentsError
-from chatbot.slots import Domain, validate_domain
 from tests.support import SLOT_DATA, TINY_INTENTS, run_cli, write_json
 
 

@@ -7,8 +7,9 @@ import random
 
 import pytest
 
-from chatbot.data import DEFAULT_FALLBACK_RESPONSE, Intent
-from chatbot.dialogue import (
+from chatbot.classifier.ranker import Ranking
+from chatbot.data.intents import DEFAULT_FALLBACK_RESPONSE, Intent
+from chatbot.dialogue.decision import (
     ANSWERED,
     BELOW_THRESHOLD,
     FALLBACK_INTENT,
@@ -23,7 +24,6 @@ from chatbot.dialogue import (
     is_eligible,
     next_context,
 )
-from chatbot.engine import Ranking
 
 
 def ranking(*pairs: tuple[str, float], known_words: int = 2, words: int | None = None) -> Ranking:

@@ -9,21 +9,21 @@ import sys
 import numpy as np
 import pytest
 
-from chatbot.bundle import Bundle
-from chatbot.config import ModelConfig
-from chatbot.engine import Engine
+from chatbot.classifier.bundle import Bundle
+from chatbot.classifier.config import ModelConfig
+from chatbot.classifier.ranker import Engine
+from chatbot.classifier.vocab import UNK_ID, Vocabulary
 from chatbot.errors import UnsupportedModelError
-from chatbot.text import stem
-from chatbot.vocab import UNK_ID, Vocabulary
+from chatbot.text.tokens import stem
 from tests.support import ROOT
 
 
 def random_bundle(model, vocabulary_size: int, config: ModelConfig) -> Bundle:
     """Wrap an untrained Keras model in a bundle, as training would."""
-    from chatbot.train import extract_weights, json_architecture
+    from chatbot.training.train import extract_weights, json_architecture
 
     labels = tuple(f"intent{i}" for i in range(model.output_shape[-1]))
-    from chatbot.data import Intent
+    from chatbot.data.intents import Intent
 
     return Bundle(
         architecture=json_architecture(model),
@@ -54,12 +54,12 @@ def build(kind: str, config: ModelConfig, vocabulary_size: int, labels: int):
     import keras
     from keras import layers
 
-    from chatbot.model import build_model
+    from chatbot.classifier.model import build_model
 
     if kind == "trainer":
         return build_model(vocabulary_size, labels, config)
     if kind in ("ensemble", "mixed_ensemble"):
-        from chatbot.model import average_models
+        from chatbot.classifier.model import average_models
 
         members = []
         for seed in range(3):
@@ -171,7 +171,7 @@ def test_unsupported_activation_fails_at_load(tiny_bundle: Bundle) -> None:
 
 def test_serving_path_does_not_import_tensorflow(tiny_model_path) -> None:
     code = (
-        "import sys; from chatbot.dialogue import load_dialogue; import app; "
+        "import sys; from chatbot.dialogue.decision import load_dialogue; import app; "
         f"load_dialogue({str(tiny_model_path)!r}).reply('hello'); "
         "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
     )
@@ -224,8 +224,8 @@ def test_probabilities_mix_the_lstm_and_the_ngram_model(tiny_bundle: Bundle) -> 
 
 @pytest.mark.slow
 def test_german_bot_reads_german_and_falls_back_in_german(german_model_path) -> None:
-    from chatbot.dialogue import Dialogue
-    from chatbot.languages import fallback_response
+    from chatbot.dialogue.decision import Dialogue
+    from chatbot.text.languages import fallback_response
 
     bundle = Bundle.load(german_model_path)
     assert bundle.config.language == "de"
@@ -260,8 +260,8 @@ THAI_INTENTS = {
 @pytest.mark.slow
 def test_thai_bot_answers_text_typed_without_spaces() -> None:
     """MTOP's Thai is segmented with spaces; users type none: both read the same."""
-    from chatbot.data import validate_intents, validate_language
-    from chatbot.train import default_config, train
+    from chatbot.data.intents import validate_intents, validate_language
+    from chatbot.training.train import default_config, train
 
     intents = validate_intents(THAI_INTENTS)
     bundle = train(intents, default_config(intents, validate_language(THAI_INTENTS)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.entities import EntityExtractor, unsafe_regex_reason, validate_entities
+from chatbot.data.entities import EntityExtractor, unsafe_regex_reason, validate_entities
 from chatbot.errors import IntentsError
 
 ENTITIES = {

@@ -7,19 +7,16 @@ import json
 import numpy as np
 import pytest
 
-from chatbot.data import validate_intents
-from chatbot.dialogue import Dialogue
-from chatbot.evaluate import (
+from chatbot.data.intents import validate_intents
+from chatbot.dialogue.decision import Dialogue
+from chatbot.learning.evaluate import confused_pairs, evaluate, most_confused, per_intent_metrics
+from chatbot.training.threshold import (
     OUT_OF_SCOPE,
     calibrate,
     choose_threshold,
     choose_threshold_in_scope,
-    confused_pairs,
-    evaluate,
     labelled_examples,
     load_out_of_scope,
-    most_confused,
-    per_intent_metrics,
 )
 from tests.support import DEFAULT_INTENTS, TINY_INTENTS, run_cli, write_json
 
@@ -69,8 +66,8 @@ def test_answers_refused_at_any_threshold_use_up_the_budget_first() -> None:
 
 def test_serving_evaluate_and_calibrate_apply_one_rule(tiny_bundle) -> None:
     """Serving (Dialogue), evaluate and calibrate's counting agree on every message and threshold."""
-    from chatbot.engine import Engine
-    from chatbot.evaluate import predict_both, split_fallback_queries
+    from chatbot.classifier.ranker import Engine
+    from chatbot.training.threshold import predict_both, split_fallback_queries
 
     engine = Engine.from_bundle(tiny_bundle)
     intents_by_tag = tiny_bundle.intents_by_tag()

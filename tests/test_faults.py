@@ -22,7 +22,7 @@ import requests
 
 from bench.harness import free_port, gunicorn_command, wait_until
 from bench.slow_clients import STALLS  # one byte; headers cut short; headers and half a body
-from chatbot.bundle import Bundle
+from chatbot.classifier.bundle import Bundle
 from chatbot.errors import BundleError
 from tests.support import ROOT, Load, record_figures, rewrite_metadata
 
@@ -149,7 +149,7 @@ def test_a_bad_bundle_stops_the_start_with_one_clear_line(
 
 SAVE_FOREVER = """
 import sys
-from chatbot.bundle import Bundle
+from chatbot.classifier.bundle import Bundle
 
 bundles = [Bundle.load(sys.argv[1]), Bundle.load(sys.argv[2])]
 print("saving", flush=True)

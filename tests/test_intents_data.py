@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.bundle import Bundle
-from chatbot.data import FALLBACK_TAG, fingerprint_data, load_domain, load_intents, load_widget_strings
-from chatbot.text import tokenize
+from chatbot.classifier.bundle import Bundle
+from chatbot.data.intents import (
+    FALLBACK_TAG,
+    fingerprint_data,
+    load_domain,
+    load_intents,
+    load_widget_strings,
+)
+from chatbot.text.tokens import tokenize
 from tests.support import DEFAULT_INTENTS
 
 ORIGINAL_PATTERNS = {

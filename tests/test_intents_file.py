@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from chatbot.data import load_intents
+from chatbot.data.edit import add_intent, add_out_of_scope, add_phrase
+from chatbot.data.intents import load_intents
 from chatbot.errors import EditError
-from chatbot.intents_file import add_intent, add_out_of_scope, add_phrase
 from tests.support import DEFAULT_INTENTS
 
 

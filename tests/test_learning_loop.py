@@ -42,7 +42,7 @@ def retrain_compare_and_install(data: Path, model: Path) -> None:
 
 
 def fingerprint(model: Path) -> str:
-    from chatbot.bundle import Bundle
+    from chatbot.classifier.bundle import Bundle
 
     return Bundle.load(model).fingerprint
 

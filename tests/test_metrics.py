@@ -11,8 +11,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.harness import wait_until
-from chatbot.bundle import Bundle
-from chatbot.engine import Engine
+from chatbot.classifier.bundle import Bundle
+from chatbot.classifier.ranker import Engine
 from tests.support import record_figures
 
 

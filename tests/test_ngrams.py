@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chatbot.config import ModelConfig
-from chatbot.data import Intent
-from chatbot.ngrams import char_ngrams, word_ngrams
-from chatbot.text import stem, words
+from chatbot.classifier.config import ModelConfig
+from chatbot.classifier.ngrams import char_ngrams, word_ngrams
+from chatbot.data.intents import Intent
+from chatbot.text.tokens import stem, words
 
 
 def test_word_ngrams_are_unigrams_and_bigrams() -> None:
@@ -32,7 +32,7 @@ INTENTS = [
 def test_numpy_probabilities_equal_scikit_learns(intents: list[Intent]) -> None:
     from sklearn.linear_model import LogisticRegression
 
-    from chatbot.train import fit_ngram_model, make_examples, ngram_matrix
+    from chatbot.training.train import fit_ngram_model, make_examples, ngram_matrix
 
     labels = [intent.tag for intent in intents]
     examples = make_examples(intents, labels)
@@ -48,7 +48,7 @@ def test_numpy_probabilities_equal_scikit_learns(intents: list[Intent]) -> None:
 
 
 def test_one_label_is_always_certain() -> None:
-    from chatbot.train import fit_ngram_model, make_examples
+    from chatbot.training.train import fit_ngram_model, make_examples
 
     examples = make_examples(INTENTS[:1], ["shipping"])
     model = fit_ngram_model(examples, 1, ModelConfig())
@@ -56,9 +56,9 @@ def test_one_label_is_always_certain() -> None:
 
 
 def test_the_word_cache_gives_the_same_vectors_and_stays_bounded() -> None:
-    from chatbot import ngrams
-    from chatbot.text import MAX_WORD_CHARS
-    from chatbot.train import fit_ngram_model, make_examples
+    from chatbot.classifier import ngrams
+    from chatbot.text.tokens import MAX_WORD_CHARS
+    from chatbot.training.train import fit_ngram_model, make_examples
 
     labels = [intent.tag for intent in INTENTS]
     model = fit_ngram_model(make_examples(INTENTS, labels), len(labels), ModelConfig())

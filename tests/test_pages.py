@@ -90,9 +90,9 @@ def test_chat_page_speaks_the_bots_language(german_model_path) -> None:
     import json
 
     from app import create_app
-    from chatbot.bundle import Bundle
-    from chatbot.dialogue import Dialogue
-    from chatbot.engine import Engine
+    from chatbot.classifier.bundle import Bundle
+    from chatbot.classifier.ranker import Engine
+    from chatbot.dialogue.decision import Dialogue
 
     dialogue = Dialogue(Engine.from_bundle(Bundle.load(german_model_path)), threshold=0.5)
     html = create_app({"TESTING": True}, dialogue=dialogue).test_client().get("/").get_data(as_text=True)

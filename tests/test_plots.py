@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chatbot import plots
+from chatbot.learning import plots
 
 
 def test_training_curves_draw_a_png(tmp_path) -> None:

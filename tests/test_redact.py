@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.redact import redact
+from chatbot.learning.redact import redact
 
 
 @pytest.mark.parametrize(

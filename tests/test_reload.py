@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from bench.harness import wait_until
-from chatbot.bundle import Bundle
+from chatbot.classifier.bundle import Bundle
 from tests.support import Load, record_figures, rewrite_metadata
 
 pytestmark = pytest.mark.slow

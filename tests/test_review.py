@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from app import create_app
-from chatbot import review
-from chatbot.conversations import ConversationStore, utc_now
-from chatbot.data import load_intents
-from chatbot.dialogue import Dialogue
+from chatbot.data.intents import load_intents
+from chatbot.dialogue.decision import Dialogue
+from chatbot.learning import review
+from chatbot.learning.message_log import ConversationStore, utc_now
 from tests.support import TINY_INTENTS, run_cli, write_json
 
 TOKEN = "review-token-0123456789"

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from chatbot.segment import Segmenter
+from chatbot.text.segment import Segmenter
 
 TRAINING_WORDS = ["เพิ่ม", "อีก", "สิบ", "นาที", "ใน", "เครื่อง", "จับ", "เวลา", "นา"]
 

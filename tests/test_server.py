@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from bench.harness import free_port, gunicorn_command, wait_until
-from chatbot.data import load_intents
+from chatbot.data.intents import load_intents
 from tests.support import DEFAULT_INTENTS, ROOT, record_figures
 
 pytestmark = pytest.mark.slow

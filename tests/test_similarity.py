@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.similarity import canonical, group_similar, similar_pairs, similarity
+from chatbot.text.similarity import canonical, group_similar, similar_pairs, similarity
 
 
 @pytest.mark.parametrize(

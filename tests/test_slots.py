@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from chatbot.actions import check_action_urls, is_allowed, parse_webhook_reply, sign, verify
-from chatbot.data import load_domain, validate_intents
+from chatbot.data.actions import check_action_urls, is_allowed, parse_webhook_reply, sign, verify
+from chatbot.data.intents import load_domain, validate_intents
+from chatbot.data.slots import render
 from chatbot.errors import IntentsError
-from chatbot.slots import render
 from tests.support import DEFAULT_INTENTS, SLOT_DATA, TINY_INTENTS
 
 ACTION = {"url": "http://127.0.0.1:8081/orders/status", "timeout_ms": 500}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from chatbot.spelling import SpellingCorrector
+from chatbot.text.spelling import SpellingCorrector
 
 CORRECTOR = SpellingCorrector(["order", "shipping", "refund", "return", "shopping", "hello", "how", "name"])
 

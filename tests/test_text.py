@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.harness import memory_kib, wait_until
-from chatbot.text import STEM_CACHE_WORDS, normalize, stem, tokenize
+from chatbot.text.tokens import STEM_CACHE_WORDS, normalize, stem, tokenize
 from tests.support import record_figures
 
 
@@ -54,16 +54,16 @@ def test_stem_is_cached() -> None:
 
 
 def nltk_tokens(text: str) -> list[str]:
-    """Tokenise with NLTK's own tokenizer, which chatbot/treebank.py ports."""
+    """Tokenise with NLTK's own tokenizer, which chatbot/text/treebank.py ports."""
     from nltk.tokenize.destructive import NLTKWordTokenizer
 
-    from chatbot.text import _is_punctuation
+    from chatbot.text.tokens import _is_punctuation
 
     return [token for token in NLTKWordTokenizer().tokenize(text) if not _is_punctuation(token)]
 
 
 def words_of(text: str) -> list[str]:
-    from chatbot.text import _is_punctuation, split_words
+    from chatbot.text.tokens import _is_punctuation, split_words
 
     return [token for token in split_words(text) if not _is_punctuation(token)]
 
@@ -233,8 +233,8 @@ def test_english_path_is_nltk_and_lancaster_on_the_default_bot() -> None:
     from nltk.stem.lancaster import LancasterStemmer
     from nltk.tokenize.destructive import NLTKWordTokenizer
 
-    from chatbot.data import load_intents
-    from chatbot.text import _is_punctuation
+    from chatbot.data.intents import load_intents
+    from chatbot.text.tokens import _is_punctuation
     from tests.support import DEFAULT_INTENTS
 
     lancaster, tokenizer = LancasterStemmer(), NLTKWordTokenizer()
@@ -249,7 +249,7 @@ def test_english_path_is_nltk_and_lancaster_on_the_default_bot() -> None:
 
 
 def test_stems_of_each_language_are_cached_apart_and_caches_are_bounded() -> None:
-    from chatbot.text import stemmer
+    from chatbot.text.tokens import stemmer
 
     stem.cache_clear()
     assert stem("wecker", "de") == "weck"
@@ -262,9 +262,9 @@ def test_stems_of_each_language_are_cached_apart_and_caches_are_bounded() -> Non
 @settings(max_examples=100, deadline=None)
 @given(st.text(max_size=1000), st.sampled_from(["de", "fr", "fi", "hu", "ar", "ru", "hi", "th"]))
 def test_any_text_in_any_language_tokenizes_in_time_bounded_by_its_length(text: str, language: str) -> None:
-    from chatbot.text import stemmer
+    from chatbot.text.tokens import stemmer
 
-    stemmer(language)  # loaded with the model (chatbot.engine), not per message
+    stemmer(language)  # loaded with the model (chatbot.classifier.ranker), not per message
     stem.cache_clear()
     started = time.thread_time()
     tokens = tokenize(text, language)
@@ -285,7 +285,7 @@ TOKENIZER_ALPHABET = (
 def test_ported_tokenizer_matches_nltk(text: str) -> None:
     from nltk.tokenize.destructive import NLTKWordTokenizer
 
-    from chatbot import treebank
+    from chatbot.text import treebank
 
     assert treebank.tokenize(text) == NLTKWordTokenizer().tokenize(text)
 
@@ -295,7 +295,7 @@ def test_ported_tokenizer_matches_nltk(text: str) -> None:
 def test_ported_stemmer_matches_nltk(word: str) -> None:
     from nltk.stem.lancaster import LancasterStemmer
 
-    from chatbot import lancaster
+    from chatbot.text import lancaster
 
     assert lancaster.stem(word) == LancasterStemmer().stem(word)
 
@@ -303,8 +303,8 @@ def test_ported_stemmer_matches_nltk(word: str) -> None:
 def test_ported_stemmer_matches_nltk_on_every_word_the_benchmarks_use() -> None:
     from nltk.stem.lancaster import LancasterStemmer
 
-    from chatbot import lancaster
-    from chatbot.data import load_intents
+    from chatbot.data.intents import load_intents
+    from chatbot.text import lancaster
     from tests.support import DEFAULT_INTENTS, ROOT
 
     paraphrases = ROOT / "bench" / "data" / "default_bot_paraphrases.intents.json"
@@ -331,7 +331,7 @@ def test_a_german_bot_loads_its_stemmer_with_the_model(german_model_path: Path) 
     from tests.support import ROOT
 
     script = (
-        "import sys; from chatbot.bundle import Bundle; from chatbot.engine import Engine; "
+        "import sys; from chatbot.classifier.bundle import Bundle; from chatbot.classifier.ranker import Engine; "
         f"Engine.from_bundle(Bundle.load({str(german_model_path)!r})); print('nltk' in sys.modules)"
     )
     done = subprocess.run(

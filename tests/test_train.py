@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chatbot.config import ModelConfig
-from chatbot.engine import Engine
-from chatbot.vocab import UNK_ID
+from chatbot.classifier.config import ModelConfig
+from chatbot.classifier.ranker import Engine
+from chatbot.classifier.vocab import UNK_ID
 
 
 def test_stratified_split_holds_out_every_label() -> None:
-    from chatbot.train import stratified_split
+    from chatbot.training.train import stratified_split
 
     labels = np.array([0] * 10 + [1] * 5 + [2] * 20)
     train_rows, validation_rows = stratified_split(labels, 0.2, seed=1)
@@ -21,7 +21,7 @@ def test_stratified_split_holds_out_every_label() -> None:
 
 
 def test_can_split_needs_enough_patterns_per_label() -> None:
-    from chatbot.train import can_split
+    from chatbot.training.train import can_split
 
     config = ModelConfig(min_patterns_for_validation=5)
     assert can_split(np.array([0] * 5 + [1] * 6), config)
@@ -30,7 +30,7 @@ def test_can_split_needs_enough_patterns_per_label() -> None:
 
 
 def test_word_dropout_replaces_only_known_words() -> None:
-    from chatbot.train import WordDropoutBatches
+    from chatbot.training.train import WordDropoutBatches
 
     x = np.tile(np.array([[5, 6, 7, 1, 0, 0]], dtype=np.int32), (400, 1))
     batches = WordDropoutBatches(
@@ -55,7 +55,7 @@ def test_tiny_bot_knows_every_pattern(tiny_bundle, tiny_intents) -> None:
 
 @pytest.mark.slow
 def test_training_is_reproducible(tiny_bundle, tiny_intents) -> None:
-    from chatbot.train import train
+    from chatbot.training.train import train
     from tests.support import TINY_CONFIG
 
     assert train(tiny_intents, TINY_CONFIG).fingerprint == tiny_bundle.fingerprint
@@ -63,8 +63,8 @@ def test_training_is_reproducible(tiny_bundle, tiny_intents) -> None:
 
 @pytest.mark.slow
 def test_large_ensemble_trains_with_a_validation_set_and_serves_in_numpy(tiny_intents, tmp_path) -> None:
-    from chatbot.bundle import Bundle
-    from chatbot.train import train
+    from chatbot.classifier.bundle import Bundle
+    from chatbot.training.train import train
 
     config = ModelConfig.for_dataset(10_000).replace(embedding_dim=8, lstm_units=8, epochs=3, ensemble_size=2)
     bundle = Bundle.load(train(tiny_intents, config, validation=tiny_intents).save(tmp_path / "large.h5"))
@@ -86,8 +86,8 @@ def test_large_ensemble_trains_with_a_validation_set_and_serves_in_numpy(tiny_in
 def test_weight_averaging_serves_the_averaged_weights_that_scored_best(tiny_intents) -> None:
     import keras
 
-    from chatbot.model import load_keras_model
-    from chatbot.train import make_examples, one_hot, train
+    from chatbot.classifier.model import load_keras_model
+    from chatbot.training.train import make_examples, one_hot, train
     from tests.support import TINY_CONFIG
 
     config = TINY_CONFIG.replace(ema_momentum=0.9, epochs=30, patience=5, label_smoothing=0.1)
@@ -103,7 +103,7 @@ def test_weight_averaging_serves_the_averaged_weights_that_scored_best(tiny_inte
 
 @pytest.mark.slow
 def test_refit_with_label_smoothing_stops_once_patterns_fit(tiny_intents) -> None:
-    from chatbot.train import train
+    from chatbot.training.train import train
     from tests.support import TINY_CONFIG
 
     # Smoothed targets never teach a confidence of 0.9: the bar is relative to what they teach.
@@ -116,7 +116,7 @@ def test_refit_with_label_smoothing_stops_once_patterns_fit(tiny_intents) -> Non
 def test_stop_when_fitted_keeps_the_weights_it_checked() -> None:
     import keras
 
-    from chatbot.train import StopWhenFitted
+    from chatbot.training.train import StopWhenFitted
 
     model = keras.Sequential([keras.Input(shape=(1,)), keras.layers.Dense(2, activation="softmax")])
     model.set_weights([np.array([[0.0, 0.0]], dtype=np.float32), np.array([5.0, -5.0], dtype=np.float32)])
@@ -131,7 +131,7 @@ def test_stop_when_fitted_keeps_the_weights_it_checked() -> None:
 
 
 def test_batches_group_similar_lengths_and_cut_padding() -> None:
-    from chatbot.train import WordDropoutBatches
+    from chatbot.training.train import WordDropoutBatches
 
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 20, size=1000)
@@ -152,7 +152,7 @@ def test_batches_group_similar_lengths_and_cut_padding() -> None:
 
 
 def test_dataset_declares_varying_widths() -> None:
-    from chatbot.train import WordDropoutBatches
+    from chatbot.training.train import WordDropoutBatches
 
     # The first batches all have width 3 and a later one width 5: a guessed signature would break.
     x = np.zeros((40, 5), dtype=np.int32)

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from chatbot.data import validate_intents
-from chatbot.validate import CHECKS, ERROR, WARNING, run_checks, validate_file
+from chatbot.data.checks import CHECKS, ERROR, WARNING, run_checks, validate_file
+from chatbot.data.intents import validate_intents
 from tests.support import DEFAULT_INTENTS, TINY_INTENTS, run_cli, write_json
 
 
@@ -45,12 +45,12 @@ def test_checks_find_each_problem(data: dict, expected: list[tuple[str, str, str
 
 
 def test_a_new_check_is_one_function_appended_to_the_list(monkeypatch: pytest.MonkeyPatch) -> None:
-    from chatbot.validate import Finding
+    from chatbot.data.checks import Finding
 
     def check_no_shouting(intents):
         return [Finding(WARNING, "shouting", p, i.tag) for i in intents for p in i.patterns if p.isupper()]
 
-    monkeypatch.setattr("chatbot.validate.CHECKS", [*CHECKS, check_no_shouting])
+    monkeypatch.setattr("chatbot.data.checks.CHECKS", [*CHECKS, check_no_shouting])
     findings = run_checks(validate_intents(intents_with((0, "patterns", [*GREETINGS, "HELLO BOT"]))))
     assert [finding.check for finding in findings] == ["shouting"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chatbot.vocab import PAD_ID, UNK_ID, Vocabulary, build_vocabulary
+from chatbot.classifier.vocab import PAD_ID, UNK_ID, Vocabulary, build_vocabulary
 
 
 def test_build_vocabulary_is_sorted_whatever_the_order() -> None:

@@ -18,7 +18,7 @@ import logging
 import os
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from chatbot.actions import SIGNATURE_HEADER, verify
+from chatbot.data.actions import SIGNATURE_HEADER, verify
 
 log = logging.getLogger("orders")
 

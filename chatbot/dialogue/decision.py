@@ -9,10 +9,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from chatbot.bundle import Bundle
-from chatbot.data import FALLBACK_TAG, Intent
-from chatbot.engine import Engine, Ranking
-from chatbot.languages import fallback_response
+from chatbot.classifier.bundle import Bundle
+from chatbot.classifier.ranker import Engine, Ranking
+from chatbot.data.intents import FALLBACK_TAG, Intent
+from chatbot.text.languages import fallback_response
 
 log = logging.getLogger(__name__)
 

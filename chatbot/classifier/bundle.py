@@ -29,13 +29,13 @@ from typing import Any
 import h5py
 import numpy as np
 
-from chatbot.config import ModelConfig
-from chatbot.data import Intent, validate_intents
+from chatbot.classifier.config import ModelConfig
+from chatbot.classifier.ngrams import NgramModel
+from chatbot.classifier.vocab import Vocabulary
+from chatbot.data.intents import Intent, validate_intents
+from chatbot.data.slots import Domain, validate_domain
 from chatbot.errors import BundleError, IntentsError
-from chatbot.languages import LANGUAGES
-from chatbot.ngrams import NgramModel
-from chatbot.slots import Domain, validate_domain
-from chatbot.vocab import Vocabulary
+from chatbot.text.languages import LANGUAGES
 
 FORMAT_VERSION = 2  # 2: the metadata carries a checksum of itself and the architecture
 CHECKSUM_KEY = "checksum"

@@ -1,6 +1,6 @@
 """Compare two models' evaluation reports before deploying: ``chatbot evaluate --compare OLD.h5``.
 
-Built on the report dicts of ``chatbot.evaluate.evaluate``, run on the same queries for both models.
+Built on the report dicts of ``chatbot.learning.evaluate.evaluate``, run on the same queries for both models.
 "Accuracy" (the report's ``overall.accuracy``) counts out-of-scope as a class, as calibration does:
 an in-scope query is right when it is answered with its intent, an out-of-scope one when the bot
 falls back. The gates (``--fail-under``, ``--max-drop``) turn the comparison into an exit status
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from chatbot.evaluate import OUT_OF_SCOPE, split_fallback_queries
+from chatbot.training.threshold import OUT_OF_SCOPE, split_fallback_queries
 
 HEADLINE_METRICS = (
     "accuracy",

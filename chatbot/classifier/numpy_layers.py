@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from chatbot.bundle import Bundle
+from chatbot.classifier.bundle import Bundle
 from chatbot.errors import UnsupportedModelError
 
 Array = np.ndarray

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from chatbot.text import normalize
+from chatbot.text.tokens import normalize
 
 NGRAM_SIZE = 3
 NEAR_DUPLICATE = 0.8  # Jaccard similarity of trigram sets from which two texts count as one

@@ -28,10 +28,10 @@ from flask import Flask, current_app, g, request
 from prometheus_client import Counter
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from chatbot.conversations import ConversationStore, default_database_url, utc_now
-from chatbot.data import FALLBACK_TAG
-from chatbot.dialogue import Reply
-from chatbot.redact import redact
+from chatbot.data.intents import FALLBACK_TAG
+from chatbot.dialogue.decision import Reply
+from chatbot.learning.message_log import ConversationStore, default_database_url, utc_now
+from chatbot.learning.redact import redact
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from chatbot.text import MAX_WORD_CHARS
+from chatbot.text.tokens import MAX_WORD_CHARS
 
 CHAR_NGRAMS = range(2, 6)  # character n-gram lengths
 # Words recur across messages that never do: the known character n-grams of recent words are kept.

@@ -76,7 +76,7 @@ class ModelConfig:
     ngram_min_df: int = 1  # n-grams in fewer training texts than this are left out
     off_topic_weight: float = 0.5  # generic off-topic queries train the fallback intent, together
     # weighing this many average intents; 0: not used
-    language: str = "en"  # the bot's language (chatbot.languages): how its text is split and stemmed
+    language: str = "en"  # the bot's language (chatbot.text.languages): how its text is split and stemmed
 
     def __post_init__(self) -> None:
         """Refuse a value of the wrong type or out of range, wherever the config comes from.

@@ -6,7 +6,7 @@ reads; PostgreSQL (through psycopg 3) serves several replicas. The schema is ver
 applies the missing steps of MIGRATIONS under a lock, so workers and replicas starting together
 apply each step once.
 
-Rows are redacted before they reach this module (see app/convlog.py); this module stores what it
+Rows are redacted before they reach this module (see app/log_writer.py); this module stores what it
 is given.
 """
 

@@ -18,13 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from chatbot.data import FALLBACK_TAG, validate_intents
+from chatbot.data.intents import FALLBACK_TAG, validate_intents
 from chatbot.errors import EditError, IntentsError
 from chatbot.files import exclusive_lock
-from chatbot.similarity import canonical
+from chatbot.text.similarity import canonical
 
 MAX_PHRASE_CHARS = 500  # a phrase is what a user types; anything longer is pasted text
-MAX_RESPONSE_CHARS = 1000  # as chatbot.validate warns about
+MAX_RESPONSE_CHARS = 1000  # as chatbot.data.checks warns about
 _MARKUP = re.compile(r"[<>]")  # no tag can be written without them
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _TAG = re.compile(r"[A-Za-z0-9_-]{1,64}")

@@ -1,6 +1,6 @@
 """Check an intents file for what makes a bot worse before training: ``chatbot validate``.
 
-Schema errors come from ``chatbot.data.validate_intents``; on a file that passes it, every function
+Schema errors come from ``chatbot.data.intents.validate_intents``; on a file that passes it, every function
 in CHECKS runs and returns findings. A check is a small function from the intents to findings, so
 adding one (entities, slots, webhooks...) means writing it and appending it to CHECKS. Errors make
 ``chatbot validate`` and ``chatbot train`` fail; warnings fail only ``validate --strict``.
@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from chatbot.data import FALLBACK_TAG, Intent, load_intents
+from chatbot.data.intents import FALLBACK_TAG, Intent, load_intents
 from chatbot.errors import IntentsError
-from chatbot.similarity import NEAR_DUPLICATE, canonical, similar_pairs
+from chatbot.text.similarity import NEAR_DUPLICATE, canonical, similar_pairs
 
 ERROR = "error"
 WARNING = "warning"

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chatbot.conversations import ASSIGNED_PREFIX, OUT_OF_SCOPE_REVIEW, ConversationStore, utc_now
+from chatbot.data.edit import add_intent, add_out_of_scope, add_phrase
 from chatbot.errors import EditError
-from chatbot.intents_file import add_intent, add_out_of_scope, add_phrase
-from chatbot.similarity import group_similar
+from chatbot.learning.message_log import ASSIGNED_PREFIX, OUT_OF_SCOPE_REVIEW, ConversationStore, utc_now
+from chatbot.text.similarity import group_similar
 
 DEFAULT_DAYS = 30
 DEFAULT_BELOW = 0.7  # answered with less confidence than this: worth a look even if not a fallback

@@ -24,12 +24,12 @@ class Language:
     snowball: str | None = None  # nltk.stem.snowball stemmer name; None: words are not stemmed
     fold_accents: bool = False  # drop combining accents of Latin letters ("teléfono" -> "telefono")
     spaced: bool = True  # False: written without spaces between words (Thai): the engine splits
-    # runs of letters it does not know into the training words (chatbot.segment)
+    # runs of letters it does not know into the training words (chatbot.text.segment)
     fallback_response: str = "Sorry, I didn't understand that. Could you say it another way?"
 
 
 LANGUAGES: dict[str, Language] = {
-    "en": Language("English", "english"),  # served by the Lancaster path in chatbot.text
+    "en": Language("English", "english"),  # served by the Lancaster path in chatbot.text.tokens
     "ar": Language("Arabic", "arabic", fallback_response="عذرًا، لم أفهم ذلك. هل يمكنك قوله بطريقة أخرى؟"),
     "da": Language("Danish", "danish"),
     "de": Language(

@@ -1,6 +1,6 @@
 """Run one chat turn: the core's step, the webhook it names, the handoff, and the session's new state.
 
-The core (chatbot.conversation) decides what to say; this module does the I/O around it: the
+The core (chatbot.dialogue.turn) decides what to say; this module does the I/O around it: the
 session store, the action's webhook (whose failures become the fallback text, never a 5xx) and the
 operator's handoff hook. While a person has the conversation, the bot stays silent.
 """
@@ -16,13 +16,13 @@ from flask import current_app
 
 from app.actions import WebhookError
 from app.bot import current_bot
-from app.convlog import log_replies
 from app.errors import ApiError
+from app.log_writer import log_replies
 from app.metrics import observe_action, observe_handoff, observe_replies
 from app.sessions import SessionState, Turn
-from chatbot.actions import DEFAULT_TIMEOUT_MS, parse_webhook_reply
-from chatbot.conversation import Step, take_turn
-from chatbot.slots import render
+from chatbot.data.actions import DEFAULT_TIMEOUT_MS, parse_webhook_reply
+from chatbot.data.slots import render
+from chatbot.dialogue.turn import Step, take_turn
 
 log = logging.getLogger(__name__)
 

@@ -17,18 +17,18 @@ import numpy as np
 import tensorflow as tf
 
 import chatbot
-from chatbot.bundle import Bundle
-from chatbot.config import ModelConfig
-from chatbot.data import FALLBACK_TAG, Intent, fingerprint_data
-from chatbot.engine import Engine
+from chatbot.classifier.bundle import Bundle
+from chatbot.classifier.config import ModelConfig
+from chatbot.classifier.model import average_models, build_model
+from chatbot.classifier.ngrams import Document, NgramModel, feature_families
+from chatbot.classifier.ranker import Engine
+from chatbot.classifier.vocab import UNK_ID, Vocabulary, build_vocabulary
+from chatbot.data.intents import FALLBACK_TAG, Intent, fingerprint_data
+from chatbot.data.slots import Domain
 from chatbot.errors import IntentsError
-from chatbot.evaluate import IN_SCOPE_REFUSAL_BUDGET, calibrate_in_scope, load_off_topic
-from chatbot.languages import DEFAULT_LANGUAGE, fallback_response
-from chatbot.model import average_models, build_model
-from chatbot.ngrams import Document, NgramModel, feature_families
-from chatbot.slots import Domain
-from chatbot.text import stem, words
-from chatbot.vocab import UNK_ID, Vocabulary, build_vocabulary
+from chatbot.text.languages import DEFAULT_LANGUAGE, fallback_response
+from chatbot.text.tokens import stem, words
+from chatbot.training.threshold import IN_SCOPE_REFUSAL_BUDGET, calibrate_in_scope, load_off_topic
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """NLTK's Lancaster (Paice/Husk) stemmer, the English bots' stemmer, without importing NLTK.
 
 Why a port: ``import nltk`` imports the whole toolkit (scikit-learn and scipy with it), about
-100 MB in every server for this one table and its loop (chatbot/treebank.py says the same of the
+100 MB in every server for this one table and its loop (chatbot/text/treebank.py says the same of the
 tokenizer). The rules and their order are NLTK's default ones; tests/test_text.py holds the port to
 ``nltk.stem.lancaster.LancasterStemmer`` word for word.
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from chatbot.data.slots import MAX_SLOT_CHARS
 from chatbot.errors import IntentsError
-from chatbot.slots import MAX_SLOT_CHARS
 
 MAX_TIMEOUT_MS = 10_000  # a chat answer must not wait longer than this on a webhook
 DEFAULT_TIMEOUT_MS = 2_000

@@ -13,10 +13,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from chatbot.actions import Action, validate_action
+from chatbot.data.actions import Action, validate_action
+from chatbot.data.slots import Domain, SlotRequest, check_template, validate_domain, validate_requests
 from chatbot.errors import IntentsError
-from chatbot.languages import DEFAULT_LANGUAGE, fallback_response, language_code
-from chatbot.slots import Domain, SlotRequest, check_template, validate_domain, validate_requests
+from chatbot.text.languages import DEFAULT_LANGUAGE, fallback_response, language_code
 
 log = logging.getLogger(__name__)
 

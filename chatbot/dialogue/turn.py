@@ -15,11 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chatbot.actions import Action
-from chatbot.data import Intent
-from chatbot.dialogue import Dialogue, Reply, next_context
-from chatbot.entities import Entity
-from chatbot.slots import missing_slots, render, slot_updates
+from chatbot.data.actions import Action
+from chatbot.data.entities import Entity
+from chatbot.data.intents import Intent
+from chatbot.data.slots import missing_slots, render, slot_updates
+from chatbot.dialogue.decision import Dialogue, Reply, next_context
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from chatbot.bundle import Bundle
-from chatbot.config import ModelConfig
+from chatbot.classifier.bundle import Bundle
+from chatbot.classifier.config import ModelConfig
 
 
 def build_model(vocabulary_size: int, num_labels: int, config: ModelConfig) -> keras.Model:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from chatbot.entities import NAME_PATTERN, EntityDefinition, EntityExtractor, validate_entities
+from chatbot.data.entities import NAME_PATTERN, EntityDefinition, EntityExtractor, validate_entities
 from chatbot.errors import IntentsError
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -1,13 +1,13 @@
 """Turn raw text into stemmed tokens, the same way for training and serving, in the bot's language.
 
-English (the default) has its own path, below. Other languages (chatbot.languages) split on Unicode
+English (the default) has its own path, below. Other languages (chatbot.text.languages) split on Unicode
 letters, marks and digits (so Devanagari vowel signs and Thai tone marks stay inside their word, and
 French elisions such as "l'alarme" give "l", "alarme"), fold Latin accents where users leave them
 out, and stem with NLTK's Snowball stemmer where one exists. Scripts written without spaces (Thai)
-give one "word" per run of letters; the engine splits it into training words (chatbot.segment).
+give one "word" per run of letters; the engine splits it into training words (chatbot.text.segment).
 
 English is split by NLTK's word tokenizer and stemmed by NLTK's Lancaster stemmer, both ported
-(chatbot/treebank.py, chatbot/lancaster.py) so that the server of an English bot never imports
+(chatbot/text/treebank.py, chatbot/text/lancaster.py) so that the server of an English bot never imports
 NLTK, which would bring scikit-learn and scipy. The tokenizer's ~40 regular expressions cost about
 0.05 ms a message, so plain messages take a fast path that gives the same tokens (a property test
 compares the two).
@@ -22,8 +22,8 @@ from functools import lru_cache
 
 import regex
 
-from chatbot import lancaster, treebank
-from chatbot.languages import DEFAULT_LANGUAGE, LANGUAGES
+from chatbot.text import lancaster, treebank
+from chatbot.text.languages import DEFAULT_LANGUAGE, LANGUAGES
 
 # Other languages: a word is a run of letters, combining marks and digits; any other character
 # that is neither space nor punctuation (a symbol, an emoji) is a word of its own run.

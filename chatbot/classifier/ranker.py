@@ -1,9 +1,9 @@
 """Rank a text's intents with a bundle's classifier, without TensorFlow: the public Engine API.
 
 A bundle's probabilities mix two models: the LSTM (the "deep" part, weight ``deep_weight``), run in
-numpy by chatbot.numpy_layers, and the n-gram model (the "wide" part, chatbot.ngrams), which carries
+numpy by chatbot.classifier.numpy_layers, and the n-gram model (the "wide" part, chatbot.classifier.ngrams), which carries
 small bots alone. Words are segmented and spell-corrected as the model was trained to read them,
-and recent rankings are cached. A Keras forward pass (``backend="keras"``, in chatbot.model) stays
+and recent rankings are cached. A Keras forward pass (``backend="keras"``, in chatbot.classifier.model) stays
 available for comparison and as a fallback.
 """
 
@@ -15,13 +15,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from chatbot.bundle import Bundle
-from chatbot.config import ENGINES
-from chatbot.languages import LANGUAGES
-from chatbot.numpy_layers import Forward, numpy_forward
-from chatbot.segment import Segmenter
-from chatbot.spelling import SpellingCorrector
-from chatbot.text import stem, stemmer, words
+from chatbot.classifier.bundle import Bundle
+from chatbot.classifier.config import ENGINES
+from chatbot.classifier.numpy_layers import Forward, numpy_forward
+from chatbot.text.languages import LANGUAGES
+from chatbot.text.segment import Segmenter
+from chatbot.text.spelling import SpellingCorrector
+from chatbot.text.tokens import stem, stemmer, words
 
 Array = np.ndarray
 RANKING_CACHE_SIZE = 1024
@@ -73,13 +73,13 @@ class Engine:
         if backend not in ENGINES:
             raise ValueError(f"unknown engine {backend!r}; choose one of {', '.join(ENGINES)}")
         if backend == "keras" and bundle.architecture is not None:
-            from chatbot.model import keras_forward  # imports TensorFlow: only when asked for
+            from chatbot.classifier.model import keras_forward  # imports TensorFlow: only when asked for
 
             return cls(bundle, keras_forward(bundle), cache_size)
         return cls(bundle, cache_size=cache_size)
 
     def predict_proba(self, word_lists: Sequence[Sequence[str]]) -> Array:
-        """Return (batch, labels) probabilities for texts split into words (chatbot.text.words)."""
+        """Return (batch, labels) probabilities for texts split into words (chatbot.text.tokens.words)."""
         return self._predict_proba(*self._read(word_lists))
 
     def rank(self, text: str) -> Ranking:

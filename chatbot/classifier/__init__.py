@@ -1,0 +1,1 @@
+"""The intent classifier: vocabulary, n-gram and Keras models, the bundle file, and ranking in numpy."""
