@@ -40,7 +40,7 @@ from bench.machine import describe_machine
 from bench.typos import typo_copy
 from chatbot.classifier.bundle import Bundle
 from chatbot.classifier.config import DEFAULT_DATA_PATH
-from chatbot.classifier.ranker import Engine
+from chatbot.classifier.ranker import Ranker
 from chatbot.data.intents import Intent, load_intents
 from chatbot.learning.evaluate import evaluate
 from chatbot.text.languages import DEFAULT_LANGUAGE
@@ -82,7 +82,7 @@ def timed_train(
 
 def top1(bundle: Bundle, texts: Sequence[str], tags: Sequence[str]) -> float:
     """Return the share of texts whose best-ranked intent is their own (no threshold, no context)."""
-    rankings = Engine.from_bundle(bundle, cache_size=0).rank_batch(texts)
+    rankings = Ranker.from_bundle(bundle, cache_size=0).rank_batch(texts)
     return float(np.mean([ranking.top[0] == tag for ranking, tag in zip(rankings, tags, strict=True)]))
 
 
@@ -125,7 +125,7 @@ def default_bot_held_out(data: Path) -> dict[str, Any]:
     bundle, seconds = timed_train(intents)
     texts, tags = labelled_examples(load_intents(PARAPHRASES))
     off_topic = load_out_of_scope(OFF_TOPIC)
-    overall = evaluate(Engine.from_bundle(bundle), texts, tags, off_topic)["overall"]
+    overall = evaluate(Ranker.from_bundle(bundle), texts, tags, off_topic)["overall"]
     return {
         "paraphrases": len(texts),
         "off_topic_questions": len(off_topic),
@@ -146,7 +146,7 @@ def clinc_few_shot(clinc: Path) -> dict[str, Any]:
     ]
     texts, tags = labelled_examples(load_intents(clinc / "val.intents.json"))
     bundle, seconds = timed_train(intents)
-    overall = evaluate(Engine.from_bundle(bundle), texts, tags)["overall"]
+    overall = evaluate(Ranker.from_bundle(bundle), texts, tags)["overall"]
     return {
         "top1": overall["in_scope_accuracy"],
         "answered_correctly": overall["in_scope_accuracy_at_threshold"],
@@ -164,10 +164,10 @@ def clinc_full(clinc: Path, out: Path) -> dict[str, Any]:
     texts, tags = labelled_examples(validation)
     typo_texts, _ = labelled_examples(typo_copy(validation, seed=0))
     bundle, seconds = timed_train(intents, validation)
-    without_oos = evaluate(Engine.from_bundle(bundle), texts, tags)["overall"]
+    without_oos = evaluate(Ranker.from_bundle(bundle), texts, tags)["overall"]
     calibrated, _ = calibrate(bundle, validation, out_of_scope)
     calibrated.save(out)
-    with_oos = evaluate(Engine.from_bundle(calibrated), texts, tags, out_of_scope)["overall"]
+    with_oos = evaluate(Ranker.from_bundle(calibrated), texts, tags, out_of_scope)["overall"]
     baseline = fit_baseline(*labelled_examples(intents))
     return {
         "model": str(out),

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.machine import describe_machine
 from chatbot.classifier.bundle import Bundle
-from chatbot.classifier.ranker import Engine
+from chatbot.classifier.ranker import Ranker
 from chatbot.dialogue.decision import Dialogue
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latency.json"
@@ -30,16 +30,16 @@ def build_paths(bundle: Bundle) -> dict[str, Callable[[str], object]]:
     """Return the three predict paths, each a dialogue over its own forward pass."""
     threshold = bundle.config.threshold
     if bundle.architecture is None:  # the n-gram model alone: there is no Keras forward pass to compare
-        return {"numpy (ours)": Dialogue(Engine.from_bundle(bundle, cache_size=0), threshold).reply}
+        return {"numpy (ours)": Dialogue(Ranker.from_bundle(bundle, cache_size=0), threshold).reply}
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from chatbot.classifier.model import load_keras_model
 
     model = load_keras_model(bundle)
     # No ranking cache: every call runs the whole path, forward pass included.
     engines = {
-        "numpy (ours)": Engine.from_bundle(bundle, cache_size=0),
-        "keras tf.function": Engine.from_bundle(bundle, "keras", cache_size=0),
-        "keras model.predict": Engine(
+        "numpy (ours)": Ranker.from_bundle(bundle, cache_size=0),
+        "keras tf.function": Ranker.from_bundle(bundle, "keras", cache_size=0),
+        "keras model.predict": Ranker(
             bundle, lambda token_ids: model.predict(token_ids, verbose=0), cache_size=0
         ),
     }

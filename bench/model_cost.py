@@ -21,7 +21,7 @@ from pathlib import Path
 from bench.machine import describe_machine
 from chatbot.classifier.bundle import Bundle
 from chatbot.classifier.config import LARGE_DATASET, ModelConfig
-from chatbot.classifier.ranker import Engine
+from chatbot.classifier.ranker import Ranker
 from chatbot.dialogue.decision import Dialogue
 
 RESULTS = Path(__file__).resolve().parent / "results" / "model_cost.json"
@@ -67,8 +67,8 @@ def run(model_path: Path) -> dict:
     bundle = Bundle.load(model_path)
     texts = [pattern for intent in bundle.intents for pattern in intent.patterns]
     dialogues = {
-        "this design": Dialogue(Engine.from_bundle(bundle, cache_size=0), bundle.config.threshold),
-        "LSTM alone, as before": Dialogue(Engine.from_bundle(previous_design(bundle), cache_size=0), 0.5),
+        "this design": Dialogue(Ranker.from_bundle(bundle, cache_size=0), bundle.config.threshold),
+        "LSTM alone, as before": Dialogue(Ranker.from_bundle(previous_design(bundle), cache_size=0), 0.5),
     }
     medians: dict[str, list[float]] = {name: [] for name in dialogues}
     for round_index in range(ROUNDS):

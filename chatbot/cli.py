@@ -21,7 +21,7 @@ from tqdm import tqdm
 import chatbot
 from chatbot.classifier.bundle import Bundle
 from chatbot.classifier.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH
-from chatbot.classifier.ranker import Engine
+from chatbot.classifier.ranker import Ranker
 from chatbot.data.checks import ERROR, findings_json, has_failures, run_checks, validate_file
 from chatbot.data.intents import load_domain, load_intents, load_language, load_widget_strings
 from chatbot.dialogue.decision import load_dialogue
@@ -247,7 +247,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a model, write the reports and figures, and print a summary."""
     from chatbot.learning import plots
 
-    engine = Engine.from_bundle(Bundle.load(args.model))
+    engine = Ranker.from_bundle(Bundle.load(args.model))
     texts, tags = labelled_examples(load_intents(args.data))
     out_of_scope = load_out_of_scope(args.oos) if args.oos else []
     quiet = not log.isEnabledFor(logging.INFO)  # no progress bar under -q; none off a terminal either
@@ -273,7 +273,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
     old_report = None
     if args.compare:
-        old_engine = Engine.from_bundle(Bundle.load(args.compare))
+        old_engine = Ranker.from_bundle(Bundle.load(args.compare))
         old_report = evaluate(old_engine, texts, tags, out_of_scope, args.threshold)
         comparison = compare_reports(old_report, report, texts, tags, out_of_scope)
         (args.out / "comparison.json").write_text(json.dumps(comparison, indent=2, ensure_ascii=False) + "\n")

@@ -17,7 +17,7 @@ import pytest
 from app import create_app
 from bench.harness import Process, free_port, port_open
 from chatbot.classifier.bundle import Bundle
-from chatbot.classifier.ranker import Engine
+from chatbot.classifier.ranker import Ranker
 from chatbot.data.intents import Intent, validate_intents
 from chatbot.dialogue.decision import Dialogue
 from tests.support import (
@@ -142,13 +142,13 @@ def order_bot(default_model_path: Path, tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.fixture
-def engine(tiny_bundle: Bundle) -> Engine:
+def engine(tiny_bundle: Bundle) -> Ranker:
     """Return a numpy engine for the tiny bot."""
-    return Engine.from_bundle(tiny_bundle)
+    return Ranker.from_bundle(tiny_bundle)
 
 
 @pytest.fixture
-def dialogue(engine: Engine) -> Dialogue:
+def dialogue(engine: Ranker) -> Dialogue:
     """Return a dialogue over the tiny bot with a seeded choice of responses."""
     return Dialogue(engine, threshold=0.5, rng=random.Random(0))
 

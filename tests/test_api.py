@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 
 from app import create_app
-from chatbot.classifier.ranker import Engine
+from chatbot.classifier.ranker import Ranker
 from chatbot.data.intents import DEFAULT_FALLBACK_RESPONSE
 from chatbot.dialogue.decision import Dialogue
 from tests.support import record_figures
@@ -162,7 +162,7 @@ def with_quick_replies(tiny_bundle, buttons: dict[str, tuple[str, ...]]) -> Flas
         dataclasses.replace(intent, quick_replies=buttons.get(intent.tag, ()))
         for intent in tiny_bundle.intents
     )
-    engine = Engine.from_bundle(dataclasses.replace(tiny_bundle, intents=intents))
+    engine = Ranker.from_bundle(dataclasses.replace(tiny_bundle, intents=intents))
     return create_app({"TESTING": True}, dialogue=Dialogue(engine, threshold=0.5))
 
 
@@ -187,7 +187,7 @@ def test_chat_fallback_without_a_fallback_intent_offers_no_quick_replies(tiny_bu
     # Training gives a bot without a fallback intent this one: the default answer, no buttons.
     without = [intent for intent in tiny_bundle.intents if intent.tag != "fallback"]
     bundle = dataclasses.replace(tiny_bundle, intents=tuple(with_fallback_intent(without)))
-    app = create_app({"TESTING": True}, dialogue=Dialogue(Engine.from_bundle(bundle), threshold=0.5))
+    app = create_app({"TESTING": True}, dialogue=Dialogue(Ranker.from_bundle(bundle), threshold=0.5))
     body = app.test_client().post("/api/v1/chat", json={"message": "purple zebra"}).get_json()
     assert (body["fallback"], body["quick_replies"]) == (True, [])
     assert body["response"] == DEFAULT_FALLBACK_RESPONSE

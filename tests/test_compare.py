@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from chatbot.classifier.bundle import Bundle
-from chatbot.classifier.ranker import Engine
+from chatbot.classifier.ranker import Ranker
 from chatbot.data.intents import validate_intents
 from chatbot.learning.compare import answers, compare_reports, format_comparison, gate_failures
 from chatbot.learning.evaluate import evaluate
@@ -40,7 +40,7 @@ def biased(bundle: Bundle, tag: str, amount: float) -> Bundle:
 
 def report_for(bundle: Bundle) -> tuple[dict, list[str], list[str]]:
     texts, tags = labelled_examples(validate_intents(TINY_INTENTS))
-    return evaluate(Engine.from_bundle(bundle), texts, tags, OUT_OF_SCOPE_QUERIES, threshold=0.5), texts, tags
+    return evaluate(Ranker.from_bundle(bundle), texts, tags, OUT_OF_SCOPE_QUERIES, threshold=0.5), texts, tags
 
 
 def test_answers_rebuild_every_query_from_the_errors(tiny_bundle: Bundle) -> None:

@@ -66,10 +66,10 @@ def test_answers_refused_at_any_threshold_use_up_the_budget_first() -> None:
 
 def test_serving_evaluate_and_calibrate_apply_one_rule(tiny_bundle) -> None:
     """Serving (Dialogue), evaluate and calibrate's counting agree on every message and threshold."""
-    from chatbot.classifier.ranker import Engine
+    from chatbot.classifier.ranker import Ranker
     from chatbot.training.threshold import predict_both, split_fallback_queries
 
-    engine = Engine.from_bundle(tiny_bundle)
+    engine = Ranker.from_bundle(tiny_bundle)
     intents_by_tag = tiny_bundle.intents_by_tag()
     texts = ["hello", "where is my order", "number 777", "it is 4242", "bye bye", "qqq zzz", "hi order"]
     tags = ["greeting", "order", "order_number", "order_number", "goodbye", "greeting", "greeting"]

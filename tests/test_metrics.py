@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bench.harness import wait_until
 from chatbot.classifier.bundle import Bundle
-from chatbot.classifier.ranker import Engine
+from chatbot.classifier.ranker import Ranker
 from tests.support import record_figures
 
 
@@ -45,7 +45,7 @@ def test_metrics_count_requests_predictions_and_fallbacks(client, tiny_bundle: B
     assert value(samples, requests_total, endpoint="unmatched", method="GET", status="404") == 1
     assert value(samples, "chatbot_http_request_duration_seconds_count", endpoint="/predict") == 3
     assert value(samples, "chatbot_http_request_duration_seconds_bucket", endpoint="/predict", le="+Inf") == 3
-    guess = Engine.from_bundle(tiny_bundle).rank("qwzx vvbn").top[0]  # the gibberish counts under it
+    guess = Ranker.from_bundle(tiny_bundle).rank("qwzx vvbn").top[0]  # the gibberish counts under it
     assert value(samples, "chatbot_predictions_total", intent="greeting") == 3 + (guess == "greeting")
     assert value(samples, "chatbot_predictions_total", intent="order") == 1 + (guess == "order")
     predictions = [v for (name, _), v in samples.items() if name == "chatbot_predictions_total"]

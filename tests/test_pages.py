@@ -91,10 +91,10 @@ def test_chat_page_speaks_the_bots_language(german_model_path) -> None:
 
     from app import create_app
     from chatbot.classifier.bundle import Bundle
-    from chatbot.classifier.ranker import Engine
+    from chatbot.classifier.ranker import Ranker
     from chatbot.dialogue.decision import Dialogue
 
-    dialogue = Dialogue(Engine.from_bundle(Bundle.load(german_model_path)), threshold=0.5)
+    dialogue = Dialogue(Ranker.from_bundle(Bundle.load(german_model_path)), threshold=0.5)
     html = create_app({"TESTING": True}, dialogue=dialogue).test_client().get("/").get_data(as_text=True)
     assert '<html lang="de">' in html and "<title>Hilfe-Chat</title>" in html
     widget = re.search(r"<script ([^>]*)></script>", html).group(1)

@@ -331,8 +331,8 @@ def test_a_german_bot_loads_its_stemmer_with_the_model(german_model_path: Path) 
     from tests.support import ROOT
 
     script = (
-        "import sys; from chatbot.classifier.bundle import Bundle; from chatbot.classifier.ranker import Engine; "
-        f"Engine.from_bundle(Bundle.load({str(german_model_path)!r})); print('nltk' in sys.modules)"
+        "import sys; from chatbot.classifier.bundle import Bundle; from chatbot.classifier.ranker import Ranker; "
+        f"Ranker.from_bundle(Bundle.load({str(german_model_path)!r})); print('nltk' in sys.modules)"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120

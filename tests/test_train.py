@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from chatbot.classifier.config import ModelConfig
-from chatbot.classifier.ranker import Engine
+from chatbot.classifier.ranker import Ranker
 from chatbot.classifier.vocab import UNK_ID
 
 
@@ -45,7 +45,7 @@ def test_word_dropout_replaces_only_known_words() -> None:
 
 @pytest.mark.slow
 def test_tiny_bot_knows_every_pattern(tiny_bundle, tiny_intents) -> None:
-    engine = Engine.from_bundle(tiny_bundle)
+    engine = Ranker.from_bundle(tiny_bundle)
     for intent in tiny_intents:
         for pattern in intent.patterns:
             assert engine.rank(pattern).top[0] == intent.tag, pattern
@@ -74,8 +74,8 @@ def test_large_ensemble_trains_with_a_validation_set_and_serves_in_numpy(tiny_in
     assert 1 <= bundle.metrics["epochs"] <= 3
     assert set(bundle.history) >= {"loss", "val_loss", "accuracy", "val_accuracy"}
     texts = ["hello", "where is my order", "zzz"]
-    numpy_rankings = Engine.from_bundle(bundle).rank_batch(texts)
-    keras_rankings = Engine.from_bundle(bundle, "keras").rank_batch(texts)
+    numpy_rankings = Ranker.from_bundle(bundle).rank_batch(texts)
+    keras_rankings = Ranker.from_bundle(bundle, "keras").rank_batch(texts)
     for ours, theirs in zip(numpy_rankings, keras_rankings, strict=True):
         assert np.allclose(
             [s for _, s in ours.label_probabilities], [s for _, s in theirs.label_probabilities], atol=1e-5

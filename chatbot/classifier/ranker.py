@@ -1,4 +1,4 @@
-"""Rank a text's intents with a bundle's classifier, without TensorFlow: the public Engine API.
+"""Rank a text's intents with a bundle's classifier, without TensorFlow: the public Ranker API.
 
 A bundle's probabilities mix two models: the LSTM (the "deep" part, weight ``deep_weight``), run in
 numpy by chatbot.classifier.numpy_layers, and the n-gram model (the "wide" part, chatbot.classifier.ngrams), which carries
@@ -41,7 +41,7 @@ class Ranking:
         return self.label_probabilities[0]
 
 
-class Engine:
+class Ranker:
     """Classify texts with a bundle's model: the LSTM's probabilities mixed with the n-gram model's."""
 
     def __init__(
@@ -68,7 +68,7 @@ class Engine:
     @classmethod
     def from_bundle(
         cls, bundle: Bundle, backend: str = "numpy", cache_size: int = RANKING_CACHE_SIZE
-    ) -> Engine:
+    ) -> Ranker:
         """Prepare the forward pass of a loaded bundle in numpy (default) or Keras."""
         if backend not in ENGINES:
             raise ValueError(f"unknown engine {backend!r}; choose one of {', '.join(ENGINES)}")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chatbot.classifier.bundle import Bundle
-from chatbot.classifier.ranker import Engine, Ranking
+from chatbot.classifier.ranker import Ranker, Ranking
 from chatbot.data.intents import FALLBACK_TAG, Intent
 from chatbot.text.languages import fallback_response
 
@@ -144,7 +144,7 @@ def next_context(intent: Intent, context: str | None) -> str | None:
 class Dialogue:
     """Answer messages with an engine's rankings, a threshold and the intents' responses."""
 
-    def __init__(self, engine: Engine, threshold: float, rng: random.Random | None = None) -> None:
+    def __init__(self, engine: Ranker, threshold: float, rng: random.Random | None = None) -> None:
         self.engine = engine
         self.rule = FallbackRule(threshold, engine.bundle.config.unknown_word_penalty)
         self.intents_by_tag = engine.bundle.intents_by_tag()
@@ -206,4 +206,4 @@ def load_dialogue(model_path: str | Path, threshold: float | None = None, engine
     bundle = Bundle.load(model_path)
     log.info("loaded model %s (%d intents) from %s", bundle.fingerprint, len(bundle.labels), model_path)
     threshold = bundle.config.threshold if threshold is None else threshold
-    return Dialogue(Engine.from_bundle(bundle, engine), threshold)
+    return Dialogue(Ranker.from_bundle(bundle, engine), threshold)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from chatbot.classifier.ranker import Engine
+from chatbot.classifier.ranker import Ranker
 from chatbot.training.threshold import OUT_OF_SCOPE, predict_both, split_fallback_queries
 
 
@@ -79,7 +79,7 @@ def most_confused(y_true: Sequence[str], y_pred: Sequence[str], top: int = 20) -
 
 
 def evaluate(
-    engine: Engine,
+    engine: Ranker,
     texts: Sequence[str],
     tags: Sequence[str],
     out_of_scope: Sequence[str] = (),

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from chatbot.classifier.bundle import Bundle
-from chatbot.classifier.ranker import Engine
+from chatbot.classifier.ranker import Ranker
 from chatbot.data.intents import FALLBACK_TAG, Intent
 from chatbot.dialogue.decision import FallbackRule, decide
 from chatbot.errors import IntentsError
@@ -62,7 +62,7 @@ def labelled_examples(intents: Sequence[Intent]) -> tuple[list[str], list[str]]:
 
 
 def predict(
-    engine: Engine,
+    engine: Ranker,
     texts: Sequence[str],
     contexts: Sequence[str | None] | None = None,
     progress: Callable[[int], None] | None = None,
@@ -94,7 +94,7 @@ def split_fallback_queries(
 
 
 def predict_both(
-    engine: Engine,
+    engine: Ranker,
     texts: Sequence[str],
     tags: Sequence[str],
     out_of_scope: Sequence[str],
@@ -167,7 +167,7 @@ def calibrate(
 ) -> tuple[Bundle, float]:
     """Return the bundle with the threshold that is best on validation and out-of-scope queries."""
     texts, tags, out_of_scope = split_fallback_queries(*labelled_examples(validation), out_of_scope)
-    in_scope, outside, correct = predict_both(Engine.from_bundle(bundle), texts, tags, out_of_scope)
+    in_scope, outside, correct = predict_both(Ranker.from_bundle(bundle), texts, tags, out_of_scope)
     threshold, accuracy = choose_threshold(correct, in_scope.confidences, outside.confidences)
     return dataclasses.replace(bundle, config=bundle.config.replace(threshold=threshold)), accuracy
 
@@ -178,6 +178,6 @@ def calibrate_in_scope(
     """Return the bundle with a threshold chosen on held-out in-scope queries and generic off-topic
     ones (``choose_threshold_in_scope``), measured with ``model`` (default: the bundle itself)."""
     texts, tags, off_topic = split_fallback_queries(*labelled_examples(held_out), off_topic)
-    in_scope, outside, correct = predict_both(Engine.from_bundle(model or bundle), texts, tags, off_topic)
+    in_scope, outside, correct = predict_both(Ranker.from_bundle(model or bundle), texts, tags, off_topic)
     threshold, summary = choose_threshold_in_scope(correct, in_scope.confidences, outside.confidences)
     return dataclasses.replace(bundle, config=bundle.config.replace(threshold=threshold)), summary

@@ -21,7 +21,7 @@ from chatbot.classifier.bundle import Bundle
 from chatbot.classifier.config import ModelConfig
 from chatbot.classifier.model import average_models, build_model
 from chatbot.classifier.ngrams import Document, NgramModel, feature_families
-from chatbot.classifier.ranker import Engine
+from chatbot.classifier.ranker import Ranker
 from chatbot.classifier.vocab import UNK_ID, Vocabulary, build_vocabulary
 from chatbot.data.intents import FALLBACK_TAG, Intent, fingerprint_data
 from chatbot.data.slots import Domain
@@ -301,7 +301,7 @@ def train(
         bundle, summary = calibrate_in_scope(bundle, held_out, [*out_of_scope, *off_topic], held_out_model)
         metrics["validation_accuracy"] = summary["accuracy"]
         log.info(describe_threshold(bundle.config.threshold, summary))
-    engine = Engine.from_bundle(bundle, cache_size=0)
+    engine = Ranker.from_bundle(bundle, cache_size=0)
     predicted = engine.predict_proba(examples.words).argmax(axis=1)
     metrics["train_accuracy"] = float(np.mean(predicted == examples.label_ids))
     metrics["epochs"] = float(len(fit_history.get("loss", ())))

@@ -14,7 +14,7 @@ import pytest
 
 from app import create_app
 from bench.harness import free_port
-from chatbot.classifier.ranker import Engine
+from chatbot.classifier.ranker import Ranker
 from chatbot.data.actions import SIGNATURE_HEADER, verify
 from chatbot.data.entities import EntityDefinition
 from chatbot.dialogue.decision import Dialogue
@@ -27,7 +27,7 @@ TIMEOUT_MS = 600
 
 def make_client(tiny_bundle, action_url: str | None = None, **config):
     dialogue = Dialogue(
-        Engine.from_bundle(with_slots(tiny_bundle, action_url, TIMEOUT_MS)), 0.5, random.Random(0)
+        Ranker.from_bundle(with_slots(tiny_bundle, action_url, TIMEOUT_MS)), 0.5, random.Random(0)
     )
     settings = {"TESTING": True, "RATE_LIMIT": None, "ACTION_SECRET": SECRET, "ADMIN_TOKEN": ADMIN}
     return create_app(settings | config, dialogue=dialogue).test_client()
@@ -72,7 +72,7 @@ def test_slot_values_come_out_as_text(tiny_bundle, value: str) -> None:
     braces = EntityDefinition("order_number", regex=r"\{[\w.]+\}|<\w+>")  # lets the user type them
     bundle = dataclasses.replace(bundle, domain=dataclasses.replace(bundle.domain, entities=(braces,)))
     app = create_app(
-        {"TESTING": True, "RATE_LIMIT": None}, dialogue=Dialogue(Engine.from_bundle(bundle), 0.5)
+        {"TESTING": True, "RATE_LIMIT": None}, dialogue=Dialogue(Ranker.from_bundle(bundle), 0.5)
     )
     reply = chat(app.test_client(), f"where is my order {value}")
     assert reply["response"] == f"Order {value} is on its way."

@@ -11,7 +11,7 @@ import pytest
 
 from chatbot.classifier.bundle import Bundle
 from chatbot.classifier.config import ModelConfig
-from chatbot.classifier.ranker import Engine
+from chatbot.classifier.ranker import Ranker
 from chatbot.classifier.vocab import UNK_ID, Vocabulary
 from chatbot.errors import UnsupportedModelError
 from chatbot.text.tokens import stem
@@ -117,7 +117,7 @@ def build(kind: str, config: ModelConfig, vocabulary_size: int, labels: int):
 )
 def test_numpy_matches_keras(kind: str, config: ModelConfig, vocabulary_size: int, labels: int) -> None:
     model = build(kind, config, vocabulary_size, labels)
-    engine = Engine.from_bundle(random_bundle(model, vocabulary_size, config))
+    engine = Ranker.from_bundle(random_bundle(model, vocabulary_size, config))
     token_ids = parity_inputs(vocabulary_size, config.max_length, config.seed)
     expected = np.asarray(model(token_ids, training=False))
     actual = engine.forward(token_ids)
@@ -125,7 +125,7 @@ def test_numpy_matches_keras(kind: str, config: ModelConfig, vocabulary_size: in
     assert (actual.argmax(axis=1) == expected.argmax(axis=1)).all()
 
 
-def test_rank_orders_all_labels(engine: Engine) -> None:
+def test_rank_orders_all_labels(engine: Ranker) -> None:
     ranking = engine.rank("hello there")
     scores = [score for _, score in ranking.label_probabilities]
     assert ranking.top[0] == "greeting"
@@ -135,7 +135,7 @@ def test_rank_orders_all_labels(engine: Engine) -> None:
     assert ranking.known_words == 2
 
 
-def test_rank_batch_equals_single(engine: Engine) -> None:
+def test_rank_batch_equals_single(engine: Ranker) -> None:
     texts = ["bye", "where is my order", "", "zzz qqq"]
     for text, ranking in zip(texts, engine.rank_batch(texts), strict=True):
         single = engine.rank(text)
@@ -147,7 +147,7 @@ def test_rank_batch_equals_single(engine: Engine) -> None:
         )
 
 
-def test_unknown_words_are_counted(engine: Engine) -> None:
+def test_unknown_words_are_counted(engine: Ranker) -> None:
     assert engine.rank("zzz qqq").known_words == 0
     assert engine.rank("").known_words == 0
 
@@ -157,7 +157,7 @@ def test_unsupported_layer_fails_at_load(tiny_bundle: Bundle) -> None:
         "config": {"layers": [*tiny_bundle.layers(), {"class_name": "Conv1D", "name": "conv", "config": {}}]}
     }
     with pytest.raises(UnsupportedModelError, match=r"'conv' \(Conv1D\) is not supported"):
-        Engine.from_bundle(dataclasses.replace(tiny_bundle, architecture=architecture))
+        Ranker.from_bundle(dataclasses.replace(tiny_bundle, architecture=architecture))
 
 
 def test_unsupported_activation_fails_at_load(tiny_bundle: Bundle) -> None:
@@ -166,7 +166,7 @@ def test_unsupported_activation_fails_at_load(tiny_bundle: Bundle) -> None:
         for layer in tiny_bundle.layers()
     ]
     with pytest.raises(UnsupportedModelError, match="activation 'gelu'"):
-        Engine.from_bundle(dataclasses.replace(tiny_bundle, architecture={"config": {"layers": layers}}))
+        Ranker.from_bundle(dataclasses.replace(tiny_bundle, architecture={"config": {"layers": layers}}))
 
 
 def test_serving_path_does_not_import_tensorflow(tiny_model_path) -> None:
@@ -183,8 +183,8 @@ def test_serving_path_does_not_import_tensorflow(tiny_model_path) -> None:
 
 @pytest.mark.slow
 def test_keras_backend_gives_the_same_rankings(tiny_bundle: Bundle) -> None:
-    numpy_engine = Engine.from_bundle(tiny_bundle)
-    keras_engine = Engine.from_bundle(tiny_bundle, "keras")
+    numpy_engine = Ranker.from_bundle(tiny_bundle)
+    keras_engine = Ranker.from_bundle(tiny_bundle, "keras")
     texts = ["hello", "where is my order", "", "zzz", "the number is 42 and more words than seen"]
     for ours, theirs in zip(numpy_engine.rank_batch(texts), keras_engine.rank_batch(texts), strict=True):
         assert [name for name, _ in ours.label_probabilities] == [
@@ -197,10 +197,10 @@ def test_keras_backend_gives_the_same_rankings(tiny_bundle: Bundle) -> None:
 
 def test_unknown_backend_is_refused(tiny_bundle: Bundle) -> None:
     with pytest.raises(ValueError, match="unknown engine 'torch'"):
-        Engine.from_bundle(tiny_bundle, "torch")
+        Ranker.from_bundle(tiny_bundle, "torch")
 
 
-def test_rank_remembers_recent_word_sequences(engine: Engine) -> None:
+def test_rank_remembers_recent_word_sequences(engine: Ranker) -> None:
     engine.rank_words.cache_clear()
     first = engine.rank("Hello there!")
     second = engine.rank("hello there")  # other text, same words: answered from the cache
@@ -212,14 +212,14 @@ def test_rank_remembers_recent_word_sequences(engine: Engine) -> None:
 def test_probabilities_mix_the_lstm_and_the_ngram_model(tiny_bundle: Bundle) -> None:
     texts = [["where", "is", "my", "order"], ["hello"], []]
     tokens = [[stem(word) for word in text] for text in texts]
-    deep = Engine.from_bundle(tiny_bundle).forward(tiny_bundle.vocabulary.encode_batch(tokens, 8))
+    deep = Ranker.from_bundle(tiny_bundle).forward(tiny_bundle.vocabulary.encode_batch(tokens, 8))
     wide = tiny_bundle.ngram_model.predict_proba(list(zip(texts, tokens, strict=True)))
     for weight in (0.0, 0.3, 1.0):
         bundle = dataclasses.replace(tiny_bundle, config=tiny_bundle.config.replace(deep_weight=weight))
-        mixed = Engine.from_bundle(bundle).predict_proba(texts)
+        mixed = Ranker.from_bundle(bundle).predict_proba(texts)
         assert np.allclose(mixed, weight * deep + (1 - weight) * wide, atol=1e-6)
     without_ngrams = dataclasses.replace(tiny_bundle, ngram_model=None)
-    assert np.allclose(Engine.from_bundle(without_ngrams).predict_proba(texts), deep, atol=1e-6)
+    assert np.allclose(Ranker.from_bundle(without_ngrams).predict_proba(texts), deep, atol=1e-6)
 
 
 @pytest.mark.slow
@@ -231,7 +231,7 @@ def test_german_bot_reads_german_and_falls_back_in_german(german_model_path) -> 
     assert bundle.config.language == "de"
     assert bundle.config.off_topic_weight == 0.0  # the generic off-topic queries are English
     assert bundle.widget_strings["retry"] == "Nochmal versuchen"
-    engine = Engine.from_bundle(bundle)
+    engine = Ranker.from_bundle(bundle)
     assert engine.rank("Wie ist das Wetter in Munchen?").top[0] == "wetter"  # typed without the umlaut
     assert engine.rank("WECKER um 7 stellen!").top[0] == "wecker"
     assert engine.rank("Wettervorhersagen").top[0] == "wetter"  # Snowball: the same stem
@@ -265,7 +265,7 @@ def test_thai_bot_answers_text_typed_without_spaces() -> None:
 
     intents = validate_intents(THAI_INTENTS)
     bundle = train(intents, default_config(intents, validate_language(THAI_INTENTS)))
-    engine = Engine.from_bundle(bundle)
+    engine = Ranker.from_bundle(bundle)
     for segmented in ("อากาศ พรุ่งนี้ เป็น อย่างไร", "ตั้ง นาฬิกา จับ เวลา"):
         unsegmented = segmented.replace(" ", "")
         assert engine.rank(unsegmented).top == engine.rank(segmented).top
