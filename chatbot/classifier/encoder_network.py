@@ -264,6 +264,8 @@ class EncoderNetwork:
     """Encode sentences given as piece ids into L2-normalised float32 vectors."""
 
     def __init__(self, weights: NetworkWeights, cache_capacity: int) -> None:
+        if cache_capacity < TOKEN_BUDGET:  # a batch's pieces must all be in the cache at once
+            raise ValueError(f"the piece cache must hold at least {TOKEN_BUDGET} pieces")
         self.weights = weights
         self.cache = PieceCache(weights, cache_capacity)
 
