@@ -121,7 +121,7 @@ def load_weights(path: str) -> NetworkWeights:
 
 def layer_norm(rows: np.ndarray, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
     """Return each row's mean and reciprocal standard deviation (the norm without gain and shift)."""
-    mean = rows.mean(axis=1)
+    mean = np.add.reduce(rows, axis=1) / rows.shape[1]  # rows.mean() costs more in its checks
     centred = rows - mean[:, None]
     variance = np.einsum("ij,ij->i", centred, centred) / rows.shape[1]
     return mean, 1.0 / np.sqrt(variance + epsilon)
@@ -231,7 +231,9 @@ class Windows:
 
 # Each block's offset inside a cache slot, in the order the branches store them.
 BLOCK_OFFSETS = np.arange(BLOCKS, dtype=np.intp)
-BRANCH_FIRST_BLOCKS = tuple(int(sum(order for order, _ in ORDERS[:branch])) for branch in range(len(ORDERS)))
+# (branches, BLOCKS): 1 where a block belongs to a branch. Summing a piece's gathered blocks per
+# branch is a product with it: one call, where np.add.reduceat along that axis is 20 times slower.
+BRANCH_OF_BLOCK = np.repeat(np.eye(len(ORDERS), dtype=np.float32), [order for order, _ in ORDERS], axis=1)
 
 
 @lru_cache(maxsize=256)
@@ -300,8 +302,7 @@ class EncoderNetwork:
         # window slot past the sentence's edge reads the cache's zero block.
         block_index = slots[windows.block_rows] * BLOCKS + BLOCK_OFFSETS
         block_index[windows.block_outside] = cache.zero_block
-        first = np.add.reduceat(cache.blocks[block_index], BRANCH_FIRST_BLOCKS, axis=1)
-        first = first.reshape(count, PROJECTED_DIM)
+        first = np.matmul(BRANCH_OF_BLOCK, cache.blocks[block_index]).reshape(count, PROJECTED_DIM)
         first += weights.first_bias
         np.maximum(first, 0.0, out=first)
         first += cache.projected[slots]
