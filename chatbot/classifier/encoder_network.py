@@ -46,8 +46,10 @@ CHUNK_ROWS = 7530
 # Pieces per flat batch: enough to turn the thin products into real ones, small enough that the
 # working set stays in cache when a long list is encoded.
 TOKEN_BUDGET = 512
-# A piece's cached row: its projection (PROJECTED_DIM) and its first-convolution blocks.
-CACHE_ROW_BYTES = (PROJECTED_DIM + BLOCKS * BRANCH_DIM) * 4
+TOWER_IN_DIM = 640  # the tower's first two dense layers side by side (320 + 320)
+# A piece's cached row: its projection, its first-convolution blocks and its embedding's share of
+# the tower's input (float32), the sum and sum of squares of its embedding (float64).
+CACHE_ROW_BYTES = (PROJECTED_DIM + BLOCKS * BRANCH_DIM + TOWER_IN_DIM) * 4 + 2 * 8
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,10 @@ class NetworkWeights:
     first_bias: np.ndarray  # (768,)
     second: tuple[np.ndarray, ...]  # per branch (order * 256, 256)
     second_bias: tuple[np.ndarray, ...]  # per branch (256,)
-    tower_in: np.ndarray  # (1280, 640): gain * output projection @ [first dense | skip dense]
+    # gain * output projection @ [first dense | skip dense], split by the rows of the features:
+    tower_in_embedded: np.ndarray  # (512, 640): the embedding's rows (cached per piece)
+    tower_in_convolved: np.ndarray  # (768, 640): the convolutions' rows
+    tower_in_total: np.ndarray  # (640,): the sum of all 1280 rows (for the layer norm's mean)
     tower_in_bias: np.ndarray  # (640,): per piece: (shift @ output projection + its bias) @ the same
     tower_hidden: np.ndarray  # (320, 320)
     tower_up: np.ndarray  # (320, 512)
@@ -110,7 +115,9 @@ def load_weights(path: str) -> NetworkWeights:
         first_bias=f32(np.concatenate([raw[f"b1_{suffix}"] for suffix in suffixes])),
         second=tuple(f32(raw[f"w2_{suffix}"]) for suffix in suffixes),
         second_bias=tuple(f32(raw[f"b2_{suffix}"]) for suffix in suffixes),
-        tower_in=f32(tower_in),
+        tower_in_embedded=f32(tower_in[:EMBEDDING_DIM]),
+        tower_in_convolved=f32(tower_in[EMBEDDING_DIM:]),
+        tower_in_total=f32(tower_in.sum(axis=0)),
         tower_in_bias=f32(tower_in_bias),
         tower_hidden=f32(raw["d1"]),
         tower_up=f32(raw["d2"]),
@@ -146,6 +153,9 @@ class PieceCache:
         self.blocks = np.empty((capacity * BLOCKS + 1, BRANCH_DIM), dtype=np.float32)
         self.blocks[-1] = 0.0
         self.zero_block = capacity * BLOCKS
+        self.embedded_tower = np.empty((capacity, TOWER_IN_DIM), dtype=np.float32)
+        # Per piece: the sum and the sum of squares of its embedding, for the features' layer norm.
+        self.embedded_sums = np.empty((capacity, 2), dtype=np.float64)
         self.slot_of: OrderedDict[int, int] = OrderedDict()
         self.hits = 0
         self.misses = 0
@@ -185,14 +195,19 @@ class PieceCache:
             slot_of[piece] = slot
             new_slots.append(slot)
         weights = self.weights
-        projected = embed(weights, np.asarray(pieces, dtype=np.intp)) @ weights.projection
+        slot_array = np.asarray(new_slots, dtype=np.intp)
+        embedded = embed(weights, np.asarray(pieces, dtype=np.intp))
+        self.embedded_tower[slot_array] = embedded @ weights.tower_in_embedded
+        embedded_wide = embedded.astype(np.float64)
+        self.embedded_sums[slot_array, 0] = embedded_wide.sum(axis=1)
+        self.embedded_sums[slot_array, 1] = np.einsum("ij,ij->i", embedded_wide, embedded_wide)
+        projected = embedded @ weights.projection
         projected += weights.projection_bias
         mean, inverse_std = layer_norm(projected, weights.epsilon)
         projected -= mean[:, None]
         projected *= inverse_std[:, None]
         projected *= weights.projection_gain
         projected += weights.projection_shift
-        slot_array = np.asarray(new_slots, dtype=np.intp)
         self.projected[slot_array] = projected
         block_rows = self.blocks[: self.zero_block].reshape(self.capacity, BLOCKS * BRANCH_DIM)
         column = 0
@@ -222,6 +237,8 @@ class Windows:
     """Where each piece of a flat batch reads its n-gram windows, for one tuple of sentence lengths."""
 
     starts: np.ndarray  # (sentences,): each sentence's first row
+    lengths: np.ndarray  # (sentences,) float32: each sentence's piece count
+    sentence_of: np.ndarray  # (pieces,): the sentence each row belongs to
     # (pieces, BLOCKS): per first-convolution block, the row of the piece it reads, -1 past an edge
     block_rows: np.ndarray
     block_outside: np.ndarray  # (pieces, BLOCKS) bool: block_rows < 0
@@ -255,8 +272,12 @@ def windows_for(lengths: tuple[int, ...]) -> Windows:
     columns = [np.arange(WINDOW_LEFT - left, WINDOW_LEFT - left + order) for order, left in ORDERS]
     block_rows = window[:, np.concatenate(columns)]
     branch_rows = tuple(np.where(window[:, cols] < 0, total, window[:, cols]) for cols in columns)
-    result = Windows(starts, block_rows, block_rows < 0, branch_rows)
-    for array in (result.starts, result.block_rows, result.block_outside, *result.branch_rows):
+    sentence_of = np.repeat(np.arange(len(lengths), dtype=np.intp), length_array)
+    result = Windows(
+        starts, length_array.astype(np.float32), sentence_of, block_rows, block_rows < 0, branch_rows
+    )
+    frozen = (result.starts, result.lengths, result.sentence_of, result.block_rows, result.block_outside)
+    for array in (*frozen, *result.branch_rows):
         array.flags.writeable = False
     return result
 
@@ -296,8 +317,7 @@ class EncoderNetwork:
         count = len(pieces)
         slots = cache.slots(pieces)
 
-        features = np.empty((count, FEATURE_DIM), dtype=np.float32)
-        features[:, :EMBEDDING_DIM] = embed(weights, np.asarray(pieces, dtype=np.intp))
+        convolved = np.empty((count, PROJECTED_DIM), dtype=np.float32)
         # The first convolution: per branch, the sum over its window of the cached blocks; a
         # window slot past the sentence's edge reads the cache's zero block.
         block_index = slots[windows.block_rows] * BLOCKS + BLOCK_OFFSETS
@@ -316,25 +336,41 @@ class EncoderNetwork:
             second += weights.second_bias[branch]
             np.maximum(second, 0.0, out=second)
             second += hidden
-            offset = EMBEDDING_DIM + branch * BRANCH_DIM
-            features[:, offset : offset + BRANCH_DIM] = second
-        return self._tower(features, windows.starts, len(batch))
+            convolved[:, branch * BRANCH_DIM : (branch + 1) * BRANCH_DIM] = second
+        return self._tower(convolved, slots, windows, cache)
 
-    def _tower(self, features: np.ndarray, starts: np.ndarray, sentences: int) -> np.ndarray:
-        """Layer-norm each piece's features, sum per sentence and run the dense tower."""
+    def _tower(
+        self, convolved: np.ndarray, slots: np.ndarray, windows: Windows, cache: PieceCache
+    ) -> np.ndarray:
+        """Layer-norm each piece's features, sum them per sentence and run the dense tower.
+
+        A piece's features are its embedding (whose sums and share of the tower's input are
+        cached) beside its convolutions. The norm's gain and shift are folded into the tower's
+        input, and its centring is applied after the sum, through the input's column sums.
+        """
         weights = self.weights
-        mean, inverse_std = layer_norm(features, weights.epsilon)
+        count = convolved.shape[0]
+        embedded_sums = cache.embedded_sums[slots]
+        convolved_sum = np.add.reduce(convolved, axis=1)
+        mean = (embedded_sums[:, 0] + convolved_sum) / FEATURE_DIM  # float64
+        # The squared deviations: the embedding's from its cached sums (exact in float64), the
+        # convolutions' from the rows themselves.
+        centred = convolved - mean.astype(np.float32)[:, None]
+        variance = (
+            embedded_sums[:, 1] - 2.0 * mean * embedded_sums[:, 0] + EMBEDDING_DIM * mean * mean
+        ) + np.einsum("ij,ij->i", centred, centred)
+        inverse_std = 1.0 / np.sqrt(variance / FEATURE_DIM + weights.epsilon)
+        sentences = len(windows.starts)
         if sentences == 1:
-            counts = np.array([features.shape[0]], dtype=np.float32)
-            summed = (inverse_std @ features)[None, :]
-            summed -= float(inverse_std @ mean)
-        else:
-            counts = np.diff(np.append(starts, features.shape[0])).astype(np.float32)
-            features *= inverse_std[:, None]
-            summed = np.add.reduceat(features, starts, axis=0)
-            summed -= np.add.reduceat(inverse_std * mean, starts)[:, None]
-        dense = summed @ weights.tower_in
-        dense += counts[:, None] * weights.tower_in_bias
+            scale = inverse_std.astype(np.float32)[None, :]
+        else:  # (sentences, pieces): each piece's inverse deviation in its sentence's row
+            scale = np.zeros((sentences, count), dtype=np.float32)
+            scale[windows.sentence_of, np.arange(count)] = inverse_std
+        dense = scale @ cache.embedded_tower[slots]
+        dense += (scale @ convolved) @ weights.tower_in_convolved
+        centring = (scale.astype(np.float64) @ mean)[:, None] * weights.tower_in_total
+        counts = windows.lengths
+        dense += counts[:, None] * weights.tower_in_bias - centring.astype(np.float32)
         dense *= (1.0 / np.sqrt(counts))[:, None]
         hidden_width = weights.tower_hidden.shape[0]
         hidden = np.maximum(dense[:, :hidden_width], 0.0)
