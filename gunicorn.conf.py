@@ -110,10 +110,18 @@ def on_reload(server) -> None:
 def pre_fork(server, worker) -> None:
     """Let the master's pending greenlets finish before a worker copies them: the rate limiter's
     in-memory storage starts a 10 ms timer at load, which a forked worker could not end cleanly
-    (a KeyError traceback from threading at every worker boot)."""
+    (a KeyError traceback from threading at every worker boot).
+
+    Then freeze the loaded objects out of the garbage collector's sight: a worker's full
+    collection would otherwise write to every one of them (the sentence encoder's tokenizer alone
+    holds hundreds of thousands) and so copy their shared pages (16 MiB less PSS for two workers,
+    bench/encoder_cost.py's setting)."""
+    import gc
+
     from gevent import sleep
 
     sleep(0.02)
+    gc.freeze()
 
 
 def post_fork(server, worker) -> None:
