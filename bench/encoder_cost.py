@@ -42,6 +42,8 @@ TARGET_BOT_MS = 1.0
 TARGET_PSS_MIB = 400  # two workers and their master, after load (the whole server's budget)
 TARGET_START_S = 3.0  # start to first answer (the whole server's budget)
 KINDS = ("none", "wheel", "project")
+CONCURRENT_REQUESTS = 8  # requests in flight in one gevent worker
+CONCURRENT_MESSAGES = 200  # per request
 
 
 def default_phrases() -> list[str]:
@@ -106,6 +108,61 @@ def serve_like(kind: str) -> None:
     for pid, _ in workers:
         os.kill(pid, 9)
         os.waitpid(pid, 0)
+
+
+def concurrent_cost() -> None:
+    """Answer requests in flight together in one gevent process, directly and through the batcher.
+
+    Each request waits for its socket (a switch, here ``gevent.sleep(0)``) before every message,
+    as a worker's requests do. Prints the milliseconds per message of each way, and the batches.
+    """
+    from gevent import monkey
+
+    monkey.patch_all()
+    import gevent
+
+    from chatbot.classifier.encoder import SentenceEncoder
+    from chatbot.classifier.encoder_batch import MessageBatcher
+
+    encoder = SentenceEncoder()
+    encoder.warm_up(default_phrases())
+    batcher = MessageBatcher(encoder)
+    ways = {"one at a time": lambda text: encoder.encode([text])[0], "batcher": batcher.encode}
+    phrases = default_phrases()
+    results = {}
+    for round_index in range(ROUNDS):
+        order = list(ways.items()) if round_index % 2 else list(reversed(ways.items()))  # alternate
+        for way_index, (way, encode) in enumerate(order):
+            first = 10_000_000 * (2 * round_index + way_index + 1)  # numbers of its own: no repeats
+
+            def request(
+                number: int, encode: Callable[[str], np.ndarray] = encode, first: int = first
+            ) -> None:
+                start = first + number * CONCURRENT_MESSAGES
+                for text in messages(phrases, start, CONCURRENT_MESSAGES):
+                    gevent.sleep(0)
+                    encode(text)
+
+            started = time.perf_counter()
+            gevent.joinall([gevent.spawn(request, number) for number in range(CONCURRENT_REQUESTS)])
+            elapsed = time.perf_counter() - started
+            results.setdefault(way, []).append(elapsed / (CONCURRENT_REQUESTS * CONCURRENT_MESSAGES) * 1e3)
+    figures = {way: statistics.median(values) for way, values in results.items()}
+    figures["mean_batch"] = batcher.messages / max(batcher.batches, 1)
+    print(json.dumps(figures), flush=True)
+
+
+def measure_concurrency() -> dict[str, float]:
+    """Run ``concurrent_cost`` in a fresh process (gevent patches what it imports)."""
+    output = subprocess.run(
+        [sys.executable, "-m", "bench.encoder_cost", "--concurrent"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+        check=True,
+    ).stdout
+    return json.loads(output.splitlines()[-1])
 
 
 def measure_memory(kind: str) -> dict[str, float]:
@@ -196,17 +253,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="also time this bot in-process (today's path)")
     parser.add_argument("--serve-like", choices=KINDS, help=argparse.SUPPRESS)
+    parser.add_argument("--concurrent", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_like:
         serve_like(args.serve_like)
+        return
+    if args.concurrent:
+        concurrent_cost()
         return
     from chatbot.classifier.encoder import limit_blas_threads
 
     limit_blas_threads()
     speed = compare_speed()
     memory = {kind: measure_memory(kind) for kind in KINDS}
+    concurrency = measure_concurrency()
     bot = time_bot(args.model, speed["median_ms"]["project"]) if args.model and args.model.exists() else None
-    results = {"speed": speed, "memory": memory, "bot": bot, "machine": describe_machine()}
+    results = {
+        "speed": speed,
+        "memory": memory,
+        "concurrency": concurrency,
+        "bot": bot,
+        "machine": describe_machine(),
+    }
 
     wheel, project = speed["median_ms"]["wheel"], speed["median_ms"]["project"]
     wheel_cpu, project_cpu = speed["median_cpu_ms"]["wheel"], speed["median_cpu_ms"]["project"]
@@ -237,6 +305,12 @@ def main() -> None:
         f"| PSS, master + 2 workers (no encoder: {none_pss:.0f} MiB) | {memory['wheel']['pss_mib']:.0f} MiB "
         f"(+{memory['wheel']['pss_mib'] - none_pss:.0f}) | {memory['project']['pss_mib']:.0f} MiB "
         f"(+{memory['project']['pss_mib'] - none_pss:.0f}) | | <= {TARGET_PSS_MIB} MiB (whole server) |"
+    )
+    alone, batched = concurrency["one at a time"], concurrency["batcher"]
+    print(
+        f"| {CONCURRENT_REQUESTS} requests in flight in a gevent worker, per message: one at a time "
+        f"/ MessageBatcher (mean batch {concurrency['mean_batch']:.1f}) | {alone:.3f} ms | {batched:.3f} ms "
+        f"| {alone / batched:.2f}x | |"
     )
     print(f"| max abs difference of the vectors | | {speed['max_abs_difference']:.2e} | | float32 rounding |")
     if bot is not None:

