@@ -55,6 +55,7 @@ PIECE_CACHE_BYTES = 2048 * CACHE_ROW_BYTES
 # by probability): in the master before gunicorn forks, so the workers share those rows.
 PREFILLED_PIECES = 512
 WORD_CACHE_SIZE = 16384  # words whose pieces are remembered (a word is ~150 bytes of cache)
+LONGEST_CACHED_WORD = 40  # characters; a longer "word" (a pasted token, a URL) is rare and not kept
 WORD_MARK = "\u2581"  # the tokenizer's word boundary: no piece holds it except at its start
 
 
@@ -128,9 +129,12 @@ class SentenceEncoder:
         words = normalized.split(WORD_MARK)
         pieces = [BEGIN_PIECE]
         if words[0]:  # text before the first boundary (none when the normaliser adds one)
-            pieces += self._word_pieces(words[0])
+            pieces += self._tokenizer._viterbi(words[0])
         for word in words[1:]:
-            pieces += self._word_pieces(WORD_MARK + word)
+            if len(word) < LONGEST_CACHED_WORD:
+                pieces += self._word_pieces(WORD_MARK + word)
+            else:
+                pieces += self._tokenizer._viterbi(WORD_MARK + word)
         pieces.append(END_PIECE)
         return pieces
 
