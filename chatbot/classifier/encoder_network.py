@@ -8,12 +8,13 @@ norm over each piece's features, a sum over the pieces, and a small dense tower 
 What makes it fast for a chat message, whose ten or so pieces make every matrix product a thin
 one that mostly streams weights:
 
-- The projection, its layer norm and the first convolution's product depend on the piece alone,
-  so they are kept per piece in a bounded cache (``PieceCache``): a repeated piece costs a row
-  gather instead of two matrix products. A miss computes only the pieces the cache lacks.
-- The output projection is folded into the first dense layers once at load (a linear map followed
-  by linear maps), and the final layer norm is applied after the sum over pieces, so the tail is
-  three matrix-vector products per sentence instead of six.
+- The projection, its layer norm, the first convolution's product and the embedding's share of
+  the tower's input depend on the piece alone, so they are kept per piece in a bounded cache
+  (``PieceCache``): a repeated piece costs a row gather instead of four matrix products. A miss
+  computes only the pieces the cache lacks.
+- The output projection and the final layer norm's gain are folded into the first dense layers
+  once at load (linear maps followed by linear maps), and the norm's centring is applied after the
+  sum over pieces, so the tail is three matrix-vector products per sentence instead of six.
 - Sentences in a batch share one flat token matrix; windows that reach past a sentence's edge read
   a zero row, which is exactly the zero padding of a sentence encoded alone.
 
@@ -36,7 +37,6 @@ BRANCH_DIM = 256  # the width of each convolution branch
 ORDERS = ((2, 0), (3, 1), (5, 2))
 WINDOW_LEFT = max(left for _, left in ORDERS)
 WINDOW_RIGHT = max(order - 1 - left for order, left in ORDERS)
-WINDOW = WINDOW_LEFT + 1 + WINDOW_RIGHT
 # The first convolution's product per piece: one BRANCH_DIM block per (branch, window slot).
 BLOCKS = sum(order for order, _ in ORDERS)
 PROJECTED_DIM = BRANCH_DIM * len(ORDERS)
