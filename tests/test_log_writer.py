@@ -167,3 +167,49 @@ def test_killing_postgres_mid_traffic_loses_no_answer_and_logging_resumes(
     finally:
         database.stop()
         database.remove()
+
+
+def test_text_a_database_cannot_hold_is_stored_and_the_writer_lives_on(
+    dialogue: Dialogue, database: str
+) -> None:
+    client = log_app(dialogue, database, LOG_BATCH_SIZE=500).test_client()
+    odd = '{"texts": ["lone \\ud800 surrogate", "nul \\u0000 byte", "hello"]}'  # JSON allows both
+    assert client.post("/api/v1/parse", data=odd, content_type="application/json").status_code == 200
+    store = ConversationStore(database)
+    wait_for_rows(store, 3)
+    assert client.post("/api/v1/parse", json={"text": "after"}).status_code == 200
+    rows = wait_for_rows(store, 4)
+    assert {row["text"] for row in rows} == {"lone \ufffd surrogate", "nul \ufffd byte", "hello", "after"}
+    assert lost_rows(client.get("/metrics").text) == {}
+
+
+def test_a_row_the_database_refuses_costs_that_row_only(dialogue: Dialogue, database: str) -> None:
+    store = ConversationStore(database)
+    store.migrate()
+    with store.engine.begin() as connection:  # a database rule the writer cannot know about
+        connection.exec_driver_sql(
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON chatbot_messages WHEN NEW.text = 'poison' "
+            "BEGIN SELECT RAISE(ABORT, 'no poison here'); END"
+        )
+    client = log_app(dialogue, database).test_client()
+    texts = ["one", "poison", "three"]
+    assert client.post("/api/v1/parse", json={"texts": texts}).status_code == 200
+    assert {row["text"] for row in wait_for_rows(store, 2)} == {"one", "three"}
+    wait_until(lambda: lost_rows(client.get("/metrics").text) == {"refused": 1}, timeout=10)
+    assert client.post("/api/v1/parse", json={"text": "after"}).status_code == 200
+    assert wait_for_rows(store, 3)[0]["text"] == "after"
+
+
+def test_one_client_adds_a_bounded_number_of_rows_a_minute(dialogue: Dialogue, database: str) -> None:
+    client = log_app(dialogue, database, LOG_CLIENT_ROWS_PER_MINUTE=5).test_client()
+    for batch in range(3):
+        texts = [f"message {batch}-{number}" for number in range(4)]
+        assert client.post("/api/v1/parse", json={"texts": texts}).status_code == 200
+    other = {"REMOTE_ADDR": "10.0.0.7"}
+    assert (
+        client.post("/api/v1/parse", json={"text": "another client"}, environ_base=other).status_code == 200
+    )
+    store = ConversationStore(database)
+    rows = wait_for_rows(store, 6)
+    assert len(rows) == 6 and "another client" in {row["text"] for row in rows}
+    assert lost_rows(client.get("/metrics").text) == {"client_budget": 7}

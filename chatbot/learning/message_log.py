@@ -152,6 +152,7 @@ class ConversationStore:
         self.url = normalize_database_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.engine = self._create_engine(timeout)
+        self.migrated = False  # migrate() ran from this object
         # The groups this process knows, and the newest message id it has looked at for founders.
         self.groups = NearDuplicateIndex(GROUP_SIMILARITY, capacity=GROUPS_REMEMBERED)
         self._founders_seen = 0
@@ -199,6 +200,7 @@ class ConversationStore:
                 step(connection)
             if version < len(MIGRATIONS):
                 connection.execute(schema_version.update().values(version=len(MIGRATIONS)))
+        self.migrated = True
         return len(MIGRATIONS)
 
     @contextlib.contextmanager
