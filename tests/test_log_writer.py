@@ -3,6 +3,7 @@ opt-out honoured, and a database outage costing log rows (counted) but never an 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import threading
 from pathlib import Path
@@ -14,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from app import create_app
 from bench.harness import wait_until
 from chatbot.dialogue.decision import Dialogue
-from chatbot.learning.message_log import ConversationStore
+from chatbot.learning.message_log import ConversationStore, utc_now
 from tests.support import PostgresServer
 
 LOST = re.compile(r'chatbot_conversation_log_lost_rows_total\{reason="(\w+)"\} (\d+)\.0')
@@ -213,3 +214,19 @@ def test_one_client_adds_a_bounded_number_of_rows_a_minute(dialogue: Dialogue, d
     rows = wait_for_rows(store, 6)
     assert len(rows) == 6 and "another client" in {row["text"] for row in rows}
     assert lost_rows(client.get("/metrics").text) == {"client_budget": 7}
+
+
+def test_retention_holds_while_the_bot_is_idle(
+    dialogue: Dialogue, database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.log_writer.RETENTION_SWEEP_INTERVAL", 0.2)  # an hour, shortened
+    client = log_app(dialogue, database, LOG_RETENTION_DAYS=30).test_client()
+    assert client.post("/api/v1/parse", json={"text": "hello"}).status_code == 200
+    store = ConversationStore(database)
+    wait_for_rows(store, 1)
+    expired = store.recent(1)[0] | {"created_at": utc_now() - dt.timedelta(days=90), "text": "old"}
+    store.insert(
+        [{key: value for key, value in expired.items() if key not in {"id", "ranking"}} | {"ranking": "[]"}]
+    )
+    wait_until(lambda: store.count() == 1, timeout=10)  # no message arrived since: the sweep still ran
+    assert store.recent()[0]["text"] == "hello"

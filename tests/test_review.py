@@ -184,3 +184,44 @@ def test_review_in_the_terminal(store: ConversationStore, intents_path: Path) ->
     done = run_cli("review", *common, "--assign", "1", "order")
     assert done.returncode == 0 and "added 'do you sell giftcards' to intent 'order'" in done.stdout
     assert "do you sell giftcards" not in run_cli("review", *common).stdout
+
+
+def test_messages_past_retention_are_deleted_and_never_served(
+    dialogue: Dialogue, store: ConversationStore, intents_path: Path
+) -> None:
+    settings = {"TESTING": True, "RATE_LIMIT": None, "ADMIN_TOKEN": TOKEN, "CONVERSATION_LOG": False}
+    app = create_app(
+        settings | {"DATABASE_URL": store.url, "DATA_PATH": str(intents_path), "LOG_RETENTION_DAYS": 30},
+        dialogue=dialogue,
+    )
+    inbox = app.test_client().get("/admin/review/inbox?days=3650", headers=AUTH)
+    assert inbox.status_code == 200
+    assert "ancient question" not in {group["text"] for group in inbox.json["groups"]}
+    assert "ancient question" not in {row["text"] for row in store.recent()}  # the log is off: no writer
+
+
+def test_storage_that_cannot_be_written_is_a_clear_503_and_counted(
+    dialogue: Dialogue, tmp_path: Path, intents_path: Path
+) -> None:
+    blocker = tmp_path / "read-only"  # a file where the database's folder should be: like EROFS, an OSError
+    blocker.write_text("")
+    app = create_app(
+        {
+            "TESTING": True,
+            "RATE_LIMIT": None,
+            "ADMIN_TOKEN": TOKEN,
+            "CONVERSATION_LOG": False,
+            "DATABASE_URL": f"sqlite:///{blocker / 'log.sqlite3'}",
+            "DATA_PATH": str(intents_path),
+        },
+        dialogue=dialogue,
+    )
+    client = app.test_client()
+    for response in (
+        client.get("/admin/review/inbox", headers=AUTH),
+        client.post("/admin/review/groups/1", json={"action": "out_of_scope"}, headers=AUTH),
+    ):
+        assert response.status_code == 503, response.text
+        assert response.json["error"]["code"] == "storage_unavailable"
+        assert "writable storage" in response.json["error"]["message"]
+    assert 'chatbot_review_failures_total{reason="storage"} 2.0' in client.get("/metrics").text
