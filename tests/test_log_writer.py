@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -230,3 +232,52 @@ def test_retention_holds_while_the_bot_is_idle(
     )
     wait_until(lambda: store.count() == 1, timeout=10)  # no message arrived since: the sweep still ran
     assert store.recent()[0]["text"] == "hello"
+
+
+def healthz_delays(server, seconds: float) -> list[float]:
+    """Ask /healthz every 20 ms for a while and return how long each answer took."""
+    delays = []
+    deadline = time.monotonic() + seconds
+    with requests.Session() as session:
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            assert session.get(f"{server.url}/healthz", timeout=10).status_code == 200
+            delays.append(time.perf_counter() - started)
+            time.sleep(0.02)
+    return delays
+
+
+@pytest.mark.slow
+def test_a_held_write_lock_never_freezes_the_worker(serve, tiny_model_path: Path, tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite3"
+    server = serve(
+        tiny_model_path,
+        {"CHATBOT_LOG": "on", "CHATBOT_DATABASE_URL": f"sqlite:///{path}", "WEB_CONCURRENCY": "1"},
+    )
+    assert server.post("/api/v1/parse", {"text": "hello"}).status_code == 200
+    store = ConversationStore(f"sqlite:///{path}")
+    wait_for_rows(store, 1)
+    holder = sqlite3.connect(path)
+    holder.execute("BEGIN IMMEDIATE")  # another process's long write: the writer waits 3 s per try
+    try:
+        assert server.post("/api/v1/parse", {"texts": ["one", "two"]}).status_code == 200
+        delays = healthz_delays(server, 4.0)
+    finally:
+        holder.rollback()
+        holder.close()
+    wait_for_rows(store, 3)
+    # The writer waited for the lock on a thread of its own: on the event loop it froze /healthz 3 s.
+    assert max(delays) < 1.0, f"slowest /healthz {max(delays):.3f} s"
+
+
+@pytest.mark.slow
+def test_messages_in_query_strings_stay_out_of_the_access_log(serve, tiny_model_path: Path) -> None:
+    server = serve(tiny_model_path, {"CHATBOT_LOG": "off"})
+    secret = "my card is 4111111111111111"
+    response = requests.post(f"{server.url}/predict", params={"data": secret}, timeout=10)
+    assert response.status_code == 200
+    requests.get(f"{server.url}/healthz?probe=1", timeout=10)
+    wait_until(lambda: '"GET /healthz HTTP/1.1" 200' in server.log_so_far(), timeout=10)
+    log_text = server.log_so_far()
+    assert '"POST /predict HTTP/1.1" 200' in log_text
+    assert "4111" not in log_text and "data=" not in log_text
