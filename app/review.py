@@ -39,6 +39,7 @@ bp = Blueprint("review", __name__, url_prefix="/admin/review")
 
 PAGE_TITLE = "Review inbox"
 ACTIONS = ("assign", "new_intent", "out_of_scope")
+INBOX_PAGE = 200  # groups listed; the page says how many more there are
 
 
 @bp.before_request
@@ -63,10 +64,8 @@ def page() -> Response:
 def inbox() -> Response:
     """List the groups awaiting review and the intents they may join."""
     days, below = _window()
-    groups = _with_store(lambda store: review.inbox(store, days, below))
-    return jsonify(
-        groups=[group.to_dict() for group in groups[:200]], total=len(groups), intents=_intent_tags()
-    )
+    groups, total = _with_store(lambda store: review.inbox_page(store, days, below, limit=INBOX_PAGE))
+    return jsonify(groups=[group.to_dict() for group in groups], total=total, intents=_intent_tags())
 
 
 @bp.get("/stats")

@@ -338,8 +338,8 @@ def run_review(args: argparse.Namespace) -> int:
             else:
                 print(review.mark_out_of_scope(store, group, args.data, args.phrase))
             return 0
-        groups = review.inbox(store, args.days, args.below)
-        print(format_inbox(groups[: args.limit], len(groups)))
+        groups, total = review.inbox_page(store, args.days, args.below, limit=args.limit)
+        print(format_inbox(groups, total))
         return 0
     except SQLAlchemyError as exc:
         raise ChatbotError(

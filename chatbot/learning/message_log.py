@@ -226,6 +226,10 @@ class ConversationStore:
 
     def name_groups(self, limit: int = GROUPING_BACKLOG) -> int:
         """Name the review groups of up to ``limit`` messages stored without one; return how many."""
+        ungrouped = sa.select(messages.c.id).where(messages.c.group_id.is_(None)).limit(1)
+        with self.engine.connect() as connection:
+            if connection.execute(ungrouped).first() is None:
+                return 0  # the usual case: every message was named as it was stored
         self._remember_founders()
         with self.engine.begin() as connection:
             self._lock_groups(connection)
@@ -330,17 +334,59 @@ class ConversationStore:
         return self._rows(query)
 
     def review_groups(
-        self, since: dt.datetime, below: float, group_id: int | None = None
+        self, since: dt.datetime, below: float, group_id: int | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:
-        """Sum up the groups of the messages awaiting review (all groups, or one).
+        """Sum up the groups of the messages awaiting review: most messages first, then newest.
 
-        Returns one dict per group: ``group_id``, ``count``, ``fallbacks``, its newest message's
-        ``id``, ``text``, ``confidence`` and ``created_at``, and ``guess``, its most frequent top intent.
+        Returns one dict per group (all, the first ``limit``, or the one named): ``group_id``,
+        ``count``, ``fallbacks``, its newest message's ``id``, ``text``, ``confidence`` and
+        ``created_at``, and ``guess``, its most frequent top intent. The database sorts and cuts,
+        so a page of a large inbox builds a few hundred rows in Python, not one per group.
         """
         awaiting = [*_awaiting_review(since, below), messages.c.group_id.is_not(None)]
         if group_id is not None:
             awaiting.append(messages.c.group_id == group_id)
-        totals = (
+        totals = self._group_totals(awaiting)
+        query = (
+            sa.select(
+                totals.c.group_id,
+                totals.c.count,
+                totals.c.fallbacks,
+                messages.c.id,
+                messages.c.text,
+                messages.c.confidence,
+                messages.c.created_at,
+            )
+            .join(messages, messages.c.id == totals.c.newest)
+            .order_by(totals.c.count.desc(), totals.c.newest.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            groups = [dict(row._mapping) for row in connection.execute(query)]
+            listed = [group["group_id"] for group in groups]
+            per_intent = (
+                sa.select(messages.c.group_id, messages.c.intent, sa.func.count())
+                .where(*awaiting, messages.c.group_id.in_(listed))
+                .group_by(messages.c.group_id, messages.c.intent)
+            )
+            guesses: dict[int, tuple[int, str]] = {}
+            for group, intent, count in connection.execute(per_intent):
+                # The most frequent intent; on a tie the first in alphabetical order.
+                if (-count, intent) < guesses.get(group, (1, "")):
+                    guesses[group] = (-count, intent)
+        for group in groups:
+            group["guess"] = guesses[group["group_id"]][1]
+            group["fallbacks"] = int(group["fallbacks"] or 0)
+        return groups
+
+    def count_review_groups(self, since: dt.datetime, below: float) -> int:
+        """Return how many groups hold messages awaiting review."""
+        totals = self._group_totals([*_awaiting_review(since, below), messages.c.group_id.is_not(None)])
+        with self.engine.connect() as connection:
+            return connection.execute(sa.select(sa.func.count()).select_from(totals)).scalar_one()
+
+    def _group_totals(self, awaiting: list[sa.ColumnElement[bool]]) -> sa.Subquery:
+        return (
             sa.select(
                 messages.c.group_id,
                 sa.func.count().label("count"),
@@ -351,31 +397,6 @@ class ConversationStore:
             .group_by(messages.c.group_id)
             .subquery()
         )
-        query = sa.select(
-            totals.c.group_id,
-            totals.c.count,
-            totals.c.fallbacks,
-            messages.c.id,
-            messages.c.text,
-            messages.c.confidence,
-            messages.c.created_at,
-        ).join(messages, messages.c.id == totals.c.newest)
-        per_intent = (
-            sa.select(messages.c.group_id, messages.c.intent, sa.func.count())
-            .where(*awaiting)
-            .group_by(messages.c.group_id, messages.c.intent)
-        )
-        with self.engine.connect() as connection:
-            groups = [dict(row._mapping) for row in connection.execute(query)]
-            guesses: dict[int, tuple[int, str]] = {}
-            for group, intent, count in connection.execute(per_intent):
-                # The most frequent intent; on a tie the first in alphabetical order.
-                if (-count, intent) < guesses.get(group, (1, "")):
-                    guesses[group] = (-count, intent)
-        for group in groups:
-            group["guess"] = guesses[group["group_id"]][1]
-            group["fallbacks"] = int(group["fallbacks"] or 0)
-        return groups
 
     def group_members(self, group_id: int, since: dt.datetime, below: float) -> list[int]:
         """Return the ids of a group's messages awaiting review."""

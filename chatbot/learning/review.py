@@ -59,11 +59,23 @@ def inbox(
     below: float = DEFAULT_BELOW,
     now: dt.datetime | None = None,
 ) -> list[ReviewGroup]:
-    """Return the groups awaiting review, most frequent first, then newest."""
+    """Return every group awaiting review, most frequent first, then newest."""
+    return inbox_page(store, days, below, now, limit=None)[0]
+
+
+def inbox_page(
+    store: ConversationStore,
+    days: int = DEFAULT_DAYS,
+    below: float = DEFAULT_BELOW,
+    now: dt.datetime | None = None,
+    limit: int | None = 200,
+) -> tuple[list[ReviewGroup], int]:
+    """Return the first ``limit`` groups awaiting review, most frequent first, and how many there are."""
     since = (now or utc_now()) - dt.timedelta(days=days)
     store.name_groups()  # messages an older version stored without a group
-    groups = [_group(row) for row in store.review_groups(since, below)]
-    return sorted(groups, key=lambda group: (group.count, group.latest, group.id), reverse=True)
+    groups = [_group(row) for row in store.review_groups(since, below, limit=limit)]
+    total = len(groups) if limit is None else store.count_review_groups(since, below)
+    return groups, total
 
 
 def find_group(
