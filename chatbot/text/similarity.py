@@ -125,7 +125,7 @@ class NearDuplicateIndex:
     Memory is bounded too: past ``capacity`` founders the oldest are forgotten.
     """
 
-    def __init__(self, threshold: float, capacity: int = 50_000, max_candidates: int = 64) -> None:
+    def __init__(self, threshold: float, capacity: int = 50_000, max_candidates: int = 32) -> None:
         self.threshold = threshold
         self.capacity = capacity
         self.max_candidates = max_candidates
@@ -145,10 +145,15 @@ class NearDuplicateIndex:
         grams = ngrams(text)
         self._last_text, self._last_grams = text, grams  # add() usually follows with the same text
         size = len(grams)
-        probe = sorted(grams, key=lambda gram: len(self.postings.get(gram, ())))
+        # N-grams no founder holds are the rarest of all: each one probed finds nothing.
+        held = [posting for posting in map(self.postings.get, grams) if posting is not None]
+        probes = size - math.ceil(self.threshold * size) + 1 - (size - len(held))
+        if probes <= 0:
+            return None
+        held.sort(key=len)
         candidates: set[int] = set()
-        for gram in probe[: size - math.ceil(self.threshold * size) + 1]:
-            candidates.update(self.postings.get(gram, ())[-self.max_candidates :])
+        for posting in held[:probes]:
+            candidates.update(posting[-self.max_candidates :])
             if len(candidates) >= self.max_candidates:
                 break  # the rarest n-grams first: the founders most likely to match are in already
         best, best_score = None, self.threshold
