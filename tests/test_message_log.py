@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sqlite3
@@ -12,6 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from chatbot.learning.message_log import (
+    JOURNAL_SIZE_LIMIT,
     MAX_INTENT_CHARS,
     MIGRATIONS,
     ConversationStore,
@@ -20,6 +22,7 @@ from chatbot.learning.message_log import (
     schema_version,
     utc_now,
 )
+from tests.support import record_figures
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -212,3 +215,36 @@ def test_database_urls_name_the_installed_driver(url: str, expected: str) -> Non
 def test_unsupported_database_urls_are_refused(url: str) -> None:
     with pytest.raises(ValueError, match=r"not supported|database URL"):
         normalize_database_url(url)
+
+
+def test_sqlite_file_gives_back_what_retention_deletes(tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite3"
+    store = ConversationStore(f"sqlite:///{path}")
+    store.migrate()
+    rows = 20_000
+    for start in range(0, rows, 500):  # as the writer stores them: batches of 500
+        store.insert(
+            [message(f"an old question, number {start + offset}", days_ago=40) for offset in range(500)]
+        )
+    wal = path.with_name(path.name + "-wal")
+    wal_full = wal.stat().st_size
+    with contextlib.closing(sqlite3.connect(path)) as connection:  # every page in the file, to weigh it
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    full = path.stat().st_size
+    assert store.delete_older_than(utc_now() - dt.timedelta(days=30)) == rows
+    emptied, wal_after = path.stat().st_size, wal.stat().st_size if wal.exists() else 0
+    store.close()
+    # Before: the file kept every page (and the WAL its high-water mark) after the delete.
+    assert emptied < full / 4 and wal_after <= JOURNAL_SIZE_LIMIT
+    record_figures(
+        "log_growth",
+        {
+            "rows": rows,
+            "bytes_per_row": round(full / rows),
+            "full_mib": round(full / 2**20, 1),
+            "after_delete_mib": round(emptied / 2**20, 2),
+            "wal_full_mib": round(wal_full / 2**20, 1),
+            "wal_after_mib": round(wal_after / 2**20, 2),
+            "journal_limit_mib": JOURNAL_SIZE_LIMIT // 2**20,
+        },
+    )

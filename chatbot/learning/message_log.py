@@ -309,8 +309,10 @@ class ConversationStore:
                 break
         if deleted and self.is_sqlite:
             with self.engine.connect() as connection:
-                connection.exec_driver_sql("PRAGMA incremental_vacuum")
-                connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                # executescript steps each statement to its end; execute() would free one page only.
+                connection.connection.driver_connection.executescript(
+                    "PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);"
+                )
         return deleted
 
     def count(self) -> int:
