@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from chatbot.learning import message_log
 from chatbot.learning.message_log import (
-    JOURNAL_SIZE_LIMIT,
     MAX_INTENT_CHARS,
     MIGRATIONS,
     ConversationStore,
@@ -235,7 +235,7 @@ def test_sqlite_file_gives_back_what_retention_deletes(tmp_path: Path) -> None:
     emptied, wal_after = path.stat().st_size, wal.stat().st_size if wal.exists() else 0
     store.close()
     # Before: the file kept every page (and the WAL its high-water mark) after the delete.
-    assert emptied < full / 4 and wal_after <= JOURNAL_SIZE_LIMIT
+    assert emptied < full / 4 and wal_after <= message_log.JOURNAL_SIZE_LIMIT
     record_figures(
         "log_growth",
         {
@@ -245,6 +245,6 @@ def test_sqlite_file_gives_back_what_retention_deletes(tmp_path: Path) -> None:
             "after_delete_mib": round(emptied / 2**20, 2),
             "wal_full_mib": round(wal_full / 2**20, 1),
             "wal_after_mib": round(wal_after / 2**20, 2),
-            "journal_limit_mib": JOURNAL_SIZE_LIMIT // 2**20,
+            "journal_limit_mib": message_log.JOURNAL_SIZE_LIMIT // 2**20,
         },
     )
