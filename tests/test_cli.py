@@ -148,7 +148,7 @@ def test_the_cli_and_serving_paths_do_not_import_scikit_learn(tiny_model_path) -
     ],
 )
 def test_review_shows_visitors_text_with_control_characters_escaped(text: str) -> None:
-    group = review.ReviewGroup(1, text, 2, dt.datetime(2026, 1, 1), "order\x1b[31m", 0.5, 2)
+    group = review.ReviewGroup(1, text, 2, dt.datetime(2026, 1, 1), "order\x1b[31m", 0.5, 2, (1, 2))
     shown = format_inbox([group], 1)
     assert all(char.isprintable() for line in shown.splitlines() for char in line)
     assert "\\x1b" in shown or "\\u" in shown or "\\r" in shown

@@ -276,8 +276,8 @@ def test_messages_in_query_strings_stay_out_of_the_access_log(serve, tiny_model_
     secret = "my card is 4111111111111111"
     response = requests.post(f"{server.url}/predict", params={"data": secret}, timeout=10)
     assert response.status_code == 200
-    requests.get(f"{server.url}/healthz?probe=1", timeout=10)
+    requests.get(f"{server.url}/healthz", timeout=10)  # its line comes after /predict's
     wait_until(lambda: '"GET /healthz HTTP/1.1" 200' in server.log_so_far(), timeout=10)
     log_text = server.log_so_far()
-    assert '"POST /predict HTTP/1.1" 200' in log_text
     assert "4111" not in log_text and "data=" not in log_text
+    assert '"POST /predict HTTP/1.1" 200' in log_text
