@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import sqlite3
+import statistics
 import threading
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from app import create_app
 from bench.harness import wait_until
 from chatbot.dialogue.decision import Dialogue
 from chatbot.learning.message_log import ConversationStore, utc_now
-from tests.support import PostgresServer
+from tests.support import PostgresServer, record_figures
 
 LOST = re.compile(r'chatbot_conversation_log_lost_rows_total\{reason="(\w+)"\} (\d+)\.0')
 
@@ -201,6 +202,7 @@ def test_a_row_the_database_refuses_costs_that_row_only(dialogue: Dialogue, data
     wait_until(lambda: lost_rows(client.get("/metrics").text) == {"refused": 1}, timeout=10)
     assert client.post("/api/v1/parse", json={"text": "after"}).status_code == 200
     assert wait_for_rows(store, 3)[0]["text"] == "after"
+    record_figures("log_bad_rows", {"batch": len(texts), "written": 2, "refused": 1})
 
 
 def test_one_client_adds_a_bounded_number_of_rows_a_minute(dialogue: Dialogue, database: str) -> None:
@@ -268,6 +270,15 @@ def test_a_held_write_lock_never_freezes_the_worker(serve, tiny_model_path: Path
     wait_for_rows(store, 3)
     # The writer waited for the lock on a thread of its own: on the event loop it froze /healthz 3 s.
     assert max(delays) < 1.0, f"slowest /healthz {max(delays):.3f} s"
+    record_figures(
+        "log_write_lock",
+        {
+            "held_s": 4,
+            "probes": len(delays),
+            "healthz_max_ms": round(1000 * max(delays), 1),
+            "healthz_median_ms": round(1000 * statistics.median(delays), 1),
+        },
+    )
 
 
 @pytest.mark.slow
