@@ -312,7 +312,7 @@ CONVERSATION_LOG: list[tuple[str, str, Callable[[dict[str, Any]], list[Row]]]] =
         row(
             "Review inbox at scale",
             "{messages:,} distinct fallbacks ({groups:,} groups) and {expired:,} expired messages; "
-            "1 gevent worker, /healthz every 20 ms",
+            "1 gevent worker, /healthz every 20 ms; machine load average {load_average} on 2 cores",
             "opens in {open_median_s} s (target <= 2; before: no answer in 35 s), Apply {apply_median_s} s "
             "(target <= 0.5); /healthz at most {healthz_max_ms} ms meanwhile (idle worker, same run: "
             "{healthz_idle_max_ms} ms; target <= 100); the sweep {sweep_s} s, /healthz at most "

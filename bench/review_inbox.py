@@ -204,6 +204,7 @@ def measure(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     new_small = timed(lambda: _inbox_here(old_url))[0]
     return {
         "messages": args.messages,
+        "load_average": round(os.getloadavg()[0], 1),  # other jobs on the machine, at the end of the run
         "groups": total,
         "open_median_s": round(statistics.median(opens), 3),
         "apply_median_s": round(statistics.median(applies), 3),
