@@ -74,6 +74,9 @@ graceful_timeout = 20
 keepalive = 5  # the gevent worker also drops a connection whose request line and headers take longer
 preload_app = True  # load the model once in the master; forked workers share its memory
 accesslog = "-"
+# gunicorn's default line, but the path without its query string: /predict?data=... carries a
+# visitor's message, which must not reach the logs unredacted (nor at all when CHATBOT_LOG is off).
+access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 errorlog = "-"
 loglevel = _settings["log_level"]
 # The app's and the core's log lines (session store outages, model reloads) go to stderr in

@@ -52,6 +52,10 @@ def app_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         # The conversation log (app/log_writer.py): on by default; None: SQLite beside the model.
         "CONVERSATION_LOG": _read(environ, "CHATBOT_LOG", _on_off, True),
         "LOG_RETENTION_DAYS": _read(environ, "CHATBOT_LOG_RETENTION_DAYS", _positive_int, 30),
+        # Messages one client may add to the log per minute and worker; the rest are answered, not logged.
+        "LOG_CLIENT_ROWS_PER_MINUTE": _read(
+            environ, "CHATBOT_LOG_CLIENT_ROWS_PER_MINUTE", _positive_int, 600
+        ),
         "DATABASE_URL": _read(environ, "CHATBOT_DATABASE_URL", _database_url, None, secret=True),
         # The intents file that /admin/review adds phrases to (out_of_scope.txt goes beside it).
         "DATA_PATH": environ.get("CHATBOT_DATA", str(DEFAULT_DATA_PATH)),

@@ -4,8 +4,14 @@ A view hands its replies to ``log_replies``, which only appends a small tuple to
 answering never waits for the database. A background thread per worker process (started on the
 first message, so it runs in the gunicorn worker and not in the preloading master) redacts the
 texts, then writes them in batches. When the database is down or full the batch is retried with a
-back-off while new rows wait in the buffer; rows that find the buffer full are dropped. Every row
-that never reaches the database is counted in ``chatbot_conversation_log_lost_rows`` on /metrics.
+back-off while new rows wait in the buffer; rows that find the buffer full are dropped. A batch the
+database refuses is written again row by row, so a bad row costs that row only, and no exception
+ends the thread. Every row that never reaches the database is counted in
+``chatbot_conversation_log_lost_rows`` on /metrics, by reason.
+
+Under gevent the writer is a greenlet, so its database work, redaction and retention sweeps run on
+a real thread (app/offload.py): a held SQLite lock or a long delete never freezes the worker's other
+connections. One client adds at most LOG_CLIENT_ROWS_PER_MINUTE messages a minute per worker.
 
 A client opts out per request with the header ``X-Chatbot-Log: off`` or ``"log": false`` in its
 JSON body; CHATBOT_LOG=off turns the log off for everyone.
@@ -28,6 +34,7 @@ from flask import Flask, current_app, g, request
 from prometheus_client import Counter
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from app.offload import off_loop
 from chatbot.data.intents import FALLBACK_TAG
 from chatbot.dialogue.decision import Reply
 from chatbot.learning.message_log import ConversationStore, default_database_url, utc_now
@@ -41,6 +48,7 @@ BATCH_SIZE = 500  # rows per transaction
 FLUSH_INTERVAL = 0.5  # seconds between the writer's looks at the buffer
 RETRY_BACKOFF = (0.5, 1.0, 2.0, 5.0)  # seconds between retries while the database is down
 RETENTION_SWEEP_INTERVAL = 3600.0  # seconds between deletions of messages past retention
+TRANSIENT = (OperationalError, OSError)  # down, unreachable, locked or full: worth a retry
 OPT_OUT_HEADER = "X-Chatbot-Log"
 
 
@@ -80,6 +88,7 @@ class ConversationLog:
         written_rows: Counter,
         capacity: int = QUEUE_CAPACITY,
         batch_size: int = BATCH_SIZE,
+        client_rows_per_minute: int | None = None,
     ) -> None:
         self.url = url
         self.retention = dt.timedelta(days=retention_days)
@@ -96,12 +105,36 @@ class ConversationLog:
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._available = True  # the last write worked; an outage is logged once, not per batch
+        self.client_rows_per_minute = client_rows_per_minute
+        self._minute = 0  # the minute the counts below are for
+        self._client_rows: dict[str, int] = {}  # rows each client added this minute
 
-    def record(self, answered: Answered, texts: Sequence[str], replies: Sequence[Reply]) -> None:
+    def within_budget(self, client: str | None, rows: int) -> int:
+        """Return how many of a client's rows the log takes now; count the rest lost."""
+        if self.client_rows_per_minute is None or client is None:
+            return rows
+        minute = int(time.monotonic() // 60)
+        if minute != self._minute:  # a fixed window: the table holds this minute's clients only
+            self._minute, self._client_rows = minute, {}
+        used = self._client_rows.get(client, 0)
+        taken = max(0, min(rows, self.client_rows_per_minute - used))
+        self._client_rows[client] = used + taken
+        if taken < rows:
+            self.lost_rows.labels("client_budget").inc(rows - taken)
+        return taken
+
+    def record(
+        self,
+        answered: Answered,
+        texts: Sequence[str],
+        replies: Sequence[Reply],
+        client: str | None = None,
+    ) -> None:
         """Buffer answered messages for the writer; never blocks and never raises."""
         if self._owner_pid != os.getpid():
             self._start_writer()
-        for text, reply in zip(texts, replies, strict=True):
+        taken = self.within_budget(client, len(texts))
+        for text, reply in zip(texts[:taken], replies[:taken], strict=True):
             # Several threads may pass this check at once: the bound holds to within a few rows.
             if len(self.buffer) >= self.capacity:
                 self.lost_rows.labels("queue_full").inc()
@@ -129,59 +162,95 @@ class ConversationLog:
 
     def _run(self) -> None:
         store = ConversationStore(self.url)
-        migrated = False
         next_sweep = 0.0
         pending: list[dict[str, Any]] = []
         failures = 0
         while True:
-            if not pending:
-                pending = [to_row(*item) for item in self._take_batch()]
-                if not pending:
-                    break  # stopping, and everything is written
             try:
-                if not migrated:
-                    store.migrate()
-                    migrated = True
-                store.insert(pending)
-            except (OperationalError, OSError) as exc:  # down, unreachable, locked or full: try again
-                self._report_outage(exc)
+                if not pending:
+                    batch = self._take_batch(next_sweep)
+                    if batch is None:
+                        break  # stopping, and everything is written
+                    pending = off_loop(self._to_rows, batch)
+                if pending:
+                    pending = off_loop(self._write, store, pending)
+            except Exception:  # a bug here must cost rows (counted), never the thread
+                log.exception("conversation log: unexpected error, %d rows lost", len(pending))
+                self.lost_rows.labels("writer_error").inc(len(pending))
+                pending = []
+            if pending:  # the database is unreachable: hold the rows and wait
                 if self._stopping.wait(RETRY_BACKOFF[min(failures, len(RETRY_BACKOFF) - 1)]):
                     break
                 failures += 1
                 continue
-            except SQLAlchemyError as exc:  # rows the database refuses: retrying won't help
-                log.error("conversation log: %d rows refused by the database: %s", len(pending), exc)
-                self.lost_rows.labels("refused").inc(len(pending))
-            else:
-                self.written_rows.inc(len(pending))
-                if not self._available:
-                    log.warning("conversation log: database available again")
-                    self._available = True
             failures = 0
-            pending = []
             if time.monotonic() >= next_sweep:
-                self._delete_expired(store)
+                off_loop(self._delete_expired, store)
                 next_sweep = time.monotonic() + RETENTION_SWEEP_INTERVAL
         unwritten = len(pending) + len(self.buffer)  # stopping while the database is down
         if unwritten:
             self.lost_rows.labels("database_error").inc(unwritten)
         store.close()
 
+    def _to_rows(self, batch: Sequence[Logged]) -> list[dict[str, Any]]:
+        """Redact and shape a batch; a message that cannot be turned into a row is counted lost."""
+        rows = []
+        for item in batch:
+            try:
+                rows.append(to_row(*item))
+            except Exception:  # a redaction pattern's bug costs that message only
+                log.exception("conversation log: cannot prepare a message, dropped")
+                self.lost_rows.labels("refused").inc()
+        return rows
+
+    def _write(self, store: ConversationStore, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Write rows; return those to retry (the database is unreachable), none once written or refused."""
+        try:
+            if not store.migrated:
+                store.migrate()
+            store.insert(rows)
+        except TRANSIENT as exc:
+            self._report_outage(exc)
+            return rows
+        except Exception as exc:  # one row the database refuses fails its batch: find it
+            log.warning(
+                "conversation log: batch of %d refused (%s), writing its rows one by one", len(rows), exc
+            )
+            return self._write_one_by_one(store, rows)
+        self._written(len(rows))
+        return []
+
+    def _write_one_by_one(self, store: ConversationStore, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for position, row in enumerate(rows):
+            try:
+                store.insert([row])
+            except TRANSIENT as exc:
+                self._report_outage(exc)
+                return rows[position:]
+            except Exception as exc:  # this row only: retrying won't help
+                log.error("conversation log: a row refused by the database: %s", exc)
+                self.lost_rows.labels("refused").inc()
+            else:
+                self._written(1)
+        return []
+
+    def _written(self, count: int) -> None:
+        self.written_rows.inc(count)
+        if not self._available:
+            log.warning("conversation log: database available again")
+            self._available = True
+
     def _delete_expired(self, store: ConversationStore) -> None:
         """Delete messages past the retention period; a failure waits for the next sweep."""
-        try:
-            deleted = store.delete_older_than(utc_now() - self.retention)
-        except SQLAlchemyError as exc:
-            log.warning("conversation log: cannot delete expired messages yet: %s", exc)
-        else:
-            if deleted:
-                log.info("conversation log: deleted %d messages past retention", deleted)
+        delete_expired(store, self.retention)
 
-    def _take_batch(self) -> list[Logged]:
-        """Wait until rows are buffered and take up to a batch; an empty list means stop."""
+    def _take_batch(self, next_sweep: float) -> list[Logged] | None:
+        """Wait until rows are buffered or a sweep is due and take up to a batch; None means stop."""
         while not self.buffer:
             if self._stopping.is_set():
-                return []
+                return None
+            if time.monotonic() >= next_sweep:
+                return []  # idle, but retention still holds
             self._stopping.wait(FLUSH_INTERVAL)
         return [self.buffer.popleft() for _ in range(min(len(self.buffer), self.batch_size))]
 
@@ -189,6 +258,17 @@ class ConversationLog:
         if self._available:
             log.warning("conversation log: database unavailable, holding rows and retrying: %s", exc)
             self._available = False
+
+
+def delete_expired(store: ConversationStore, retention: dt.timedelta) -> None:
+    """Delete messages past the retention period; a failure waits for the next sweep."""
+    try:
+        deleted = store.delete_older_than(utc_now() - retention)
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning("conversation log: cannot delete expired messages yet: %s", exc)
+    else:
+        if deleted:
+            log.info("conversation log: deleted %d messages past retention", deleted)
 
 
 def to_row(
@@ -240,6 +320,7 @@ def init_app(app: Flask) -> None:
         # Not environment settings: tests shrink them to overflow the queue on purpose.
         capacity=app.config.get("LOG_QUEUE_CAPACITY", QUEUE_CAPACITY),
         batch_size=app.config.get("LOG_BATCH_SIZE", BATCH_SIZE),
+        client_rows_per_minute=app.config.get("LOG_CLIENT_ROWS_PER_MINUTE"),
     )
     app.before_request(start_timer)
     store = ConversationStore(url)
@@ -275,7 +356,7 @@ def log_replies(
         model=extensions["chatbot"].dialogue.bundle.fingerprint,
         latency_ms=(time.perf_counter() - started) * 1000 if started is not None else 0.0,
     )
-    conversation_log.record(answered, texts, replies)
+    conversation_log.record(answered, texts, replies, request.remote_addr)
 
 
 def opted_out(payload: Mapping[str, Any] | None) -> bool:

@@ -4,20 +4,30 @@ The page itself holds no data, so a browser may load it without credentials; its
 the admin token and sends it as ``Authorization: Bearer`` on every JSON call, as any admin client
 does. The page keeps the chat page's Content-Security-Policy: scripts and styles from static files
 only, charts as server-drawn SVG ``data:`` images.
+
+Every database call runs off the event loop (app/offload.py), so a large inbox or a waiting write
+lock never stalls the worker's other connections. Storage that cannot be written (a read-only file
+system, the k8s and compose defaults) answers 503 with what to change, counted in
+``chatbot_review_failures_total``. Messages past the log's retention are deleted here too (when the
+log is off no writer sweeps them) and never served.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import time
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, make_response, render_template, request
+from prometheus_client import Counter
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import charts
 from app.admin import require_token
 from app.errors import ApiError
-from app.log_writer import database_url
+from app.log_writer import RETENTION_SWEEP_INTERVAL, database_url, delete_expired
+from app.offload import off_loop
 from app.payload import field, read_json_object
 from app.security import page_policy
 from chatbot.data.intents import load_intents
@@ -29,6 +39,7 @@ bp = Blueprint("review", __name__, url_prefix="/admin/review")
 
 PAGE_TITLE = "Review inbox"
 ACTIONS = ("assign", "new_intent", "out_of_scope")
+INBOX_PAGE = 200  # groups listed; the page says how many more there are
 
 
 @bp.before_request
@@ -53,10 +64,8 @@ def page() -> Response:
 def inbox() -> Response:
     """List the groups awaiting review and the intents they may join."""
     days, below = _window()
-    groups = _with_store(lambda store: review.inbox(store, days, below))
-    return jsonify(
-        groups=[group.to_dict() for group in groups[:200]], total=len(groups), intents=_intent_tags()
-    )
+    groups, total = _with_store(lambda store: review.inbox_page(store, days, below, limit=INBOX_PAGE))
+    return jsonify(groups=[group.to_dict() for group in groups], total=total, intents=_intent_tags())
 
 
 @bp.get("/stats")
@@ -116,7 +125,7 @@ def _window() -> tuple[int, float]:
         raise ApiError(422, "invalid_field", '"days" must be a whole number and "below" a number') from exc
     if not (1 <= days <= 3650 and 0.0 <= below <= 1.0):
         raise ApiError(422, "invalid_field", '"days" must be 1 to 3650 and "below" 0 to 1')
-    return days, below
+    return min(days, current_app.config["LOG_RETENTION_DAYS"]), below
 
 
 def _text(payload: dict[str, Any], name: str) -> str:
@@ -138,11 +147,33 @@ def _intent_tags() -> list[str]:
 
 
 def _with_store(work: Any) -> Any:
-    """Run ``work(store)`` on this process's store; a database fault is a 503, not a 500."""
+    """Run ``work(store)`` on this process's store, off the event loop; a storage fault is a 503."""
+    app = current_app._get_current_object()
     try:
-        return work(review_store(current_app))
+        return off_loop(lambda: work(review_store(app)))
     except SQLAlchemyError as exc:
+        _failures(app).labels("database").inc()
         raise ApiError(503, "log_unavailable", "the conversation log's database is unavailable") from exc
+    except OSError as exc:  # a read-only or full file system: the database, its lock or the intents
+        _failures(app).labels("storage").inc()
+        raise ApiError(
+            503,
+            "storage_unavailable",
+            f"cannot write beside the conversation log or the intents file ({exc.strerror or exc}): "
+            "review needs writable storage (a volume for the model folder, or CHATBOT_DATABASE_URL)",
+        ) from exc
+
+
+def _failures(app: Flask) -> Counter:
+    failures = app.extensions.get("review_failures")
+    if failures is None:
+        failures = app.extensions["review_failures"] = Counter(
+            "chatbot_review_failures",
+            "Review calls answered 503 because storage failed, by what failed.",
+            ["reason"],
+            registry=app.extensions["metrics"].registry,
+        )
+    return failures
 
 
 def review_store(app: Flask) -> ConversationStore:
@@ -151,5 +182,9 @@ def review_store(app: Flask) -> ConversationStore:
     if cached is None or cached[0] != os.getpid():
         store = ConversationStore(database_url(app.config))
         store.migrate()
-        app.extensions["review_store"] = cached = (os.getpid(), store)
-    return cached[1]
+        app.extensions["review_store"] = cached = (os.getpid(), store, [0.0])
+    _, store, next_sweep = cached
+    if time.monotonic() >= next_sweep[0]:  # also when the log is off: no writer sweeps then
+        delete_expired(store, dt.timedelta(days=app.config["LOG_RETENTION_DAYS"]))
+        next_sweep[0] = time.monotonic() + RETENTION_SWEEP_INTERVAL
+    return store

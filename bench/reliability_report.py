@@ -282,6 +282,58 @@ HARDENING: list[tuple[str, str, Callable[[dict[str, Any]], list[Row]]]] = [
     ),
 ]
 
+LOG = "make test (tests/test_log_writer.py)"
+CONVERSATION_LOG: list[tuple[str, str, Callable[[dict[str, Any]], list[Row]]]] = [
+    (
+        "log_bad_rows",
+        "A row the database refuses",
+        row(
+            "A row the database refuses",
+            "a batch of {batch} with one row a database trigger refuses; before it, lone surrogates and NULs",
+            "{written} written, {refused} counted refused, the writer lives on (before: the batch lost, "
+            "and a surrogate ended the writer thread)",
+            LOG,
+        ),
+    ),
+    (
+        "log_write_lock",
+        "The log's write lock held by another process",
+        row(
+            "The log's write lock held by another process",
+            "SQLite write lock held {held_s} s while messages arrive; /healthz every 20 ms, 1 gevent worker",
+            "/healthz at most {healthz_max_ms} ms, median {healthz_median_ms} ms (target <= 100; "
+            "before: frozen 3 s per retry)",
+            LOG,
+        ),
+    ),
+    (
+        "review_inbox",
+        "Review inbox at scale",
+        row(
+            "Review inbox at scale",
+            "{messages:,} distinct fallbacks ({groups:,} groups) and {expired:,} expired messages; "
+            "1 gevent worker, /healthz every 20 ms; machine load average {load_average} on 2 cores",
+            "opens in {open_median_s} s (target <= 2; before: no answer in 35 s), Apply {apply_median_s} s "
+            "(target <= 0.5); /healthz at most {healthz_max_ms} ms meanwhile (idle worker, same run: "
+            "{healthz_idle_max_ms} ms; target <= 100); the sweep {sweep_s} s, /healthz at most "
+            "{sweep_healthz_max_ms} ms; naming groups {write_us_per_message} us a stored message",
+            "python -m bench.review_inbox --model M",
+        ),
+    ),
+    (
+        "log_growth",
+        "SQLite log size",
+        row(
+            "SQLite log size",
+            "{rows:,} messages stored in batches of 500, then deleted by retention",
+            "{bytes_per_row} B a message ({full_mib} MiB, WAL {wal_full_mib} MiB); after the sweep "
+            "{after_delete_mib} MiB, WAL {wal_after_mib} MiB (capped at {journal_limit_mib} MiB; before: "
+            "the file kept its size)",
+            "make test (tests/test_message_log.py)",
+        ),
+    ),
+]
+
 SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("fuzz", "Fuzzing", fuzz_rows),
     ("load", "Load", load_rows),
@@ -291,6 +343,7 @@ SECTIONS: list[tuple[str, str, Callable[[dict[str, Any]], list[Row]]]] = [
     ("slow_client", "A slow client", slow_client_rows),
     ("rate_limit", "Rate limit shared through Redis", rate_limit_rows),
     *HARDENING,
+    *CONVERSATION_LOG,
 ]
 
 

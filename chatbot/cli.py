@@ -328,14 +328,18 @@ def run_review(args: argparse.Namespace) -> int:
             group_id = (args.assign or args.new_intent or [args.out_of_scope])[0]
             group = review.find_group(store, _group_id(group_id), args.days, args.below)
             if args.assign:
-                print(review.assign(store, group, args.data, args.assign[1], args.phrase))
+                print(printable(review.assign(store, group, args.data, args.assign[1], args.phrase)))
             elif args.new_intent:
-                print(review.create_intent(store, group, args.data, *args.new_intent[1:], args.phrase))
+                print(
+                    printable(
+                        review.create_intent(store, group, args.data, *args.new_intent[1:], args.phrase)
+                    )
+                )
             else:
                 print(review.mark_out_of_scope(store, group, args.data, args.phrase))
             return 0
-        groups = review.inbox(store, args.days, args.below)
-        print(format_inbox(groups[: args.limit], len(groups)))
+        groups, total = review.inbox_page(store, args.days, args.below, limit=args.limit)
+        print(format_inbox(groups, total))
         return 0
     except SQLAlchemyError as exc:
         raise ChatbotError(
@@ -357,8 +361,8 @@ def format_inbox(groups: list[review.ReviewGroup], total: int) -> str:
         return "nothing to review"
     lines = [f"{'#':>6} {'count':>5}  {'latest (UTC)':<16}  {'guess':<18}{'conf':>5}  message"]
     lines += [
-        f"{group.id:>6} {group.count:>5}  {group.latest:%Y-%m-%d %H:%M}  {group.guess[:17]:<18}"
-        f"{group.confidence:>5.2f}  {group.text[:60]}"
+        f"{group.id:>6} {group.count:>5}  {group.latest:%Y-%m-%d %H:%M}  {printable(group.guess)[:17]:<18}"
+        f"{group.confidence:>5.2f}  {printable(group.text)[:60]}"
         for group in groups
     ]
     lines.append(
@@ -376,8 +380,19 @@ def format_stats(figures: dict) -> str:
     ] or ["  no messages"]
     for window, intents in figures["top_intents"].items():
         lines += ["", f"top intents, last {window.removesuffix('d')} days"]
-        lines += [f"  {row['count']:>7}  {row['intent']}" for row in intents] or ["  no messages"]
+        lines += [f"  {row['count']:>7}  {printable(row['intent'])}" for row in intents] or ["  no messages"]
     return "\n".join(lines)
+
+
+def printable(text: str) -> str:
+    """Show a visitor's text as typed but harmless: control, format and bidi characters escaped.
+
+    An ESC sequence in a logged message would otherwise retitle the reviewer's terminal, clear it or
+    hide the lines around it; ``\\x1b`` on screen does none of that.
+    """
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in text)
 
 
 def run_predict(args: argparse.Namespace) -> int:

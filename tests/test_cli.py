@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.metadata
 import json
 import os
@@ -11,7 +12,8 @@ import sys
 import pytest
 
 import chatbot
-from chatbot.cli import build_parser, run_serve, verbosity
+from chatbot.cli import build_parser, format_inbox, run_serve, verbosity
+from chatbot.learning import review
 from tests.support import ROOT, run_cli
 
 pytestmark = pytest.mark.slow
@@ -133,3 +135,20 @@ def test_the_cli_and_serving_paths_do_not_import_scikit_learn(tiny_model_path) -
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "0 []"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\x1b]0;owned\x07title",  # retitles the terminal
+        "\x1b[2J\x1b[Hcleared",  # clears the screen
+        "hidden\x1b[8m tail",  # hides what follows
+        "bidi \u202eevil\u202c and zero\u200bwidth",
+        "carriage\rreturn and new\nline",
+    ],
+)
+def test_review_shows_visitors_text_with_control_characters_escaped(text: str) -> None:
+    group = review.ReviewGroup(1, text, 2, dt.datetime(2026, 1, 1), "order\x1b[31m", 0.5, 2, (1, 2))
+    shown = format_inbox([group], 1)
+    assert all(char.isprintable() for line in shown.splitlines() for char in line)
+    assert "\\x1b" in shown or "\\u" in shown or "\\r" in shown

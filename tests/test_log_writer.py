@@ -3,8 +3,12 @@ opt-out honoured, and a database outage costing log rows (counted) but never an 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+import sqlite3
+import statistics
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -14,8 +18,8 @@ from sqlalchemy.exc import OperationalError
 from app import create_app
 from bench.harness import wait_until
 from chatbot.dialogue.decision import Dialogue
-from chatbot.learning.message_log import ConversationStore
-from tests.support import PostgresServer
+from chatbot.learning.message_log import ConversationStore, utc_now
+from tests.support import PostgresServer, record_figures
 
 LOST = re.compile(r'chatbot_conversation_log_lost_rows_total\{reason="(\w+)"\} (\d+)\.0')
 
@@ -167,3 +171,124 @@ def test_killing_postgres_mid_traffic_loses_no_answer_and_logging_resumes(
     finally:
         database.stop()
         database.remove()
+
+
+def test_text_a_database_cannot_hold_is_stored_and_the_writer_lives_on(
+    dialogue: Dialogue, database: str
+) -> None:
+    client = log_app(dialogue, database, LOG_BATCH_SIZE=500).test_client()
+    odd = '{"texts": ["lone \\ud800 surrogate", "nul \\u0000 byte", "hello"]}'  # JSON allows both
+    assert client.post("/api/v1/parse", data=odd, content_type="application/json").status_code == 200
+    store = ConversationStore(database)
+    wait_for_rows(store, 3)
+    assert client.post("/api/v1/parse", json={"text": "after"}).status_code == 200
+    rows = wait_for_rows(store, 4)
+    assert {row["text"] for row in rows} == {"lone \ufffd surrogate", "nul \ufffd byte", "hello", "after"}
+    assert lost_rows(client.get("/metrics").text) == {}
+
+
+def test_a_row_the_database_refuses_costs_that_row_only(dialogue: Dialogue, database: str) -> None:
+    store = ConversationStore(database)
+    store.migrate()
+    with store.engine.begin() as connection:  # a database rule the writer cannot know about
+        connection.exec_driver_sql(
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON chatbot_messages WHEN NEW.text = 'poison' "
+            "BEGIN SELECT RAISE(ABORT, 'no poison here'); END"
+        )
+    client = log_app(dialogue, database).test_client()
+    texts = ["one", "poison", "three"]
+    assert client.post("/api/v1/parse", json={"texts": texts}).status_code == 200
+    assert {row["text"] for row in wait_for_rows(store, 2)} == {"one", "three"}
+    wait_until(lambda: lost_rows(client.get("/metrics").text) == {"refused": 1}, timeout=10)
+    assert client.post("/api/v1/parse", json={"text": "after"}).status_code == 200
+    assert wait_for_rows(store, 3)[0]["text"] == "after"
+    record_figures("log_bad_rows", {"batch": len(texts), "written": 2, "refused": 1})
+
+
+def test_one_client_adds_a_bounded_number_of_rows_a_minute(dialogue: Dialogue, database: str) -> None:
+    client = log_app(dialogue, database, LOG_CLIENT_ROWS_PER_MINUTE=5).test_client()
+    for batch in range(3):
+        texts = [f"message {batch}-{number}" for number in range(4)]
+        assert client.post("/api/v1/parse", json={"texts": texts}).status_code == 200
+    other = {"REMOTE_ADDR": "10.0.0.7"}
+    assert (
+        client.post("/api/v1/parse", json={"text": "another client"}, environ_base=other).status_code == 200
+    )
+    store = ConversationStore(database)
+    rows = wait_for_rows(store, 6)
+    assert len(rows) == 6 and "another client" in {row["text"] for row in rows}
+    assert lost_rows(client.get("/metrics").text) == {"client_budget": 7}
+
+
+def test_retention_holds_while_the_bot_is_idle(
+    dialogue: Dialogue, database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.log_writer.RETENTION_SWEEP_INTERVAL", 0.2)  # an hour, shortened
+    client = log_app(dialogue, database, LOG_RETENTION_DAYS=30).test_client()
+    assert client.post("/api/v1/parse", json={"text": "hello"}).status_code == 200
+    store = ConversationStore(database)
+    wait_for_rows(store, 1)
+    expired = store.recent(1)[0] | {"created_at": utc_now() - dt.timedelta(days=90), "text": "old"}
+    store.insert(
+        [{key: value for key, value in expired.items() if key not in {"id", "ranking"}} | {"ranking": "[]"}]
+    )
+    wait_until(lambda: store.count() == 1, timeout=10)  # no message arrived since: the sweep still ran
+    assert store.recent()[0]["text"] == "hello"
+
+
+def healthz_delays(server, seconds: float) -> list[float]:
+    """Ask /healthz every 20 ms for a while and return how long each answer took."""
+    delays = []
+    deadline = time.monotonic() + seconds
+    with requests.Session() as session:
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            assert session.get(f"{server.url}/healthz", timeout=10).status_code == 200
+            delays.append(time.perf_counter() - started)
+            time.sleep(0.02)
+    return delays
+
+
+@pytest.mark.slow
+def test_a_held_write_lock_never_freezes_the_worker(serve, tiny_model_path: Path, tmp_path: Path) -> None:
+    path = tmp_path / "log.sqlite3"
+    server = serve(
+        tiny_model_path,
+        {"CHATBOT_LOG": "on", "CHATBOT_DATABASE_URL": f"sqlite:///{path}", "WEB_CONCURRENCY": "1"},
+    )
+    assert server.post("/api/v1/parse", {"text": "hello"}).status_code == 200
+    store = ConversationStore(f"sqlite:///{path}")
+    wait_for_rows(store, 1)
+    holder = sqlite3.connect(path)
+    holder.execute("BEGIN IMMEDIATE")  # another process's long write: the writer waits 3 s per try
+    try:
+        assert server.post("/api/v1/parse", {"texts": ["one", "two"]}).status_code == 200
+        delays = healthz_delays(server, 4.0)
+    finally:
+        holder.rollback()
+        holder.close()
+    wait_for_rows(store, 3)
+    # The writer waited for the lock on a thread of its own: on the event loop it froze /healthz 3 s.
+    assert max(delays) < 1.0, f"slowest /healthz {max(delays):.3f} s"
+    record_figures(
+        "log_write_lock",
+        {
+            "held_s": 4,
+            "probes": len(delays),
+            "healthz_max_ms": round(1000 * max(delays), 1),
+            "healthz_median_ms": round(1000 * statistics.median(delays), 1),
+        },
+    )
+
+
+@pytest.mark.slow
+def test_messages_in_query_strings_stay_out_of_the_access_log(serve, tiny_model_path: Path) -> None:
+    server = serve(tiny_model_path, {"CHATBOT_LOG": "off"})
+    secret = "my card is 4111111111111111"
+    response = requests.post(f"{server.url}/predict", params={"data": secret}, timeout=10)
+    assert response.status_code == 200
+    requests.get(f"{server.url}/healthz", timeout=10)  # its line comes after /predict's
+    wait_until(lambda: '"GET /healthz HTTP/1.1" 200' in server.log_so_far(), timeout=10)
+    log_text = server.log_so_far()
+    assert "4111" not in log_text and "data=" not in log_text
+    assert '"POST /predict HTTP/1.1" 200' in log_text

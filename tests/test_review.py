@@ -68,11 +68,12 @@ def test_inbox_groups_near_duplicates_most_frequent_first(store: ConversationSto
         ("do you sell giftcards", 3),
         ("what's the weather like", 1),
     ]
-    assert groups[0].id == 5 and groups[0].message_ids == (5, 3, 1) and groups[0].fallbacks == 3
+    assert groups[0].id == 1 and groups[0].fallbacks == 3  # named by its first message
+    assert review.find_group(store, 1).message_ids == (5, 3, 1)
 
 
 def test_decisions_edit_the_files_and_empty_the_inbox(store, intents_path: Path) -> None:
-    gifts, weather = review.inbox(store)
+    gifts, weather = (review.find_group(store, group.id) for group in review.inbox(store))
     created = review.create_intent(
         store, gifts, intents_path, "gift_cards", "Yes, from 10 euros.", "do you sell gift cards"
     )
@@ -122,7 +123,7 @@ def test_page_has_no_data_and_the_strict_policy(review_client) -> None:
 
 def test_data_needs_the_token(review_client) -> None:
     assert review_client.get("/admin/review/inbox").status_code == 401
-    assert review_client.post("/admin/review/groups/5", json={"action": "out_of_scope"}).status_code == 401
+    assert review_client.post("/admin/review/groups/1", json={"action": "out_of_scope"}).status_code == 401
 
 
 def test_page_is_hidden_without_an_admin_token(dialogue: Dialogue) -> None:
@@ -137,7 +138,7 @@ def test_inbox_stats_and_a_decision_over_http(review_client, intents_path: Path)
     svg = base64.b64decode(stats["charts"]["top_intents_7d"].removeprefix("data:image/svg+xml;base64,"))
     assert svg.startswith(b"<svg") and b">fallback</text>" in svg
     decided = review_client.post(
-        "/admin/review/groups/5",
+        "/admin/review/groups/1",
         json={"action": "assign", "intent": "order", "phrase": "do you sell gift cards"},
         headers=AUTH,
     )
@@ -145,8 +146,8 @@ def test_inbox_stats_and_a_decision_over_http(review_client, intents_path: Path)
     assert (
         "do you sell gift cards" in next(i for i in load_intents(intents_path) if i.tag == "order").patterns
     )
-    again = review_client.post("/admin/review/groups/5", json={"action": "out_of_scope"}, headers=AUTH)
-    assert again.status_code == 422 and "no group 5 in the inbox" in again.json["error"]["message"]
+    again = review_client.post("/admin/review/groups/1", json={"action": "out_of_scope"}, headers=AUTH)
+    assert again.status_code == 422 and "no group 1 in the inbox" in again.json["error"]["message"]
 
 
 @pytest.mark.parametrize(
@@ -166,7 +167,7 @@ def test_bad_decisions_get_a_clear_error_and_leave_the_file(
     review_client, intents_path: Path, body, message
 ) -> None:
     before = intents_path.read_bytes()
-    response = review_client.post("/admin/review/groups/5", json=body, headers=AUTH)
+    response = review_client.post("/admin/review/groups/1", json=body, headers=AUTH)
     assert response.status_code == 422 and message in response.json["error"]["message"]
     assert intents_path.read_bytes() == before
 
@@ -178,8 +179,49 @@ def test_review_in_the_terminal(store: ConversationStore, intents_path: Path) ->
     assert listed.returncode == 0 and "do you sell giftcards" in listed.stdout.splitlines()[1]
     stats = run_cli("review", *common, "--stats")
     assert stats.returncode == 0 and "top intents, last 7 days" in stats.stdout
-    refused = run_cli("review", *common, "--assign", "5", "nope")
+    refused = run_cli("review", *common, "--assign", "1", "nope")
     assert refused.returncode == 2 and "intent 'nope' does not exist" in refused.stderr
-    done = run_cli("review", *common, "--assign", "5", "order")
+    done = run_cli("review", *common, "--assign", "1", "order")
     assert done.returncode == 0 and "added 'do you sell giftcards' to intent 'order'" in done.stdout
     assert "do you sell giftcards" not in run_cli("review", *common).stdout
+
+
+def test_messages_past_retention_are_deleted_and_never_served(
+    dialogue: Dialogue, store: ConversationStore, intents_path: Path
+) -> None:
+    settings = {"TESTING": True, "RATE_LIMIT": None, "ADMIN_TOKEN": TOKEN, "CONVERSATION_LOG": False}
+    app = create_app(
+        settings | {"DATABASE_URL": store.url, "DATA_PATH": str(intents_path), "LOG_RETENTION_DAYS": 30},
+        dialogue=dialogue,
+    )
+    inbox = app.test_client().get("/admin/review/inbox?days=3650", headers=AUTH)
+    assert inbox.status_code == 200
+    assert "ancient question" not in {group["text"] for group in inbox.json["groups"]}
+    assert "ancient question" not in {row["text"] for row in store.recent()}  # the log is off: no writer
+
+
+def test_storage_that_cannot_be_written_is_a_clear_503_and_counted(
+    dialogue: Dialogue, tmp_path: Path, intents_path: Path
+) -> None:
+    blocker = tmp_path / "read-only"  # a file where the database's folder should be: like EROFS, an OSError
+    blocker.write_text("")
+    app = create_app(
+        {
+            "TESTING": True,
+            "RATE_LIMIT": None,
+            "ADMIN_TOKEN": TOKEN,
+            "CONVERSATION_LOG": False,
+            "DATABASE_URL": f"sqlite:///{blocker / 'log.sqlite3'}",
+            "DATA_PATH": str(intents_path),
+        },
+        dialogue=dialogue,
+    )
+    client = app.test_client()
+    for response in (
+        client.get("/admin/review/inbox", headers=AUTH),
+        client.post("/admin/review/groups/1", json={"action": "out_of_scope"}, headers=AUTH),
+    ):
+        assert response.status_code == 503, response.text
+        assert response.json["error"]["code"] == "storage_unavailable"
+        assert "writable storage" in response.json["error"]["message"]
+    assert 'chatbot_review_failures_total{reason="storage"} 2.0' in client.get("/metrics").text

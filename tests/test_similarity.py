@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
-from chatbot.text.similarity import canonical, group_similar, similar_pairs, similarity
+from chatbot.text.similarity import NearDuplicateIndex, canonical, group_similar, similar_pairs, similarity
 
 
 @pytest.mark.parametrize(
@@ -56,3 +58,32 @@ def test_similar_pairs_finds_what_comparing_every_pair_finds() -> None:
     }
     assert {(i, j) for i, j, _ in similar_pairs(texts, 0.6)} == every_pair
     assert (0, 1) in every_pair and (4, 5) in every_pair
+
+
+def test_the_index_finds_what_the_greedy_pass_groups() -> None:
+    texts = [
+        "do you sell gift cards",
+        "Do you sell gift cards?",
+        "do you sell giftcards",
+        "weather today",
+        "x",
+    ]
+    index = NearDuplicateIndex(0.7)
+    named = []
+    for number, text in enumerate(texts):
+        group = index.find(text)
+        if group is None:
+            index.add(number, text)
+            group = number
+        named.append(group)
+    assert named == [0, 0, 0, 3, 4]
+    assert [group.members for group in group_similar(texts, 0.7)] == [[0, 1, 2], [3], [4]]
+
+
+def test_the_index_forgets_its_oldest_groups_past_capacity() -> None:
+    texts = [hashlib.sha256(str(number).encode()).hexdigest()[:24] for number in range(25)]  # all unalike
+    index = NearDuplicateIndex(0.7, capacity=10)
+    for number, text in enumerate(texts):
+        index.add(number, text)
+    assert len(index) <= 10 and index.find(texts[24]) == 24
+    assert index.find(texts[0]) is None  # forgotten: it would found a new group

@@ -6,8 +6,13 @@ reads; PostgreSQL (through psycopg 3) serves several replicas. The schema is ver
 applies the missing steps of MIGRATIONS under a lock, so workers and replicas starting together
 apply each step once.
 
-Rows are redacted before they reach this module (see app/log_writer.py); this module stores what it
-is given.
+Rows are redacted before they reach this module (see app/log_writer.py). What a database cannot
+hold (a NUL, a lone UTF-16 surrogate, a name longer than its column) is made storable here, so one
+odd message never makes a database refuse the batch it came in.
+
+Each message carries the id of its review group, given in the transaction that inserts it (see
+``ConversationStore.insert``): a group is named by the id of its first message and keeps that name
+while messages arrive, and the review inbox is a GROUP BY, not a comparison of every pair.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,13 +29,31 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, make_url
 
 from chatbot.files import exclusive_lock
+from chatbot.text.similarity import NearDuplicateIndex
 
 DATABASE_FILE = "conversations.sqlite3"  # beside the model, when no database URL is set
 OUT_OF_SCOPE_REVIEW = "out_of_scope"  # the review mark of a message the bot should not answer
 ASSIGNED_PREFIX = "intent:"  # the review mark of a message added as a phrase of that intent
 _MIGRATION_LOCK = 0x63686174  # PostgreSQL advisory lock key ("chat"), held while migrating
+_GROUP_LOCK = 0x67726F75  # PostgreSQL advisory lock key ("grou"), held while naming groups
 MAX_INTENT_CHARS = 200
 MAX_SESSION_CHARS = 128
+# Looser than validate's near-duplicate bar: "gift cards" and "giftcards" are one question here.
+GROUP_SIMILARITY = 0.7
+GROUPS_REMEMBERED = 50_000  # newest groups a process matches new messages against (~40 MB at most)
+GROUPING_BACKLOG = 5_000  # ungrouped messages (older versions left them) named per insert at most
+DELETE_CHUNK = 5_000  # rows per retention transaction: a short write lock, a small journal
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes the SQLite WAL keeps after a checkpoint
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL (PostgreSQL) and lone surrogates (both drivers)
+_TEXT_LIMITS = {
+    "endpoint": 32,
+    "session_id": MAX_SESSION_CHARS,
+    "text": None,
+    "intent": MAX_INTENT_CHARS,
+    "ranking": None,
+    "answer_intent": MAX_INTENT_CHARS,
+    "model": 64,
+}
 
 metadata = sa.MetaData()
 schema_version = sa.Table("chatbot_schema", metadata, sa.Column("version", sa.Integer, nullable=False))
@@ -50,17 +74,52 @@ messages = sa.Table(
     sa.Column("latency_ms", sa.Float, nullable=False),
     sa.Column("review", sa.String(MAX_INTENT_CHARS + 16)),  # None until a reviewer decides
     sa.Column("reviewed_at", sa.DateTime),
+    sa.Column("group_id", sa.BigInteger().with_variant(sa.Integer, "sqlite")),  # version 2: review group
     sa.Index("chatbot_messages_created_at", "created_at"),
+    sa.Index("chatbot_messages_group_id", "group_id"),
 )
+_ADDED_LATER = {"group_id"}  # columns and indexes later steps add: step 1 leaves them out
 
 
 def _create_messages(connection: Connection) -> None:
-    messages.create(connection)
+    version_1 = sa.Table(
+        messages.name,
+        sa.MetaData(),
+        *[column._copy() for column in messages.columns if column.name not in _ADDED_LATER],
+        sa.Index("chatbot_messages_created_at", "created_at"),
+    )
+    version_1.create(connection)
+
+
+def _add_review_groups(connection: Connection) -> None:
+    column = messages.c.group_id.type.compile(dialect=connection.dialect)
+    connection.execute(sa.text(f"ALTER TABLE {messages.name} ADD COLUMN group_id {column}"))
+    sa.Index("chatbot_messages_group_id", messages.c.group_id).create(connection)
 
 
 # Each step takes the schema from version i to i + 1. Append, never edit: databases out there hold
 # the earlier steps. A later step changes the Table above too, and alters the table here.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_create_messages,)
+MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_create_messages, _add_review_groups)
+
+
+def storable(row: dict[str, Any]) -> dict[str, Any]:
+    """Return the row with NULs and lone surrogates replaced by U+FFFD and names cut to their columns."""
+    fixed = dict(row)
+    for name, limit in _TEXT_LIMITS.items():
+        value = fixed.get(name)
+        if isinstance(value, str):
+            value = _UNSTORABLE.sub("\ufffd", value) if _UNSTORABLE.search(value) else value
+            fixed[name] = value[:limit] if limit is not None else value
+    return fixed
+
+
+def _awaiting_review(since: dt.datetime, below: float) -> list[sa.ColumnElement[bool]]:
+    """Return the conditions of the review inbox: recent, undecided, and fell back or scored low."""
+    return [
+        messages.c.created_at >= since,
+        messages.c.review.is_(None),
+        sa.or_(messages.c.fallback, messages.c.confidence < below),
+    ]
 
 
 def default_database_url(model_path: str | Path) -> str:
@@ -93,6 +152,10 @@ class ConversationStore:
         self.url = normalize_database_url(url)
         self.is_sqlite = self.url.startswith("sqlite")
         self.engine = self._create_engine(timeout)
+        self.migrated = False  # migrate() ran from this object
+        # The groups this process knows, and the newest message id it has looked at for founders.
+        self.groups = NearDuplicateIndex(GROUP_SIMILARITY, capacity=GROUPS_REMEMBERED)
+        self._founders_seen = 0
 
     def _create_engine(self, timeout: float) -> Engine:
         if not self.is_sqlite:
@@ -109,8 +172,12 @@ class ConversationStore:
         @sa.event.listens_for(engine, "connect")
         def use_wal(connection: Any, _record: Any) -> None:
             cursor = connection.cursor()
+            # Only a new, empty file takes this (an existing one keeps its mode until a VACUUM):
+            # then pages that retention frees go back to the file system, see delete_older_than.
+            cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
             cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the workers' writes
             cursor.execute("PRAGMA synchronous=NORMAL")  # safe in WAL mode; a crash loses no commit
+            cursor.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
             cursor.close()
 
         return engine
@@ -133,6 +200,7 @@ class ConversationStore:
                 step(connection)
             if version < len(MIGRATIONS):
                 connection.execute(schema_version.update().values(version=len(MIGRATIONS)))
+        self.migrated = True
         return len(MIGRATIONS)
 
     @contextlib.contextmanager
@@ -148,15 +216,104 @@ class ConversationStore:
             yield
 
     def insert(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Write rows in one transaction: all of them or, on an error, none."""
+        """Write rows and name their review groups in one transaction: all of them or, on an error, none."""
         if rows:
+            self._remember_founders()
             with self.engine.begin() as connection:
-                connection.execute(messages.insert(), list(rows))
+                self._lock_groups(connection)
+                connection.execute(messages.insert(), [storable(row) for row in rows])
+                self._name_groups(connection, GROUPING_BACKLOG + len(rows))
 
-    def delete_older_than(self, cutoff: dt.datetime) -> int:
-        """Delete the messages logged before ``cutoff`` (retention) and return how many."""
+    def name_groups(self, limit: int = GROUPING_BACKLOG) -> int:
+        """Name the review groups of up to ``limit`` messages stored without one; return how many."""
+        ungrouped = sa.select(messages.c.id).where(messages.c.group_id.is_(None)).limit(1)
+        with self.engine.connect() as connection:
+            if connection.execute(ungrouped).first() is None:
+                return 0  # the usual case: every message was named as it was stored
+        self._remember_founders()
         with self.engine.begin() as connection:
-            return connection.execute(messages.delete().where(messages.c.created_at < cutoff)).rowcount
+            self._lock_groups(connection)
+            return self._name_groups(connection, limit)
+
+    def _remember_founders(self) -> None:
+        """Load the newest groups' founders once per process, before taking the write lock."""
+        if self._founders_seen:
+            return
+        query = (
+            sa.select(messages.c.id, messages.c.text)
+            .where(messages.c.group_id == messages.c.id)
+            .order_by(messages.c.id.desc())
+            .limit(GROUPS_REMEMBERED)
+        )
+        with self.engine.connect() as connection:
+            founders = connection.execute(query).all()
+        for message_id, text in reversed(founders):
+            self.groups.add(message_id, text)
+        if founders:
+            self._founders_seen = founders[0][0]
+
+    def _lock_groups(self, connection: Connection) -> None:
+        """Let one transaction at a time name groups, so two processes never found the same group twice."""
+        if self.is_sqlite:
+            # A write as the first statement takes SQLite's write lock now, not at the first insert.
+            connection.execute(schema_version.update().values(version=schema_version.c.version))
+        else:
+            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_GROUP_LOCK)))
+
+    def _name_groups(self, connection: Connection, limit: int) -> int:
+        """Give each ungrouped message the group of the most similar founder, or found a group."""
+        founders = connection.execute(
+            sa.select(messages.c.id, messages.c.text)
+            .where(messages.c.id > self._founders_seen, messages.c.group_id == messages.c.id)
+            .order_by(messages.c.id)
+        )
+        for message_id, text in founders:  # founded by other processes since this one last looked
+            self.groups.add(message_id, text)
+            self._founders_seen = message_id
+        ungrouped = connection.execute(
+            sa.select(messages.c.id, messages.c.text)
+            .where(messages.c.group_id.is_(None))
+            .order_by(messages.c.id)
+            .limit(limit)
+        ).all()
+        named = []
+        for message_id, text in ungrouped:
+            group_id = self.groups.find(text)
+            if group_id is None:
+                group_id = message_id
+                self.groups.add(group_id, text)
+            named.append({"row_id": message_id, "group": group_id})
+        if named:
+            connection.execute(
+                messages.update()
+                .where(messages.c.id == sa.bindparam("row_id"))
+                .values(group_id=sa.bindparam("group")),
+                named,
+            )
+            self._founders_seen = max(self._founders_seen, named[-1]["row_id"])
+        return len(named)
+
+    def delete_older_than(self, cutoff: dt.datetime, chunk: int = DELETE_CHUNK) -> int:
+        """Delete the messages logged before ``cutoff`` (retention) in short transactions; return how many.
+
+        Chunks keep each write lock short (a reviewer's Apply or another worker's batch waits for one
+        chunk, not for all) and each journal small; SQLite then returns the freed pages to the disk.
+        """
+        deleted = 0
+        while True:
+            oldest = sa.select(messages.c.id).where(messages.c.created_at < cutoff).limit(chunk)
+            with self.engine.begin() as connection:
+                count = connection.execute(messages.delete().where(messages.c.id.in_(oldest))).rowcount
+            deleted += count
+            if count < chunk:
+                break
+        if deleted and self.is_sqlite:
+            with self.engine.connect() as connection:
+                # executescript steps each statement to its end; execute() would free one page only.
+                connection.connection.driver_connection.executescript(
+                    "PRAGMA incremental_vacuum; PRAGMA wal_checkpoint(TRUNCATE);"
+                )
+        return deleted
 
     def count(self) -> int:
         """Return the number of stored messages."""
@@ -172,24 +329,99 @@ class ConversationStore:
         """Return unreviewed messages since a time that fell back or scored below ``below``, newest first."""
         query = (
             sa.select(messages)
-            .where(
-                messages.c.created_at >= since,
-                messages.c.review.is_(None),
-                sa.or_(messages.c.fallback, messages.c.confidence < below),
-            )
+            .where(*_awaiting_review(since, below))
             .order_by(messages.c.created_at.desc(), messages.c.id.desc())
             .limit(limit)
         )
         return self._rows(query)
 
-    def mark_reviewed(self, ids: Sequence[int], review: str) -> int:
+    def review_groups(
+        self, since: dt.datetime, below: float, group_id: int | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Sum up the groups of the messages awaiting review: most messages first, then newest.
+
+        Returns one dict per group (all, the first ``limit``, or the one named): ``group_id``,
+        ``count``, ``fallbacks``, its newest message's ``id``, ``text``, ``confidence`` and
+        ``created_at``, and ``guess``, its most frequent top intent. The database sorts and cuts,
+        so a page of a large inbox builds a few hundred rows in Python, not one per group.
+        """
+        awaiting = [*_awaiting_review(since, below), messages.c.group_id.is_not(None)]
+        if group_id is not None:
+            awaiting.append(messages.c.group_id == group_id)
+        totals = self._group_totals(awaiting)
+        query = (
+            sa.select(
+                totals.c.group_id,
+                totals.c.count,
+                totals.c.fallbacks,
+                messages.c.id,
+                messages.c.text,
+                messages.c.confidence,
+                messages.c.created_at,
+            )
+            .join(messages, messages.c.id == totals.c.newest)
+            .order_by(totals.c.count.desc(), totals.c.newest.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            groups = [dict(row._mapping) for row in connection.execute(query)]
+            listed = [group["group_id"] for group in groups]
+            per_intent = (
+                sa.select(messages.c.group_id, messages.c.intent, sa.func.count())
+                .where(*awaiting, messages.c.group_id.in_(listed))
+                .group_by(messages.c.group_id, messages.c.intent)
+            )
+            guesses: dict[int, tuple[int, str]] = {}
+            for group, intent, count in connection.execute(per_intent):
+                # The most frequent intent; on a tie the first in alphabetical order.
+                if (-count, intent) < guesses.get(group, (1, "")):
+                    guesses[group] = (-count, intent)
+        for group in groups:
+            group["guess"] = guesses[group["group_id"]][1]
+            group["fallbacks"] = int(group["fallbacks"] or 0)
+        return groups
+
+    def count_review_groups(self, since: dt.datetime, below: float) -> int:
+        """Return how many groups hold messages awaiting review."""
+        totals = self._group_totals([*_awaiting_review(since, below), messages.c.group_id.is_not(None)])
+        with self.engine.connect() as connection:
+            return connection.execute(sa.select(sa.func.count()).select_from(totals)).scalar_one()
+
+    def _group_totals(self, awaiting: list[sa.ColumnElement[bool]]) -> sa.Subquery:
+        return (
+            sa.select(
+                messages.c.group_id,
+                sa.func.count().label("count"),
+                sa.func.max(messages.c.id).label("newest"),
+                sa.func.sum(sa.case((messages.c.fallback, 1), else_=0)).label("fallbacks"),
+            )
+            .where(*awaiting)
+            .group_by(messages.c.group_id)
+            .subquery()
+        )
+
+    def group_members(self, group_id: int, since: dt.datetime, below: float) -> list[int]:
+        """Return the ids of a group's messages awaiting review."""
+        query = (
+            sa.select(messages.c.id)
+            .where(*_awaiting_review(since, below), messages.c.group_id == group_id)
+            .order_by(messages.c.id.desc())
+        )
+        with self.engine.connect() as connection:
+            return list(connection.execute(query).scalars())
+
+    def mark_reviewed(self, ids: Sequence[int], review: str, chunk: int = DELETE_CHUNK) -> int:
         """Record a reviewer's decision on messages so they leave the inbox; return how many changed."""
+        changed = 0
+        reviewed_at = utc_now()
         with self.engine.begin() as connection:
-            return connection.execute(
-                messages.update()
-                .where(messages.c.id.in_(list(ids)), messages.c.review.is_(None))
-                .values(review=review, reviewed_at=utc_now())
-            ).rowcount
+            for start in range(0, len(ids), chunk):  # under every database's limit on parameters
+                changed += connection.execute(
+                    messages.update()
+                    .where(messages.c.id.in_(list(ids[start : start + chunk])), messages.c.review.is_(None))
+                    .values(review=review, reviewed_at=reviewed_at)
+                ).rowcount
+        return changed
 
     def daily_fallbacks(self, since: dt.datetime) -> list[tuple[str, int, int]]:
         """Return (day, messages, fallbacks) for each day with messages since a time, oldest first."""
