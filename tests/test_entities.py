@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import statistics
 import time
 
 import pytest
@@ -68,16 +67,17 @@ SLOW_ON_BACKTRACKING = [
     r"(a|b|ab)*c",
     r"\W*\W*\W*x",
     r"[^a]*[^a]*[^a]*a",
+    r"\w",  # no backtracking, but a match every other character: each search must not rescan the text
 ]
 
 
-def median_seconds(extractor: EntityExtractor, text: str, runs: int = 15) -> float:
+def fastest_seconds(extractor: EntityExtractor, text: str, runs: int = 15) -> float:
     timings = []
     for _ in range(runs):
         started = time.perf_counter()
         extractor.extract(text)
         timings.append(time.perf_counter() - started)
-    return statistics.median(timings)
+    return min(timings)  # the least disturbed run: other processes share the machine
 
 
 @pytest.mark.parametrize("pattern", SLOW_ON_BACKTRACKING)
@@ -85,8 +85,8 @@ def test_no_pattern_is_slower_than_linear(pattern: str) -> None:
     """Eight times the text costs about eight times the time, whatever the pattern (RE2)."""
     extractor = EntityExtractor(validate_entities({"e": {"regex": pattern}}))
     # Each text is a long run that almost matches and then fails, the worst case for backtracking.
-    short, long = (f"order no. {'b' * length} {chr(0)}" for length in (250, 2000))
-    ratio = median_seconds(extractor, long) / median_seconds(extractor, short)
+    short, long = (f"order no. {'b ' * length} é{chr(0)}" for length in (125, 1000))
+    ratio = fastest_seconds(extractor, long) / fastest_seconds(extractor, short)
     assert ratio < 30, f"{pattern}: 8x the text took {ratio:.0f}x the time (quadratic is 64x)"
 
 
@@ -179,3 +179,8 @@ def test_invalid_entities_are_named(entities, message: str) -> None:
 def test_adjacent_matches_are_all_found(pattern: str, text: str, expected: list[str]) -> None:
     extractor = EntityExtractor(validate_entities({"e": {"regex": pattern}}))
     assert [entity.value for entity in extractor.extract(text)] == expected
+
+
+def test_a_lone_surrogate_is_no_error() -> None:
+    extractor = EntityExtractor(validate_entities({"e": {"regex": r"\d{5}"}}))
+    assert [(e.value, e.start) for e in extractor.extract("\ud800 12345 \ud800")] == [("12345", 2)]

@@ -155,16 +155,41 @@ class WholeWordRegex:
 
     def spans(self, text: str) -> Iterator[tuple[int, int]]:
         """Yield the (start, end) of each whole-word match, left to right, never overlapping."""
-        match = self.word.search(text)
+        # RE2 works on UTF-8. The text is encoded once here: given a str, the binding would encode
+        # it again for every search, quadratic in a message full of matches. "surrogatepass" keeps
+        # a lone surrogate (which JSON can carry) from raising; it matches nothing.
+        encoded = text.encode("utf-8", "surrogatepass")
+        offsets = _CharOffsets(encoded, is_ascii=len(encoded) == len(text))
+        match = self.word.search(encoded)
         while match is not None:
             start, end = match.span(1)
             if end == start:  # only a pattern of bare anchors (\\b) can; nothing to extract
-                match = self.word_after.search(text, start + 1) if start < len(text) else None
+                match = self.word_after.search(encoded, start + 1) if start < len(encoded) else None
                 continue
-            yield start, end
+            char_start, char_end = offsets.to_char(start), offsets.to_char(end)
+            yield char_start, char_end
             # The next search starts on this match's last character: the boundary before the next
             # match may be that character (a match may itself be punctuation) but no later one.
-            match = self.word_after.search(text, end - 1)
+            last = text[char_end - 1].encode("utf-8", "surrogatepass")
+            match = self.word_after.search(encoded, end - len(last))
+
+
+class _CharOffsets:
+    """Turn increasing byte offsets into UTF-8 text into character offsets, in one pass overall."""
+
+    def __init__(self, encoded: bytes, is_ascii: bool) -> None:
+        self.encoded = encoded
+        self.is_ascii = is_ascii
+        self.byte_offset = 0
+        self.char_offset = 0
+
+    def to_char(self, byte_offset: int) -> int:
+        """Return the character offset of a byte offset no smaller than the last one asked."""
+        if self.is_ascii:
+            return byte_offset
+        between = self.encoded[self.byte_offset : byte_offset].decode("utf-8", "surrogatepass")
+        self.byte_offset, self.char_offset = byte_offset, self.char_offset + len(between)
+        return self.char_offset
 
 
 def compile_regex(pattern: str) -> WholeWordRegex:
