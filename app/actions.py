@@ -32,11 +32,17 @@ CONNECT_ERRORS = (ConnectionRefusedError, ConnectionResetError, ConnectionAborte
 
 
 class WebhookError(Exception):
-    """A webhook call failed; ``outcome`` names how, as counted in /metrics."""
+    """A webhook call failed; ``outcome`` names how, as counted in /metrics.
 
-    def __init__(self, outcome: str, detail: str) -> None:
+    ``service_fault`` says whether the failure is the service's (no answer in time, a refused
+    connection, a 5xx, an oversized reply): only those count towards opening its circuit. A 4xx is
+    an ordinary answer about the request ("no such order"), which any visitor can provoke at will.
+    """
+
+    def __init__(self, outcome: str, detail: str, service_fault: bool = True) -> None:
         super().__init__(f"{outcome}: {detail}")
         self.outcome = outcome
+        self.service_fault = service_fault
 
 
 class CircuitBreaker:
@@ -96,8 +102,8 @@ class WebhookClient:
             headers[SIGNATURE_HEADER] = sign(body, self.secret)
         try:
             reply = _post(url, body, headers, time.monotonic() + timeout_ms / 1000)
-        except WebhookError:
-            self.breaker.record(url, success=False)
+        except WebhookError as exc:
+            self.breaker.record(url, success=not exc.service_fault)
             raise
         self.breaker.record(url, success=True)
         return reply
@@ -153,7 +159,9 @@ def _exchange(
 
 def _read_reply(response: http.client.HTTPResponse, sock: socket.socket, deadline: float, url: str) -> bytes:
     if not 200 <= response.status < 300:
-        raise WebhookError("http_error", f"{url} answered {response.status}")
+        raise WebhookError(
+            "http_error", f"{url} answered {response.status}", service_fault=response.status >= 500
+        )
     declared = response.getheader("Content-Length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_REPLY_BYTES:
         raise WebhookError("too_large", f"{url} sends {declared} bytes (limit {MAX_REPLY_BYTES})")

@@ -77,3 +77,18 @@ def test_a_url_that_keeps_failing_is_left_alone_for_the_cooldown() -> None:
         client.post(url, EVENT, 200)
     with pytest.raises(WebhookError, match="circuit_open"):
         client.post(url, EVENT, 200)
+
+
+@pytest.mark.parametrize(("mode", "opens"), [("404", False), ("500", True)])
+def test_only_failures_of_the_service_open_the_circuit(mode: str, opens: bool) -> None:
+    """Lookups of made-up orders (404, an ordinary answer) cannot switch a webhook off for everyone."""
+    client = WebhookClient(None)
+    with WebhookServer(mode) as webhook:
+        for _ in range(BREAKER_FAILURES * 2):
+            with pytest.raises(WebhookError) as failure:
+                client.post(webhook.url, EVENT, 1000)
+            if failure.value.outcome == "circuit_open":
+                break
+        calls = len(webhook.received)
+    assert failure.value.outcome == ("circuit_open" if opens else "http_error")
+    assert calls == (BREAKER_FAILURES if opens else BREAKER_FAILURES * 2)
