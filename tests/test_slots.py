@@ -34,6 +34,10 @@ def bot(**order_changes) -> dict:
         (bot(action={**ACTION, "timeout_ms": 60_000}), "timeout_ms must be an integer from 1 to 10000"),
         (bot(action={**ACTION, "fallback": "Sorry {who}"}), "uses slot {who}"),
         (bot(handoff="yes"), '"handoff" must be true or false'),
+        (bot(action={"url": "http://127.0.0.1:99999/orders"}), "has a bad port"),
+        (bot(action={"url": "http://127.0.0.1:80x/orders"}), "has a bad port"),
+        (bot(action={"url": "http://h/orders/../admin"}), "must be written as 'http://h/admin'"),
+        (bot(action={"url": "http://h/orders/..;/admin"}), "cannot be made unambiguous"),
         (bot() | {"slots": {"order_number": {"entity": "sku"}}}, "entity 'sku' is not defined"),
         (bot() | {"entities": {"n": {"regex": "(?<=a)b"}}}, "entity 'n': \"regex\" is not a valid"),
     ],
@@ -80,6 +84,28 @@ def test_unset_slots_render_empty() -> None:
 )
 def test_allowlist_matches_scheme_host_port_and_path_prefix(url: str, allowed: bool) -> None:
     assert is_allowed(url, ["http://127.0.0.1:8081/", "http://shop.example/api"]) is allowed
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8081/orders/../admin/delete-all",
+        "http://127.0.0.1:8081/orders/%2e%2e/admin",
+        "http://127.0.0.1:8081/orders/%2E%2E/admin",
+        "http://127.0.0.1:8081/orders/..%2fadmin",
+        "http://127.0.0.1:8081/orders/%2e%2e%2Fadmin",
+        "http://127.0.0.1:8081/orders/..;/admin",
+        "http://127.0.0.1:8081/orders/%252e%252e/admin",
+        "http://127.0.0.1:8081/orders\\..\\admin",
+        "http://127.0.0.1:8081@evil.example/orders/x",
+        "http://127.0.0.1:8081/orders/./x",
+        "http://127.0.0.1:8081/orders/x\t",
+        "http://127.0.0.1:99999/orders/x",
+    ],
+)
+def test_paths_that_leave_the_allowed_prefix_or_stay_ambiguous_are_refused(url: str) -> None:
+    """Behind nginx, /orders/../admin reached /admin: the allowlist compares normalized paths."""
+    assert not is_allowed(url, ["http://127.0.0.1:8081/orders/"])
 
 
 def test_default_bot_actions_are_checked_against_the_allowlist() -> None:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
+import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from chatbot.data.slots import MAX_SLOT_CHARS
 from chatbot.errors import IntentsError
@@ -58,6 +60,13 @@ def validate_action(raw: Any, where: str) -> Action:
     parts = urlsplit(raw["url"])
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise IntentsError(f'{where}: "action" url {raw["url"]!r} must be an http:// or https:// URL')
+    try:
+        parts.port  # noqa: B018 - reading it is the check: urllib raises for a port out of range
+    except ValueError as exc:
+        raise IntentsError(f'{where}: "action" url {raw["url"]!r} has a bad port ({exc})') from exc
+    if (normal := normalize_url(raw["url"])) != raw["url"]:
+        fix = "cannot be made unambiguous" if normal is None else f"must be written as {normal!r}"
+        raise IntentsError(f'{where}: "action" url {raw["url"]!r} {fix} (see normalize_url)')
     timeout_ms = raw.get("timeout_ms", DEFAULT_TIMEOUT_MS)
     if (
         not isinstance(timeout_ms, int)
@@ -71,11 +80,65 @@ def validate_action(raw: Any, where: str) -> Action:
     return Action(raw["url"], timeout_ms, fallback)
 
 
+def normalize_url(url: str) -> str | None:
+    """Return a URL as a server would read its path, or None when servers could read it differently.
+
+    Percent-encoded unreserved characters and slashes are decoded and dot segments removed (RFC
+    3986, 6.2.2), so ``/orders/../admin``, ``/orders/%2e%2e/admin`` and ``/orders/..%2fadmin`` all
+    read ``/admin``. Refused as ambiguous: user info (``user@host``), a backslash, a semicolon in
+    the path (``..;``), an encoded percent sign (double encoding), whitespace and control
+    characters, and a port out of range. The scheme and host are lower-cased; a fragment is dropped.
+    """
+    if any(character in _AMBIGUOUS or ord(character) < 0x21 for character in url):
+        return None
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - reading it is the check: urllib raises for a port out of range
+    except ValueError:
+        return None
+    if "@" in parts.netloc or ";" in parts.path or "%25" in parts.path:
+        return None
+    path = _remove_dot_segments(_ENCODED.sub(_decode_unreserved, parts.path)) if parts.path else ""
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
+
+
+_AMBIGUOUS = frozenset("\\\x7f")
+_ENCODED = re.compile("%([0-9A-Fa-f]{2})")
+_UNRESERVED_OR_SLASH = frozenset(string.ascii_letters + string.digits + "-._~/")
+
+
+def _decode_unreserved(match: re.Match[str]) -> str:
+    character = chr(int(match.group(1), 16))
+    return character if character in _UNRESERVED_OR_SLASH else match.group().upper()
+
+
+def _remove_dot_segments(path: str) -> str:
+    kept: list[str] = []
+    segments = path.split("/")
+    for segment in segments:
+        if segment == "..":
+            if len(kept) > 1:  # the first segment is the empty one before the leading slash
+                kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+    if segments[-1] in (".", ".."):
+        kept.append("")  # "/a/b/.." is the folder "/a/"
+    return "/".join(kept) if kept != [""] else "/"
+
+
 def is_allowed(url: str, allowlist: Iterable[str]) -> bool:
-    """Say whether a URL is under one of the allowed prefixes: same scheme, host and port, path below."""
-    target = urlsplit(url)
+    """Say whether a URL is under one of the allowed prefixes: same scheme, host and port, path below.
+
+    Both sides are normalized first (``normalize_url``); a URL that stays ambiguous, or that is not
+    written in its normal form, is never allowed, so the URL called is the URL checked.
+    """
+    if (normal := normalize_url(url)) is None or normal != url:
+        return False
+    target = urlsplit(normal)
     for prefix in allowlist:
-        allowed = urlsplit(prefix)
+        if (normal_prefix := normalize_url(prefix)) is None:
+            continue
+        allowed = urlsplit(normal_prefix)
         if (target.scheme, target.hostname, target.port) != (allowed.scheme, allowed.hostname, allowed.port):
             continue
         base = allowed.path.rstrip("/")
