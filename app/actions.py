@@ -10,7 +10,9 @@ lets the deadline reach every socket read.
 
 from __future__ import annotations
 
+import functools
 import http.client
+import ipaddress
 import json
 import logging
 import socket
@@ -115,8 +117,12 @@ def _post(url: str, body: bytes, headers: dict[str, str], deadline: float) -> by
     if parts.query:
         path += "?" + parts.query
     connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    address = resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), url)
     for attempt in (1, 2):
         connection = connection_class(parts.hostname, parts.port, timeout=_remaining(deadline))
+        # Connect to the address just checked, never to a second lookup of the name (DNS rebinding);
+        # the Host header and TLS still use the name.
+        connection._create_connection = functools.partial(_connect_to, address)  # type: ignore[attr-defined]
         try:
             connection.connect()
         except CONNECT_ERRORS as exc:
@@ -135,6 +141,44 @@ def _post(url: str, body: bytes, headers: dict[str, str], deadline: float) -> by
         finally:
             connection.close()
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def resolve(host: str, port: int, url: str) -> str:
+    """Return the address to call for a host, refusing addresses no webhook may have.
+
+    The name is looked up at call time, and every address it has must pass: a link-local address
+    (169.254.169.254 is the cloud metadata service), an unspecified, multicast or reserved one is
+    never a webhook, and a loopback address only when the URL names it literally (``127.0.0.1``,
+    ``localhost``), so a name on the allowlist that starts to resolve to this machine is refused.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise WebhookError("unreachable", f"{url}: {host} does not resolve ({exc})") from exc
+    addresses = [str(info[4][0]) for info in infos]
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        forbidden = ip.is_link_local or ip.is_unspecified or ip.is_multicast or ip.is_reserved
+        if forbidden or (ip.is_loopback and not _names_loopback(host)):
+            raise WebhookError(
+                "forbidden_address", f"{url}: {host} resolves to {address}, which no webhook may have", False
+            )
+    return addresses[0]
+
+
+def _names_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _connect_to(
+    address: str, host_and_port: tuple[str, int], timeout: float, source_address: Any = None
+) -> socket.socket:
+    return socket.create_connection((address, host_and_port[1]), timeout, source_address)
 
 
 def _exchange(

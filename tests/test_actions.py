@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import socket
 import time
 
 import pytest
@@ -92,3 +93,38 @@ def test_only_failures_of_the_service_open_the_circuit(mode: str, opens: bool) -
         calls = len(webhook.received)
     assert failure.value.outcome == ("circuit_open" if opens else "http_error")
     assert calls == (BREAKER_FAILURES if opens else BREAKER_FAILURES * 2)
+
+
+@pytest.mark.parametrize(
+    ("resolved", "outcome"), [("127.0.0.1", "forbidden_address"), ("169.254.169.254", "forbidden_address")]
+)
+def test_a_name_that_resolves_to_a_forbidden_address_is_not_called(
+    monkeypatch: pytest.MonkeyPatch, resolved: str, outcome: str
+) -> None:
+    """DNS rebinding: an allowed name that starts to resolve to this machine or the metadata service."""
+    real_getaddrinfo = socket.getaddrinfo
+
+    def rebinding_dns(host: str, port: int, *args: object, **kwargs: object) -> list:
+        return real_getaddrinfo(resolved if host == "orders.example" else host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding_dns)
+    with WebhookServer("ok") as webhook, pytest.raises(WebhookError) as failure:
+        WebhookClient(None).post(webhook.url.replace("127.0.0.1", "orders.example"), EVENT, 1000)
+    assert failure.value.outcome == outcome
+    assert webhook.received == []
+
+
+def test_the_name_is_looked_up_once_and_that_address_is_called(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second lookup at connect time is what a rebinding DNS answers differently: there is none."""
+    real_getaddrinfo = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def counting_dns(host: str, port: int, *args: object, **kwargs: object) -> list:
+        lookups.append(host)
+        return real_getaddrinfo("127.0.0.1" if host == "localhost" else host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", counting_dns)
+    with WebhookServer("ok") as webhook:
+        WebhookClient(None).post(webhook.url.replace("127.0.0.1", "localhost"), EVENT, 1000)
+    assert lookups.count("localhost") == 1
+    assert webhook.received[0][1]["Host"].startswith("localhost:")
