@@ -156,6 +156,23 @@ def test_dockerignore_keeps_what_the_dockerfile_copies_and_drops_the_rest():
     for path in [".git/config", ".venv/bin/python", "build/lib/x.py", "tests/conftest.py", ".env"]:
         assert dockerignore_excludes(path, patterns), f"{path} would be sent to the Docker daemon"
     assert dockerignore_excludes("chatbot/__pycache__/text.cpython-311.pyc", patterns)
+    # A developer's conversation log (issue 21, item 8) and anything else in models/ but bundles.
+    for path in [
+        "models/conversations.sqlite3",
+        "models/conversations.sqlite3-wal",
+        "models/conversations.sqlite3-shm",
+        "models/conversations.sqlite3.migrate-lock",
+        "models/log.db",
+        "models/chatbot_model.png",
+    ]:
+        assert dockerignore_excludes(path, patterns), f"{path} would be sent to the Docker daemon"
+    assert not dockerignore_excludes("models/chatbot_model.h5", patterns)
+
+
+def test_the_image_keeps_only_model_bundles_in_models():
+    """Whatever .dockerignore lets through, the build deletes everything in models/ but bundles."""
+    runs = [args for keyword, args in dockerfile_instructions() if keyword == "RUN" and "models" in args]
+    assert any("find models -mindepth 1 ! -name '*.h5' -delete" in args for args in runs), runs
 
 
 def test_shell_scripts_pass_shellcheck():
