@@ -401,6 +401,19 @@ def test_ec2_user_data_runs_the_image_with_restart_always():
     assert "systemctl enable --now docker" in script
 
 
+def test_ec2_files_keep_secrets_private_and_clients_apart():
+    """Issue 21, item 9: the env file is 0600, the ALB is one trusted proxy, /admin and /metrics stay inside."""
+    script = (ROOT / "deploy" / "ec2" / "user-data.sh").read_text(encoding="utf-8")
+    created = script[: script.index("docker pull")]
+    assert "umask 077" in created[: created.index("cat >/etc/chatbot.env")]
+    assert "chmod 600 /etc/chatbot.env" in created
+    assert re.search(r"^CHATBOT_TRUSTED_PROXIES=1$", script, re.MULTILINE)
+    guide = (ROOT / "deploy" / "ec2" / "README.md").read_text(encoding="utf-8")
+    for pattern in ["'/admin','/admin/*'", "Values='/metrics'"]:
+        rule = guide[guide.index(pattern) - 200 : guide.index(pattern) + 200]
+        assert "fixed-response" in rule and "StatusCode=404" in rule, pattern
+
+
 def test_readme_deployment_commands_name_files_that_exist():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme[readme.index("## Deployment") :]
