@@ -10,7 +10,7 @@ import pytest
 
 from app.actions import BREAKER_FAILURES, CircuitBreaker, WebhookClient, WebhookError
 from bench.harness import free_port
-from chatbot.data.actions import SIGNATURE_HEADER, sign
+from chatbot.data.actions import SIGNATURE_HEADER, verify
 from tests.support import WebhookServer
 
 EVENT = {"event": "action", "slots": {"order_number": "12345"}}
@@ -21,8 +21,10 @@ def test_a_reply_comes_back_signed_both_ways() -> None:
         body = WebhookClient("secret-0123456789abc").post(webhook.url, EVENT, 1000)
     assert body == b'{"text": "Order 12345 ships today.", "quick_replies": ["Thanks"]}'
     ((_, headers),) = webhook.received
-    assert headers[SIGNATURE_HEADER] == sign(
-        b'{"event": "action", "slots": {"order_number": "12345"}}', "secret-0123456789abc"
+    assert verify(
+        b'{"event": "action", "slots": {"order_number": "12345"}}',
+        "secret-0123456789abc",
+        headers[SIGNATURE_HEADER],
     )
 
 

@@ -131,3 +131,34 @@ def test_signatures_verify_and_webhook_replies_are_checked() -> None:
     for body in (b"not json", b"[]", b'{"text": 3}', b'{"quick_replies": "a"}', b'{"slots": {"a": 1}}'):
         with pytest.raises(ValueError, match=r"webhook reply|text|quick_replies|slots"):
             parse_webhook_reply(body, ["order_number"])
+
+
+@pytest.mark.parametrize(
+    ("signed_at", "checked_at", "valid"),
+    [
+        (1_000_000, 1_000_000, True),
+        (1_000_000, 1_000_299, True),
+        (1_000_000, 1_000_301, False),
+        (1_000_400, 1_000_000, False),
+    ],
+)
+def test_a_signature_covers_its_time_and_expires(signed_at: int, checked_at: int, valid: bool) -> None:
+    """Issue 21, item 15: a captured event replayed five minutes later is refused."""
+    body = b'{"event": "action"}'
+    assert verify(body, "s" * 16, sign(body, "s" * 16, timestamp=signed_at), now=checked_at) is valid
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        lambda signature: signature.replace("t=1000000", "t=1000100"),  # a fresh time on an old MAC
+        lambda signature: signature.split(",")[1],  # the MAC alone, as before
+        lambda signature: "sha256=" + signature.split("v1=")[1],
+        lambda signature: signature.replace("t=1000000", "t=\uff11000100"),  # a fullwidth digit
+        lambda signature: "",
+    ],
+)
+def test_a_signature_with_a_changed_or_missing_time_is_refused(forged) -> None:
+    body = b'{"event": "action"}'
+    signature = sign(body, "s" * 16, timestamp=1_000_000)
+    assert not verify(body, "s" * 16, forged(signature), now=1_000_100)

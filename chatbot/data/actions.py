@@ -13,6 +13,7 @@ import hmac
 import json
 import re
 import string
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ DEFAULT_TIMEOUT_MS = 2_000
 MAX_REPLY_TEXT = 2_000  # characters of a webhook's text shown to the user
 MAX_QUICK_REPLIES = 10
 SIGNATURE_HEADER = "X-Chatbot-Signature"
+MAX_SIGNATURE_AGE = 300  # seconds a signed event stays valid: later, it is a replay
 
 
 @dataclass(frozen=True)
@@ -159,14 +161,30 @@ def check_action_urls(intents: Iterable[Any], allowlist: Iterable[str], source: 
             )
 
 
-def sign(body: bytes, secret: str) -> str:
-    """Return the ``X-Chatbot-Signature`` value: ``sha256=`` and the body's HMAC-SHA256 in hex."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(body: bytes, secret: str, timestamp: int | None = None) -> str:
+    """Return the ``X-Chatbot-Signature`` value: ``t=<unix time>,v1=<hex HMAC-SHA256 of "t." + body>``.
+
+    The time is signed with the body, so a receiver can refuse a captured event replayed later
+    (``verify`` allows ``MAX_SIGNATURE_AGE`` seconds either way, for clock skew).
+    """
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    return f"t={timestamp},v1={_mac(body, secret, timestamp)}"
 
 
-def verify(body: bytes, secret: str, signature: str) -> bool:
-    """Check a signature in constant time (for webhook implementations such as deploy/orders)."""
-    return hmac.compare_digest(sign(body, secret), signature)
+def verify(body: bytes, secret: str, signature: str, now: float | None = None) -> bool:
+    """Check a signature in constant time and its age (for webhook implementations such as deploy/orders)."""
+    fields = dict(part.partition("=")[::2] for part in signature.split(","))
+    timestamp = fields.get("t", "")
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+        return False
+    now = time.time() if now is None else now
+    if abs(now - int(timestamp)) > MAX_SIGNATURE_AGE:
+        return False
+    return hmac.compare_digest(_mac(body, secret, int(timestamp)), fields.get("v1", ""))
+
+
+def _mac(body: bytes, secret: str, timestamp: int) -> str:
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
 def parse_webhook_reply(body: bytes, slot_names: Iterable[str]) -> WebhookReply:
