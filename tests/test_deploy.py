@@ -288,7 +288,8 @@ def test_replicas_app_is_the_single_app_less_the_published_port():
     assert (COMPOSE_FILES[1].parent / replicas["app"]["build"]["context"]).resolve() == ROOT
     assert "ports" not in replicas["app"] and replicas["app"]["deploy"]["replicas"] > 1
     assert single["redis"] == replicas["redis"]
-    assert single["app"]["ports"] == ["${CHATBOT_HOST_PORT:-5000}:5000"]
+    # Issue 21, item 20: /metrics and the admin login are not published to every interface.
+    assert single["app"]["ports"] == ["${CHATBOT_HOST_ADDRESS:-127.0.0.1}:${CHATBOT_HOST_PORT:-5000}:5000"]
     assert int(single["app"]["stop_grace_period"].removesuffix("s")) > graceful_timeout()
     nginx_conf = (COMPOSE_FILES[1].parent / "nginx.conf").read_text(encoding="utf-8")
     assert re.search(r"^\s*server app:5000\b", nginx_conf, re.MULTILINE)
