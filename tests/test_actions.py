@@ -11,7 +11,7 @@ import pytest
 from app.actions import BREAKER_FAILURES, CircuitBreaker, WebhookClient, WebhookError
 from bench.harness import free_port
 from chatbot.data.actions import SIGNATURE_HEADER, verify
-from tests.support import WebhookServer
+from tests.support import WebhookServer, record_figures
 
 EVENT = {"event": "action", "slots": {"order_number": "12345"}}
 
@@ -130,3 +130,19 @@ def test_the_name_is_looked_up_once_and_that_address_is_called(monkeypatch: pyte
         WebhookClient(None).post(webhook.url.replace("127.0.0.1", "localhost"), EVENT, 1000)
     assert lookups.count("localhost") == 1
     assert webhook.received[0][1]["Host"].startswith("localhost:")
+
+
+def test_figures_made_up_orders_and_a_broken_service() -> None:
+    """Record, for docs/reliability.md, what 20 lookups of made-up orders and 20 calls to a 500 do."""
+    reached = {}
+    for mode in ("404", "500"):
+        client = WebhookClient(None)
+        with WebhookServer(mode) as webhook:
+            for _ in range(20):
+                with pytest.raises(WebhookError):
+                    client.post(webhook.url, EVENT, 1000)
+            reached[mode] = len(webhook.received)
+    record_figures(
+        "webhook_breaker", {"calls": 20, "reached_404": reached["404"], "reached_500": reached["500"]}
+    )
+    assert (reached["404"], reached["500"]) == (20, BREAKER_FAILURES)

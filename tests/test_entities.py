@@ -9,6 +9,7 @@ import pytest
 
 from chatbot.data.entities import EntityExtractor, validate_entities
 from chatbot.errors import IntentsError
+from tests.support import record_figures
 
 ENTITIES = {
     "order_number": {"regex": r"[a-z]{1,3}-?\d{4,6}|\d{5,6}"},
@@ -184,3 +185,27 @@ def test_adjacent_matches_are_all_found(pattern: str, text: str, expected: list[
 def test_a_lone_surrogate_is_no_error() -> None:
     extractor = EntityExtractor(validate_entities({"e": {"regex": r"\d{5}"}}))
     assert [(e.value, e.start) for e in extractor.extract("\ud800 12345 \ud800")] == [("12345", 2)]
+
+
+def test_the_reported_patterns_cost_microseconds_per_message() -> None:
+    """Issue 21, item 3: one 1,000-character message took 1-11 s of a worker with each of these."""
+    patterns = SLOW_ON_BACKTRACKING[:3]
+    message = ("order no. " + "b " * 500)[:1000]
+    worst_seconds, batch_seconds = 0.0, 0.0
+    for pattern in patterns:
+        extractor = EntityExtractor(validate_entities({"e": {"regex": pattern}}))
+        worst_seconds = max(worst_seconds, fastest_seconds(extractor, message, runs=5))
+        started = time.perf_counter()
+        for _ in range(10):  # a batch of ten, what killed a worker before
+            extractor.extract(message)
+        batch_seconds = max(batch_seconds, time.perf_counter() - started)
+    record_figures(
+        "entity_regexes",
+        {
+            "patterns": len(patterns),
+            "message_chars": len(message),
+            "worst_ms": round(worst_seconds * 1000, 3),
+            "batch_ms": round(batch_seconds * 1000, 2),
+        },
+    )
+    assert batch_seconds < 1.0  # before: 10-110 s for the batch

@@ -7,6 +7,7 @@ import time
 import pytest
 
 from chatbot.learning.redact import redact
+from tests.support import record_figures
 
 NBSP = "\u00a0"
 
@@ -77,3 +78,29 @@ def test_redaction_time_is_linear_in_the_message(unit: str, tail: str) -> None:
 
     ratio = fastest_seconds(unit * 2000 + tail) / fastest_seconds(unit * 250 + tail)
     assert ratio < 30, f"8x the text took {ratio:.0f}x the time (quadratic is 64x)"
+
+
+def test_figures() -> None:
+    """Record the format table's size and the cost of the costliest crafted message for docs/reliability.md."""
+    formats = test_redact_masks_personal_data_and_keeps_other_numbers.pytestmark[0].args[1]
+    crafted = ["a-" * 2000 + "@", "a1" * 2000 + "@b", "1 " * 2000, "a." * 2000 + "@"]
+    worst = 0.0
+    for text in crafted:
+        timings = []
+        for _ in range(5):
+            started = time.perf_counter()
+            redact(text)
+            timings.append(time.perf_counter() - started)
+        worst = max(worst, min(timings))
+    masked = sum(expected != text for text, expected in formats)
+    record_figures(
+        "redaction",
+        {
+            "formats": len(formats),
+            "masked": masked,
+            "kept": len(formats) - masked,
+            "crafted_chars": 4000,
+            "worst_ms": round(worst * 1000, 2),
+        },
+    )
+    assert worst < 0.5

@@ -11,7 +11,7 @@ from chatbot.data.actions import check_action_urls, is_allowed, parse_webhook_re
 from chatbot.data.intents import load_domain, validate_intents
 from chatbot.data.slots import render
 from chatbot.errors import IntentsError
-from tests.support import DEFAULT_INTENTS, SLOT_DATA, TINY_INTENTS
+from tests.support import DEFAULT_INTENTS, SLOT_DATA, TINY_INTENTS, record_figures
 
 ACTION = {"url": "http://127.0.0.1:8081/orders/status", "timeout_ms": 500}
 
@@ -86,23 +86,23 @@ def test_allowlist_matches_scheme_host_port_and_path_prefix(url: str, allowed: b
     assert is_allowed(url, ["http://127.0.0.1:8081/", "http://shop.example/api"]) is allowed
 
 
-@pytest.mark.parametrize(
-    "url",
-    [
-        "http://127.0.0.1:8081/orders/../admin/delete-all",
-        "http://127.0.0.1:8081/orders/%2e%2e/admin",
-        "http://127.0.0.1:8081/orders/%2E%2E/admin",
-        "http://127.0.0.1:8081/orders/..%2fadmin",
-        "http://127.0.0.1:8081/orders/%2e%2e%2Fadmin",
-        "http://127.0.0.1:8081/orders/..;/admin",
-        "http://127.0.0.1:8081/orders/%252e%252e/admin",
-        "http://127.0.0.1:8081/orders\\..\\admin",
-        "http://127.0.0.1:8081@evil.example/orders/x",
-        "http://127.0.0.1:8081/orders/./x",
-        "http://127.0.0.1:8081/orders/x\t",
-        "http://127.0.0.1:99999/orders/x",
-    ],
-)
+ESCAPING_URLS = [
+    "http://127.0.0.1:8081/orders/../admin/delete-all",
+    "http://127.0.0.1:8081/orders/%2e%2e/admin",
+    "http://127.0.0.1:8081/orders/%2E%2E/admin",
+    "http://127.0.0.1:8081/orders/..%2fadmin",
+    "http://127.0.0.1:8081/orders/%2e%2e%2Fadmin",
+    "http://127.0.0.1:8081/orders/..;/admin",
+    "http://127.0.0.1:8081/orders/%252e%252e/admin",
+    "http://127.0.0.1:8081/orders\\..\\admin",
+    "http://127.0.0.1:8081@evil.example/orders/x",
+    "http://127.0.0.1:8081/orders/./x",
+    "http://127.0.0.1:8081/orders/x\t",
+    "http://127.0.0.1:99999/orders/x",
+]
+
+
+@pytest.mark.parametrize("url", ESCAPING_URLS)
 def test_paths_that_leave_the_allowed_prefix_or_stay_ambiguous_are_refused(url: str) -> None:
     """Behind nginx, /orders/../admin reached /admin: the allowlist compares normalized paths."""
     assert not is_allowed(url, ["http://127.0.0.1:8081/orders/"])
@@ -162,3 +162,10 @@ def test_a_signature_with_a_changed_or_missing_time_is_refused(forged) -> None:
     body = b'{"event": "action"}'
     signature = sign(body, "s" * 16, timestamp=1_000_000)
     assert not verify(body, "s" * 16, forged(signature), now=1_000_100)
+
+
+def test_figures_escaping_paths() -> None:
+    """Record, for docs/reliability.md, how many spellings of a path outside the prefix are refused."""
+    refused = sum(not is_allowed(url, ["http://127.0.0.1:8081/orders/"]) for url in ESCAPING_URLS)
+    record_figures("action_allowlist", {"spellings": len(ESCAPING_URLS), "refused": refused})
+    assert refused == len(ESCAPING_URLS)
