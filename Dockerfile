@@ -19,10 +19,12 @@ COPY chatbot/ chatbot/
 COPY data/ data/
 COPY models/ models/
 # Train the default bot unless the context brings a model newer than the intents (as `make run`).
+# Then keep model bundles only: a developer's conversation log (models/*.sqlite3, its WAL) or
+# training plots must never ship, whatever .dockerignore lets through.
 RUN if [ ! models/chatbot_model.h5 -nt data/intents.json ]; then \
         python -m chatbot train --data data/intents.json --out models/chatbot_model.h5; \
     fi \
-    && rm -f models/*.png
+    && find models -mindepth 1 ! -name '*.h5' -delete
 COPY app/ app/
 COPY gunicorn.conf.py deploy/docker/healthcheck.py ./
 # The example order service (docker-compose.yml runs it beside the app): replace it with your shop's.

@@ -10,7 +10,9 @@ lets the deadline reach every socket read.
 
 from __future__ import annotations
 
+import functools
 import http.client
+import ipaddress
 import json
 import logging
 import socket
@@ -32,11 +34,17 @@ CONNECT_ERRORS = (ConnectionRefusedError, ConnectionResetError, ConnectionAborte
 
 
 class WebhookError(Exception):
-    """A webhook call failed; ``outcome`` names how, as counted in /metrics."""
+    """A webhook call failed; ``outcome`` names how, as counted in /metrics.
 
-    def __init__(self, outcome: str, detail: str) -> None:
+    ``service_fault`` says whether the failure is the service's (no answer in time, a refused
+    connection, a 5xx, an oversized reply): only those count towards opening its circuit. A 4xx is
+    an ordinary answer about the request ("no such order"), which any visitor can provoke at will.
+    """
+
+    def __init__(self, outcome: str, detail: str, service_fault: bool = True) -> None:
         super().__init__(f"{outcome}: {detail}")
         self.outcome = outcome
+        self.service_fault = service_fault
 
 
 class CircuitBreaker:
@@ -96,8 +104,8 @@ class WebhookClient:
             headers[SIGNATURE_HEADER] = sign(body, self.secret)
         try:
             reply = _post(url, body, headers, time.monotonic() + timeout_ms / 1000)
-        except WebhookError:
-            self.breaker.record(url, success=False)
+        except WebhookError as exc:
+            self.breaker.record(url, success=not exc.service_fault)
             raise
         self.breaker.record(url, success=True)
         return reply
@@ -109,8 +117,12 @@ def _post(url: str, body: bytes, headers: dict[str, str], deadline: float) -> by
     if parts.query:
         path += "?" + parts.query
     connection_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    address = resolve(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), url)
     for attempt in (1, 2):
         connection = connection_class(parts.hostname, parts.port, timeout=_remaining(deadline))
+        # Connect to the address just checked, never to a second lookup of the name (DNS rebinding);
+        # the Host header and TLS still use the name.
+        connection._create_connection = functools.partial(_connect_to, address)  # type: ignore[attr-defined]
         try:
             connection.connect()
         except CONNECT_ERRORS as exc:
@@ -129,6 +141,44 @@ def _post(url: str, body: bytes, headers: dict[str, str], deadline: float) -> by
         finally:
             connection.close()
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def resolve(host: str, port: int, url: str) -> str:
+    """Return the address to call for a host, refusing addresses no webhook may have.
+
+    The name is looked up at call time, and every address it has must pass: a link-local address
+    (169.254.169.254 is the cloud metadata service), an unspecified, multicast or reserved one is
+    never a webhook, and a loopback address only when the URL names it literally (``127.0.0.1``,
+    ``localhost``), so a name on the allowlist that starts to resolve to this machine is refused.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise WebhookError("unreachable", f"{url}: {host} does not resolve ({exc})") from exc
+    addresses = [str(info[4][0]) for info in infos]
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        forbidden = ip.is_link_local or ip.is_unspecified or ip.is_multicast or ip.is_reserved
+        if forbidden or (ip.is_loopback and not _names_loopback(host)):
+            raise WebhookError(
+                "forbidden_address", f"{url}: {host} resolves to {address}, which no webhook may have", False
+            )
+    return addresses[0]
+
+
+def _names_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _connect_to(
+    address: str, host_and_port: tuple[str, int], timeout: float, source_address: Any = None
+) -> socket.socket:
+    return socket.create_connection((address, host_and_port[1]), timeout, source_address)
 
 
 def _exchange(
@@ -153,7 +203,9 @@ def _exchange(
 
 def _read_reply(response: http.client.HTTPResponse, sock: socket.socket, deadline: float, url: str) -> bytes:
     if not 200 <= response.status < 300:
-        raise WebhookError("http_error", f"{url} answered {response.status}")
+        raise WebhookError(
+            "http_error", f"{url} answered {response.status}", service_fault=response.status >= 500
+        )
     declared = response.getheader("Content-Length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_REPLY_BYTES:
         raise WebhookError("too_large", f"{url} sends {declared} bytes (limit {MAX_REPLY_BYTES})")

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import limits
 
 from chatbot.classifier.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH, ENGINES
+from chatbot.data.actions import normalize_url
 
 T = TypeVar("T")
 MIN_TOKEN_CHARS = 16
@@ -159,6 +160,8 @@ def _url(raw: str) -> str:
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http:// or https:// URL")
+    if normalize_url(raw) is None:  # a bad port would otherwise fail on the first call, as a 500
+        raise ValueError("has a bad port, user info, a backslash or an ambiguous path (..;, %25)")
     return raw
 
 

@@ -271,6 +271,50 @@ HARDENING: list[tuple[str, str, Callable[[dict[str, Any]], list[Row]]]] = [
         ),
     ),
     (
+        "entity_regexes",
+        "Bot-author regexes that backtrack",
+        row(
+            "Bot-author regexes that backtrack",
+            "the {patterns} patterns of issue 21 (\\D*\\D*1 ...) on a {message_chars:,}-character message that "
+            "almost matches, and a batch of ten",
+            "worst {worst_ms} ms a message, {batch_ms} ms a batch, on RE2 (Python's engine before: 1.8 s and "
+            "11 s a message, same machine, side by side)",
+            "make test (tests/test_entities.py)",
+        ),
+    ),
+    (
+        "redaction",
+        "Personal data in every format typed",
+        row(
+            "Personal data in every format typed",
+            "{formats} formats (NBSP, U+2010, en dash, /, _, tab, glued, fullwidth, compact IBAN, ids); "
+            "crafted {crafted_chars:,}-character messages",
+            "{masked} masked, {kept} ordinary numbers kept; the costliest crafted message {worst_ms} ms (linear)",
+            "make test (tests/test_redact.py)",
+        ),
+    ),
+    (
+        "webhook_breaker",
+        "Lookups of made-up orders",
+        row(
+            "Lookups of made-up orders",
+            "{calls} calls answered 404, then {calls} answered 500",
+            "all {reached_404} 404s reach the service (the circuit stays closed); the 500s open it after "
+            "{reached_500}",
+            "make test (tests/test_actions.py)",
+        ),
+    ),
+    (
+        "action_allowlist",
+        "Action URLs that leave the allowed prefix",
+        row(
+            "Action URLs that leave the allowed prefix",
+            "{spellings} spellings (../, %2e%2e, ..%2f, ..;, %252e, backslash, user info, bad port)",
+            "{refused} refused; the address a name resolves to is checked at call time and called as checked",
+            "make test (tests/test_slots.py)",
+        ),
+    ),
+    (
         "metrics_files",
         "Metrics files across reloads",
         row(

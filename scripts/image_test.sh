@@ -73,6 +73,9 @@ make_context() {
     git ls-files -z --cached --others --exclude-standard |
         tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -C "$context" -xf -
     cp -l "$CACHE"/wheels/*.whl "$context/wheels/" 2>/dev/null || cp "$CACHE"/wheels/*.whl "$context/wheels/"
+    # A developer's conversation log, as `make run` leaves it: check_lean proves it does not ship.
+    printf 'SQLite format 3\000' >"$context/models/conversations.sqlite3"
+    : >"$context/models/conversations.sqlite3-wal"
 }
 
 start_dockerd() {
@@ -111,11 +114,12 @@ cleanup() {
     exit $status
 }
 
-# What serving needs and nothing else: no wheels, pip caches or training plots left behind.
+# What serving needs and nothing else: no wheels, pip caches, training plots or conversation logs.
 check_lean() {
     local leftovers
     leftovers=$(docker run --rm --network none --user 0 "$IMAGE_TAG" sh -c \
-        'find /tmp /srv /opt /root \( -name "*.whl" -o -name ".cache" \) -print; ls /srv/chatbot/models/*.png 2>/dev/null; true')
+        'find /tmp /srv /opt /root \( -name "*.whl" -o -name ".cache" -o -name "*.sqlite3*" \) -print
+         find /srv/chatbot/models -mindepth 1 ! -name "*.h5" -print; true')
     [ -z "$leftovers" ] || fail "build leftovers in the image: $leftovers"
     docker history --format '{{.Size}}\t{{.CreatedBy}}' "$IMAGE_TAG" | cut -c1-110 | head -n 12 >&2
 }

@@ -346,7 +346,7 @@ class PostgresServer(harness.PostgresServer):
 class WebhookServer(harness.ThreadedHTTPServer):
     """A real HTTP server on 127.0.0.1 playing a webhook; ``mode`` says how it answers.
 
-    Modes: ``ok`` (a JSON reply naming the order), ``hang`` (never answers), ``500``, ``invalid``
+    Modes: ``ok`` (a JSON reply naming the order), ``hang`` (never answers), ``500``, ``404``, ``invalid``
     (not JSON) and ``huge`` (10 MB). Every request's body and headers are kept in ``received``.
     """
 
@@ -372,6 +372,8 @@ class WebhookServer(harness.ThreadedHTTPServer):
                     payload = json.dumps(answer).encode()
                 elif webhook.mode == "500":
                     status, payload = 500, b'{"text": "broken"}'
+                elif webhook.mode == "404":
+                    status, payload = 404, b'{"error": "no such order"}'
                 elif webhook.mode == "invalid":
                     payload = b"<html>not json</html>"
                 elif webhook.mode == "huge":

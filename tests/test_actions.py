@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import http.client
+import socket
 import time
 
 import pytest
 
 from app.actions import BREAKER_FAILURES, CircuitBreaker, WebhookClient, WebhookError
 from bench.harness import free_port
-from chatbot.data.actions import SIGNATURE_HEADER, sign
-from tests.support import WebhookServer
+from chatbot.data.actions import SIGNATURE_HEADER, verify
+from tests.support import WebhookServer, record_figures
 
 EVENT = {"event": "action", "slots": {"order_number": "12345"}}
 
@@ -20,8 +21,10 @@ def test_a_reply_comes_back_signed_both_ways() -> None:
         body = WebhookClient("secret-0123456789abc").post(webhook.url, EVENT, 1000)
     assert body == b'{"text": "Order 12345 ships today.", "quick_replies": ["Thanks"]}'
     ((_, headers),) = webhook.received
-    assert headers[SIGNATURE_HEADER] == sign(
-        b'{"event": "action", "slots": {"order_number": "12345"}}', "secret-0123456789abc"
+    assert verify(
+        b'{"event": "action", "slots": {"order_number": "12345"}}',
+        "secret-0123456789abc",
+        headers[SIGNATURE_HEADER],
     )
 
 
@@ -77,3 +80,69 @@ def test_a_url_that_keeps_failing_is_left_alone_for_the_cooldown() -> None:
         client.post(url, EVENT, 200)
     with pytest.raises(WebhookError, match="circuit_open"):
         client.post(url, EVENT, 200)
+
+
+@pytest.mark.parametrize(("mode", "opens"), [("404", False), ("500", True)])
+def test_only_failures_of_the_service_open_the_circuit(mode: str, opens: bool) -> None:
+    """Lookups of made-up orders (404, an ordinary answer) cannot switch a webhook off for everyone."""
+    client = WebhookClient(None)
+    with WebhookServer(mode) as webhook:
+        for _ in range(BREAKER_FAILURES * 2):
+            with pytest.raises(WebhookError) as failure:
+                client.post(webhook.url, EVENT, 1000)
+            if failure.value.outcome == "circuit_open":
+                break
+        calls = len(webhook.received)
+    assert failure.value.outcome == ("circuit_open" if opens else "http_error")
+    assert calls == (BREAKER_FAILURES if opens else BREAKER_FAILURES * 2)
+
+
+@pytest.mark.parametrize(
+    ("resolved", "outcome"), [("127.0.0.1", "forbidden_address"), ("169.254.169.254", "forbidden_address")]
+)
+def test_a_name_that_resolves_to_a_forbidden_address_is_not_called(
+    monkeypatch: pytest.MonkeyPatch, resolved: str, outcome: str
+) -> None:
+    """DNS rebinding: an allowed name that starts to resolve to this machine or the metadata service."""
+    real_getaddrinfo = socket.getaddrinfo
+
+    def rebinding_dns(host: str, port: int, *args: object, **kwargs: object) -> list:
+        return real_getaddrinfo(resolved if host == "orders.example" else host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding_dns)
+    with WebhookServer("ok") as webhook, pytest.raises(WebhookError) as failure:
+        WebhookClient(None).post(webhook.url.replace("127.0.0.1", "orders.example"), EVENT, 1000)
+    assert failure.value.outcome == outcome
+    assert webhook.received == []
+
+
+def test_the_name_is_looked_up_once_and_that_address_is_called(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second lookup at connect time is what a rebinding DNS answers differently: there is none."""
+    real_getaddrinfo = socket.getaddrinfo
+    lookups: list[str] = []
+
+    def counting_dns(host: str, port: int, *args: object, **kwargs: object) -> list:
+        lookups.append(host)
+        return real_getaddrinfo("127.0.0.1" if host == "localhost" else host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", counting_dns)
+    with WebhookServer("ok") as webhook:
+        WebhookClient(None).post(webhook.url.replace("127.0.0.1", "localhost"), EVENT, 1000)
+    assert lookups.count("localhost") == 1
+    assert webhook.received[0][1]["Host"].startswith("localhost:")
+
+
+def test_figures_made_up_orders_and_a_broken_service() -> None:
+    """Record, for docs/reliability.md, what 20 lookups of made-up orders and 20 calls to a 500 do."""
+    reached = {}
+    for mode in ("404", "500"):
+        client = WebhookClient(None)
+        with WebhookServer(mode) as webhook:
+            for _ in range(20):
+                with pytest.raises(WebhookError):
+                    client.post(webhook.url, EVENT, 1000)
+            reached[mode] = len(webhook.received)
+    record_figures(
+        "webhook_breaker", {"calls": 20, "reached_404": reached["404"], "reached_500": reached["500"]}
+    )
+    assert (reached["404"], reached["500"]) == (20, BREAKER_FAILURES)

@@ -60,6 +60,8 @@ def test_values_from_the_environment() -> None:
         ("CHATBOT_LOG_LEVEL", "loud", "must be one of debug, info, warning"),
         ("CHATBOT_ENGINE", "torch", "must be one of numpy, keras"),
         ("REDIS_URL", "cache:6379", "must start with redis://"),
+        ("CHATBOT_ACTION_ALLOWLIST", "http://127.0.0.1:99999/", "has a bad port"),
+        ("CHATBOT_HANDOFF_URL", "http://ops.example:80x/hook", "has a bad port"),
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:

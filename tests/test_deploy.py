@@ -156,6 +156,23 @@ def test_dockerignore_keeps_what_the_dockerfile_copies_and_drops_the_rest():
     for path in [".git/config", ".venv/bin/python", "build/lib/x.py", "tests/conftest.py", ".env"]:
         assert dockerignore_excludes(path, patterns), f"{path} would be sent to the Docker daemon"
     assert dockerignore_excludes("chatbot/__pycache__/text.cpython-311.pyc", patterns)
+    # A developer's conversation log (issue 21, item 8) and anything else in models/ but bundles.
+    for path in [
+        "models/conversations.sqlite3",
+        "models/conversations.sqlite3-wal",
+        "models/conversations.sqlite3-shm",
+        "models/conversations.sqlite3.migrate-lock",
+        "models/log.db",
+        "models/chatbot_model.png",
+    ]:
+        assert dockerignore_excludes(path, patterns), f"{path} would be sent to the Docker daemon"
+    assert not dockerignore_excludes("models/chatbot_model.h5", patterns)
+
+
+def test_the_image_keeps_only_model_bundles_in_models():
+    """Whatever .dockerignore lets through, the build deletes everything in models/ but bundles."""
+    runs = [args for keyword, args in dockerfile_instructions() if keyword == "RUN" and "models" in args]
+    assert any("find models -mindepth 1 ! -name '*.h5' -delete" in args for args in runs), runs
 
 
 def test_shell_scripts_pass_shellcheck():
@@ -271,7 +288,8 @@ def test_replicas_app_is_the_single_app_less_the_published_port():
     assert (COMPOSE_FILES[1].parent / replicas["app"]["build"]["context"]).resolve() == ROOT
     assert "ports" not in replicas["app"] and replicas["app"]["deploy"]["replicas"] > 1
     assert single["redis"] == replicas["redis"]
-    assert single["app"]["ports"] == ["${CHATBOT_HOST_PORT:-5000}:5000"]
+    # Issue 21, item 20: /metrics and the admin login are not published to every interface.
+    assert single["app"]["ports"] == ["${CHATBOT_HOST_ADDRESS:-127.0.0.1}:${CHATBOT_HOST_PORT:-5000}:5000"]
     assert int(single["app"]["stop_grace_period"].removesuffix("s")) > graceful_timeout()
     nginx_conf = (COMPOSE_FILES[1].parent / "nginx.conf").read_text(encoding="utf-8")
     assert re.search(r"^\s*server app:5000\b", nginx_conf, re.MULTILINE)
@@ -382,6 +400,19 @@ def test_ec2_user_data_runs_the_image_with_restart_always():
     run = script[script.index("docker run") :]
     assert "--restart always" in run and '-p "$PORT:$PORT"' in run and "--env-file /etc/chatbot.env" in run
     assert "systemctl enable --now docker" in script
+
+
+def test_ec2_files_keep_secrets_private_and_clients_apart():
+    """Issue 21, item 9: the env file is 0600, the ALB is one trusted proxy, /admin and /metrics stay inside."""
+    script = (ROOT / "deploy" / "ec2" / "user-data.sh").read_text(encoding="utf-8")
+    created = script[: script.index("docker pull")]
+    assert "umask 077" in created[: created.index("cat >/etc/chatbot.env")]
+    assert "chmod 600 /etc/chatbot.env" in created
+    assert re.search(r"^CHATBOT_TRUSTED_PROXIES=1$", script, re.MULTILINE)
+    guide = (ROOT / "deploy" / "ec2" / "README.md").read_text(encoding="utf-8")
+    for pattern in ["'/admin','/admin/*'", "Values='/metrics'"]:
+        rule = guide[guide.index(pattern) - 200 : guide.index(pattern) + 200]
+        assert "fixed-response" in rule and "StatusCode=404" in rule, pattern
 
 
 def test_readme_deployment_commands_name_files_that_exist():

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import http.client
+import json
+import threading
+import time
+
 import pytest
 
 from bench.harness import ProcessExitedError
+from chatbot.data.actions import MAX_SIGNATURE_AGE, SIGNATURE_HEADER, sign
+from deploy.orders import orders
 from tests.support import OrderBot, Server
 
 pytestmark = pytest.mark.slow
+
+SECRET = "order-secret-0123456789"
 
 ASK = "What is your order number?"
 
@@ -44,3 +53,22 @@ def test_a_model_calling_urls_outside_the_allowlist_does_not_start(order_bot: Or
     server = Server(order_bot.model_path, {"CHATBOT_ACTION_ALLOWLIST": "https://shop.example/"})
     with server, pytest.raises(ProcessExitedError, match="is not in the allowlist"):
         server.start(timeout=20)
+
+
+@pytest.mark.parametrize(("age", "status"), [(0, 200), (MAX_SIGNATURE_AGE + 60, 401)])
+def test_the_order_service_refuses_a_replayed_event(age: int, status: int) -> None:
+    """Issue 21, item 15: an event signed more than MAX_SIGNATURE_AGE seconds ago is a replay."""
+    server = orders.serve("127.0.0.1", 0, SECRET)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        body = json.dumps({"event": "action", "slots": {"order_number": "12345"}}).encode()
+        signature = sign(body, SECRET, timestamp=int(time.time()) - age)
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_address[1], timeout=10)
+        connection.request("POST", orders.STATUS_PATH, body, {SIGNATURE_HEADER: signature})
+        assert connection.getresponse().status == status
+        connection.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)

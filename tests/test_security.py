@@ -66,6 +66,27 @@ def test_the_page_may_be_framed_only_by_the_configured_sites(dialogue) -> None:
     assert policy.endswith("; frame-ancestors 'self' https://shop.example")
 
 
+@pytest.mark.parametrize("path", ["/admin/review", "/admin/review/inbox", "/admin/reload", "/admin/nowhere"])
+def test_admin_pages_are_never_framed(dialogue, tmp_path, path: str) -> None:
+    """Issue 21, item 14: the sites allowed to frame the chat page may not frame the admin pages."""
+    settings = app_settings({"CHATBOT_FRAME_ANCESTORS": "'self' https://shop.example"})
+    app = create_app(
+        {
+            "TESTING": True,
+            **settings,
+            "ADMIN_TOKEN": TOKEN,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'log.sqlite3'}",
+            "RATE_LIMIT": None,
+        },
+        dialogue=dialogue,
+    )
+    response = app.test_client().get(path, headers={"Authorization": f"Bearer {TOKEN}"})
+    policy = response.headers["Content-Security-Policy"]
+    assert policy.count("frame-ancestors") == 1 and policy.endswith("frame-ancestors 'none'"), policy
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "shop.example" not in policy
+
+
 @pytest.mark.parametrize("value", ["https://a.example; script-src *", "'unsafe-inline'", "'self';"])
 def test_a_frame_ancestors_value_cannot_inject_a_directive(value: str) -> None:
     with pytest.raises(ValueError, match="CHATBOT_FRAME_ANCESTORS"):

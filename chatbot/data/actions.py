@@ -11,10 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
+import string
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from chatbot.data.slots import MAX_SLOT_CHARS
 from chatbot.errors import IntentsError
@@ -24,6 +27,7 @@ DEFAULT_TIMEOUT_MS = 2_000
 MAX_REPLY_TEXT = 2_000  # characters of a webhook's text shown to the user
 MAX_QUICK_REPLIES = 10
 SIGNATURE_HEADER = "X-Chatbot-Signature"
+MAX_SIGNATURE_AGE = 300  # seconds a signed event stays valid: later, it is a replay
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,13 @@ def validate_action(raw: Any, where: str) -> Action:
     parts = urlsplit(raw["url"])
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise IntentsError(f'{where}: "action" url {raw["url"]!r} must be an http:// or https:// URL')
+    try:
+        parts.port  # noqa: B018 - reading it is the check: urllib raises for a port out of range
+    except ValueError as exc:
+        raise IntentsError(f'{where}: "action" url {raw["url"]!r} has a bad port ({exc})') from exc
+    if (normal := normalize_url(raw["url"])) != raw["url"]:
+        fix = "cannot be made unambiguous" if normal is None else f"must be written as {normal!r}"
+        raise IntentsError(f'{where}: "action" url {raw["url"]!r} {fix} (see normalize_url)')
     timeout_ms = raw.get("timeout_ms", DEFAULT_TIMEOUT_MS)
     if (
         not isinstance(timeout_ms, int)
@@ -71,11 +82,65 @@ def validate_action(raw: Any, where: str) -> Action:
     return Action(raw["url"], timeout_ms, fallback)
 
 
+def normalize_url(url: str) -> str | None:
+    """Return a URL as a server would read its path, or None when servers could read it differently.
+
+    Percent-encoded unreserved characters and slashes are decoded and dot segments removed (RFC
+    3986, 6.2.2), so ``/orders/../admin``, ``/orders/%2e%2e/admin`` and ``/orders/..%2fadmin`` all
+    read ``/admin``. Refused as ambiguous: user info (``user@host``), a backslash, a semicolon in
+    the path (``..;``), an encoded percent sign (double encoding), whitespace and control
+    characters, and a port out of range. The scheme and host are lower-cased; a fragment is dropped.
+    """
+    if any(character in _AMBIGUOUS or ord(character) < 0x21 for character in url):
+        return None
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - reading it is the check: urllib raises for a port out of range
+    except ValueError:
+        return None
+    if "@" in parts.netloc or ";" in parts.path or "%25" in parts.path:
+        return None
+    path = _remove_dot_segments(_ENCODED.sub(_decode_unreserved, parts.path)) if parts.path else ""
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), path, parts.query, ""))
+
+
+_AMBIGUOUS = frozenset("\\\x7f")
+_ENCODED = re.compile("%([0-9A-Fa-f]{2})")
+_UNRESERVED_OR_SLASH = frozenset(string.ascii_letters + string.digits + "-._~/")
+
+
+def _decode_unreserved(match: re.Match[str]) -> str:
+    character = chr(int(match.group(1), 16))
+    return character if character in _UNRESERVED_OR_SLASH else match.group().upper()
+
+
+def _remove_dot_segments(path: str) -> str:
+    kept: list[str] = []
+    segments = path.split("/")
+    for segment in segments:
+        if segment == "..":
+            if len(kept) > 1:  # the first segment is the empty one before the leading slash
+                kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+    if segments[-1] in (".", ".."):
+        kept.append("")  # "/a/b/.." is the folder "/a/"
+    return "/".join(kept) if kept != [""] else "/"
+
+
 def is_allowed(url: str, allowlist: Iterable[str]) -> bool:
-    """Say whether a URL is under one of the allowed prefixes: same scheme, host and port, path below."""
-    target = urlsplit(url)
+    """Say whether a URL is under one of the allowed prefixes: same scheme, host and port, path below.
+
+    Both sides are normalized first (``normalize_url``); a URL that stays ambiguous, or that is not
+    written in its normal form, is never allowed, so the URL called is the URL checked.
+    """
+    if (normal := normalize_url(url)) is None or normal != url:
+        return False
+    target = urlsplit(normal)
     for prefix in allowlist:
-        allowed = urlsplit(prefix)
+        if (normal_prefix := normalize_url(prefix)) is None:
+            continue
+        allowed = urlsplit(normal_prefix)
         if (target.scheme, target.hostname, target.port) != (allowed.scheme, allowed.hostname, allowed.port):
             continue
         base = allowed.path.rstrip("/")
@@ -96,14 +161,30 @@ def check_action_urls(intents: Iterable[Any], allowlist: Iterable[str], source: 
             )
 
 
-def sign(body: bytes, secret: str) -> str:
-    """Return the ``X-Chatbot-Signature`` value: ``sha256=`` and the body's HMAC-SHA256 in hex."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(body: bytes, secret: str, timestamp: int | None = None) -> str:
+    """Return the ``X-Chatbot-Signature`` value: ``t=<unix time>,v1=<hex HMAC-SHA256 of "t." + body>``.
+
+    The time is signed with the body, so a receiver can refuse a captured event replayed later
+    (``verify`` allows ``MAX_SIGNATURE_AGE`` seconds either way, for clock skew).
+    """
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    return f"t={timestamp},v1={_mac(body, secret, timestamp)}"
 
 
-def verify(body: bytes, secret: str, signature: str) -> bool:
-    """Check a signature in constant time (for webhook implementations such as deploy/orders)."""
-    return hmac.compare_digest(sign(body, secret), signature)
+def verify(body: bytes, secret: str, signature: str, now: float | None = None) -> bool:
+    """Check a signature in constant time and its age (for webhook implementations such as deploy/orders)."""
+    fields = dict(part.partition("=")[::2] for part in signature.split(","))
+    timestamp = fields.get("t", "")
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
+        return False
+    now = time.time() if now is None else now
+    if abs(now - int(timestamp)) > MAX_SIGNATURE_AGE:
+        return False
+    return hmac.compare_digest(_mac(body, secret, int(timestamp)), fields.get("v1", ""))
+
+
+def _mac(body: bytes, secret: str, timestamp: int) -> str:
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
 
 
 def parse_webhook_reply(body: bytes, slot_names: Iterable[str]) -> WebhookReply:

@@ -21,6 +21,7 @@ from typing import Any
 from chatbot.data.intents import FALLBACK_TAG, validate_intents
 from chatbot.errors import EditError, IntentsError
 from chatbot.files import exclusive_lock
+from chatbot.text.hidden import find_hidden_character
 from chatbot.text.similarity import canonical
 
 MAX_PHRASE_CHARS = 500  # a phrase is what a user types; anything longer is pasted text
@@ -39,6 +40,8 @@ def check_phrase(phrase: str) -> str:
         raise EditError(f"the phrase has {len(phrase)} characters; the limit is {MAX_PHRASE_CHARS}")
     if _MARKUP.search(phrase) or _CONTROL.search(phrase):
         raise EditError("the phrase contains HTML or control characters (< > or below space)")
+    if found := find_hidden_character(phrase):
+        raise EditError(f"the phrase contains {found[1]}, which changes how it reads without showing")
     return phrase
 
 

@@ -1,4 +1,4 @@
-"""Pick entity values (order numbers, product names) out of a message, with no model and no new dependency.
+"""Pick entity values (order numbers, product names) out of a message, with no model.
 
 A bot declares them in the top-level ``entities`` object of intents.json::
 
@@ -8,7 +8,9 @@ A bot declares them in the top-level ``entities`` object of intents.json::
     }
 
 A regex entity matches case-insensitively as a whole word: the pattern is wrapped in lookarounds so
-"12345" is not found inside "x123456". A pattern that could backtrack badly is refused at validation.
+"12345" is not found inside "x123456". Regex entities run on RE2, whose time is linear in the text
+for any pattern, so no pattern can stall a worker; the few constructs RE2 lacks (lookarounds,
+backreferences, atomic groups) are refused at validation.
 A lookup entity matches any of its values or their synonyms, case- and accent-insensitively, whole
 words only, the longest first; the extracted value is the canonical one. Every pattern is compiled
 once, when the extractor is built; lookups compile to one trie-shaped regex.
@@ -17,16 +19,17 @@ once, when the extractor is built; lookups compile to one trie-shaped regex.
 from __future__ import annotations
 
 import re
-import time
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import re2
+
 from chatbot.errors import IntentsError
 
-try:  # The regex parser is how the safety check sees nesting; it moved in Python 3.11.
+try:  # Python's own parser reads authors' patterns (see compile_regex); it moved in Python 3.11.
     from re import _constants as sre_constants
     from re import _parser as sre_parser
 except ImportError:  # pragma: no cover - Python 3.10, where the project does not run in CI
@@ -36,9 +39,6 @@ except ImportError:  # pragma: no cover - Python 3.10, where the project does no
 REGEX_EXTRACTOR = "regex"
 LOOKUP_EXTRACTOR = "lookup"
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-# Small steps first: exponential backtracking doubles per character, so it shows before it hurts.
-PROBE_LENGTHS = (*range(8, 33, 2), 64, 128, 256, 512, 1000)  # up to the default message limit
-PROBE_BUDGET_SECONDS = 0.02  # one probe slower than this on a 1,000-character text is too slow
 _REPEATS = (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT)
 _UNBOUNDED = sre_constants.MAXREPEAT
 
@@ -113,12 +113,10 @@ def _validate_regex(pattern: Any, where: str) -> str:
         raise IntentsError(f'{where}: "regex" must be a non-empty string')
     try:
         compiled = compile_regex(pattern)
-    except re.error as exc:
+    except (re.error, UnsupportedRegexError) as exc:
         raise IntentsError(f'{where}: "regex" is not a valid regular expression: {exc}') from exc
-    if compiled.fullmatch(""):
+    if compiled.body.fullmatch(""):
         raise IntentsError(f'{where}: "regex" matches the empty string; it must match at least one character')
-    if reason := unsafe_regex_reason(pattern):
-        raise IntentsError(f'{where}: "regex" could backtrack catastrophically ({reason}); rewrite it')
     return pattern
 
 
@@ -143,128 +141,192 @@ def _validate_lookup(table: Any, where: str) -> tuple[tuple[str, tuple[str, ...]
     return tuple(entries)
 
 
-def compile_regex(pattern: str) -> re.Pattern[str]:
-    """Compile an author's pattern to match whole words only, case-insensitively."""
-    # Lookarounds rather than \b: \b fails next to a pattern that starts or ends with punctuation.
-    return re.compile(rf"(?<!\w)(?:{pattern})(?!\w)", re.IGNORECASE)
+class UnsupportedRegexError(ValueError):
+    """A pattern uses a construct the linear-time engine lacks (lookarounds, backreferences)."""
 
 
-def unsafe_regex_reason(pattern: str) -> str | None:
-    """Say why a pattern could backtrack catastrophically, or None when it is safe.
+@dataclass(frozen=True)
+class WholeWordRegex:
+    """An author's pattern on RE2, found only as a whole word; ``body`` is the bare pattern."""
 
-    Two checks: a static one for the classic shapes (a quantifier over something that can itself
-    repeat, such as ``(a+)+``; an unbounded repeat of alternatives that can start alike, such as
-    ``(a|ab)*``) and a timed probe on text built from the pattern's own characters, growing up to
-    1,000 characters and stopping at the first probe over budget, so a bad pattern costs tens of ms.
+    body: Any  # re2._Regexp: the pattern alone
+    word: Any  # re2._Regexp: the pattern after the start of the text or a non-word character
+    word_after: Any  # re2._Regexp: the same, after a non-word character only
+
+    def spans(self, text: str) -> Iterator[tuple[int, int]]:
+        """Yield the (start, end) of each whole-word match, left to right, never overlapping."""
+        # RE2 works on UTF-8. The text is encoded once here: given a str, the binding would encode
+        # it again for every search, quadratic in a message full of matches. "surrogatepass" keeps
+        # a lone surrogate (which JSON can carry) from raising; it matches nothing.
+        encoded = text.encode("utf-8", "surrogatepass")
+        offsets = _CharOffsets(encoded, is_ascii=len(encoded) == len(text))
+        match = self.word.search(encoded)
+        while match is not None:
+            start, end = match.span(1)
+            if end == start:  # only a pattern of bare anchors (\\b) can; nothing to extract
+                match = self.word_after.search(encoded, start + 1) if start < len(encoded) else None
+                continue
+            char_start, char_end = offsets.to_char(start), offsets.to_char(end)
+            yield char_start, char_end
+            # The next search starts on this match's last character: the boundary before the next
+            # match may be that character (a match may itself be punctuation) but no later one.
+            last = text[char_end - 1].encode("utf-8", "surrogatepass")
+            match = self.word_after.search(encoded, end - len(last))
+
+
+class _CharOffsets:
+    """Turn increasing byte offsets into UTF-8 text into character offsets, in one pass overall."""
+
+    def __init__(self, encoded: bytes, is_ascii: bool) -> None:
+        self.encoded = encoded
+        self.is_ascii = is_ascii
+        self.byte_offset = 0
+        self.char_offset = 0
+
+    def to_char(self, byte_offset: int) -> int:
+        """Return the character offset of a byte offset no smaller than the last one asked."""
+        if self.is_ascii:
+            return byte_offset
+        between = self.encoded[self.byte_offset : byte_offset].decode("utf-8", "surrogatepass")
+        self.byte_offset, self.char_offset = byte_offset, self.char_offset + len(between)
+        return self.char_offset
+
+
+def compile_regex(pattern: str) -> WholeWordRegex:
+    """Compile an author's pattern for RE2: whole words only, case-insensitive, linear time.
+
+    Python's parser reads the pattern (so authors write the syntax they know, and validation names
+    Python's errors); the tree is written out again in RE2 syntax with Python's Unicode meaning of
+    ``\\d``, ``\\w`` and ``\\s``. RE2 runs in time linear in the text whatever the pattern, which
+    closes the whole class of slow patterns (nested or adjacent repeats such as ``\\D*\\D*1``)
+    instead of guessing which ones are slow. Raises ``re.error`` or ``UnsupportedRegexError``.
     """
     parsed = sre_parser.parse(pattern)
-    if reason := _nested_quantifier(parsed):
-        return reason
-    return _slow_probe(compile_regex(pattern), "".join(dict.fromkeys(_sample_chars(parsed))) or "a")
+    body = _to_re2(parsed, parsed.state.flags)
+    # RE2 has no lookarounds: the boundary characters around a match are consumed but kept out of
+    # group 1, and ``spans`` resumes the search so that they are never skipped.
+    after = rf"({body})(?:$|[^{_WORD}])"
+    return WholeWordRegex(
+        _re2_compile(f"(?i){body}"),
+        _re2_compile(f"(?i)(?:^|[^{_WORD}]){after}"),
+        _re2_compile(f"(?i)[^{_WORD}]{after}"),
+    )
 
 
-def _nested_quantifier(items: Any, inside_repeat: str | None = None) -> str | None:
-    for op, argument in items:
-        if op in _REPEATS:
-            low, high, body = argument
-            repeats = high > 1
-            if repeats and inside_repeat == "unbounded" and low != high:
-                return "a repeated group contains a variable repeat, as in (a+)+"
-            if repeats and inside_repeat and high == _UNBOUNDED:
-                return "a repeated group contains an unbounded repeat, as in (a+){2,5}"
-            if high == _UNBOUNDED and _has_overlapping_branches(body):
-                return "an unbounded repeat of alternatives that can match the same text, as in (a|ab)*"
-            state = "unbounded" if high == _UNBOUNDED else ("bounded" if repeats else inside_repeat)
-            if reason := _nested_quantifier(body, state):
-                return reason
-        elif op == sre_constants.SUBPATTERN:
-            if reason := _nested_quantifier(argument[-1], inside_repeat):
-                return reason
-        elif op == sre_constants.BRANCH:
-            for branch in argument[1]:
-                if reason := _nested_quantifier(branch, inside_repeat):
-                    return reason
-    return None
+def _re2_compile(pattern: str) -> Any:
+    options = re2.Options()
+    options.log_errors = False  # the error is raised (and named at validation), not printed
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:  # e.g. a repeat count over 1,000, or a program over RE2's memory budget
+        message = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise UnsupportedRegexError(message) from exc
 
 
-def _has_overlapping_branches(items: Any) -> bool:
-    for op, argument in items:
-        if op == sre_constants.SUBPATTERN:
-            return _has_overlapping_branches(argument[-1])
-        if op == sre_constants.BRANCH:
-            starts = [_first_chars(branch) for branch in argument[1]]
-            return any(
-                first is None or other is None or first & other
-                for index, first in enumerate(starts)
-                for other in starts[index + 1 :]
-            )
-        return False
-    return False
-
-
-def _first_chars(items: Any) -> frozenset[int] | None:
-    """Return the code points a branch can start with, or None when that is hard to tell (any)."""
-    if not items:
-        return None
-    op, argument = items[0]
-    if op == sre_constants.LITERAL:
-        return frozenset({argument, ord(chr(argument).lower()), ord(chr(argument).upper())})
-    if op == sre_constants.SUBPATTERN:
-        return _first_chars(argument[-1])
-    return None
-
-
-_CATEGORY_SAMPLES = {
-    sre_constants.CATEGORY_DIGIT: "1",
-    sre_constants.CATEGORY_WORD: "a",
-    sre_constants.CATEGORY_SPACE: " ",
+# Python's \\w, \\d and \\s on str are Unicode; RE2's are ASCII, so the classes are spelled out.
+_WORD = r"\p{L}\p{N}_"
+_SPACE = r"\t\n\x0b\f\r\x1c-\x1f \x85\p{Z}"
+_IN_CLASS = {
+    sre_constants.CATEGORY_DIGIT: r"\p{Nd}",
+    sre_constants.CATEGORY_NOT_DIGIT: r"\P{Nd}",
+    sre_constants.CATEGORY_WORD: _WORD,
+    sre_constants.CATEGORY_SPACE: _SPACE,
+}
+_NEGATED_ONLY = {sre_constants.CATEGORY_NOT_WORD: _WORD, sre_constants.CATEGORY_NOT_SPACE: _SPACE}
+_ASCII_IN_CLASS = {
+    sre_constants.CATEGORY_DIGIT: "0-9",
+    sre_constants.CATEGORY_NOT_DIGIT: r"\x00-/:-\x{10ffff}",
+    sre_constants.CATEGORY_WORD: "0-9A-Za-z_",
+    sre_constants.CATEGORY_SPACE: r"\t\n\x0b\f\r ",
+}
+_ASCII_NEGATED_ONLY = {
+    sre_constants.CATEGORY_NOT_WORD: "0-9A-Za-z_",
+    sre_constants.CATEGORY_NOT_SPACE: r"\t\n\x0b\f\r ",
+}
+_ANCHORS = {
+    sre_constants.AT_BEGINNING: "^",
+    sre_constants.AT_BEGINNING_STRING: r"\A",
+    sre_constants.AT_END: "$",  # unlike Python's, not before a final newline
+    sre_constants.AT_END_STRING: r"\z",
+    sre_constants.AT_BOUNDARY: r"\b",  # ASCII word boundary in RE2
+    sre_constants.AT_NON_BOUNDARY: r"\B",
+}
+_MULTILINE_ANCHORS = {sre_constants.AT_BEGINNING: "(?m:^)", sre_constants.AT_END: "(?m:$)"}
+_UNSUPPORTED = {
+    sre_constants.ASSERT: "lookarounds such as (?=...) and (?<=...)",
+    sre_constants.ASSERT_NOT: "lookarounds such as (?!...) and (?<!...)",
+    sre_constants.GROUPREF: "backreferences such as \\1",
+    sre_constants.GROUPREF_EXISTS: "conditional groups such as (?(1)...)",
+    getattr(sre_constants, "ATOMIC_GROUP", "ATOMIC_GROUP"): "atomic groups (?>...)",
+    getattr(sre_constants, "POSSESSIVE_REPEAT", "POSSESSIVE_REPEAT"): "possessive repeats such as a*+",
 }
 
 
-def _sample_chars(items: Any) -> list[str]:
-    """Return characters the pattern's pieces match: the text a probe repeats to stress it."""
-    chars: list[str] = []
-    for op, argument in items:
+def _to_re2(items: Any, flags: int) -> str:
+    """Write a parsed pattern in RE2 syntax; every group becomes non-capturing."""
+    return "".join(_piece_to_re2(op, argument, flags) for op, argument in items)
+
+
+def _piece_to_re2(op: Any, argument: Any, flags: int) -> str:
+    if op in _UNSUPPORTED:
+        raise UnsupportedRegexError(
+            f"{_UNSUPPORTED[op]} are not supported (entity patterns run on a linear-time engine)"
+        )
+    if op == sre_constants.LITERAL:
+        return _char(argument)
+    if op == sre_constants.NOT_LITERAL:
+        return f"[^{_char(argument)}]"
+    if op == sre_constants.ANY:
+        return "(?s:.)" if flags & re.DOTALL else "."
+    if op == sre_constants.IN:
+        return _class_to_re2(argument, flags)
+    if op == sre_constants.AT:
+        return (_MULTILINE_ANCHORS if flags & re.MULTILINE else {}).get(argument) or _ANCHORS[argument]
+    if op == sre_constants.BRANCH:
+        return "(?:" + "|".join(_to_re2(branch, flags) for branch in argument[1]) + ")"
+    if op == sre_constants.SUBPATTERN:
+        _group, add_flags, del_flags, body = argument
+        return f"(?:{_to_re2(body, (flags | add_flags) & ~del_flags)})"
+    if op in _REPEATS:
+        low, high, body = argument
+        bounds = f"{{{low},}}" if high == _UNBOUNDED else f"{{{low},{high}}}"
+        lazy = "?" if op == sre_constants.MIN_REPEAT else ""
+        return f"(?:{_to_re2(body, flags)}){bounds}{lazy}"
+    raise UnsupportedRegexError(f"the construct {op} is not supported")  # pragma: no cover - none known
+
+
+def _class_to_re2(items: Any, flags: int) -> str:
+    negated = bool(items) and items[0][0] == sre_constants.NEGATE
+    in_class, negated_only = (
+        (_ASCII_IN_CLASS, _ASCII_NEGATED_ONLY) if flags & re.ASCII else (_IN_CLASS, _NEGATED_ONLY)
+    )
+    members, excluded = [], []
+    for op, argument in items[negated:]:
         if op == sre_constants.LITERAL:
-            chars.append(chr(argument))
-        elif op == sre_constants.ANY:
-            chars.append("a")
-        elif op == sre_constants.IN:
-            chars.extend(_sample_chars(argument))
+            members.append(_char(argument))
         elif op == sre_constants.RANGE:
-            chars.append(chr(argument[0]))
-        elif op == sre_constants.CATEGORY and argument in _CATEGORY_SAMPLES:
-            chars.append(_CATEGORY_SAMPLES[argument])
-        elif op in _REPEATS:
-            chars.extend(_sample_chars(argument[2]))
-        elif op == sre_constants.SUBPATTERN:
-            chars.extend(_sample_chars(argument[-1]))
-        elif op == sre_constants.BRANCH:
-            for branch in argument[1]:
-                chars.extend(_sample_chars(branch))
-    return chars
+            members.append(f"{_char(argument[0])}-{_char(argument[1])}")
+        elif op == sre_constants.CATEGORY and argument in in_class:
+            members.append(in_class[argument])
+        elif op == sre_constants.CATEGORY and argument in negated_only:
+            excluded.append(negated_only[argument])
+        else:  # pragma: no cover - the parser puts nothing else in a class
+            raise UnsupportedRegexError(f"the class member {op} is not supported")
+    if not excluded:
+        return f"[{'^' if negated else ''}{''.join(members)}]"
+    if negated or len(excluded) > 1:
+        # [^\\W\\d] and [\\W\\S] would need set difference, which RE2's classes lack.
+        raise UnsupportedRegexError(
+            r"\W or \S inside a negated class (or both in one class) are not supported"
+        )
+    alternatives = [f"[^{excluded[0]}]", *([f"[{''.join(members)}]"] if members else [])]
+    return "(?:" + "|".join(alternatives) + ")"
 
 
-def _slow_probe(compiled: re.Pattern[str], alphabet: str) -> str | None:
-    # Each probe is a run of one character, after any one character (a pattern's literal prefix), and
-    # the whole alphabet cycled; the last character is one no pattern expects, so every match fails.
-    chars = alphabet[:6]
-    shapes = [(head, body) for head in ("", *chars) for body in chars] + [("", alphabet)]
-    for length in PROBE_LENGTHS:
-        for head, body in shapes:
-            text = head + (body * length)[: length - 1 - len(head)] + "\x00"
-            if (elapsed := _search_seconds(compiled, text)) > PROBE_BUDGET_SECONDS:
-                # The best of three: a busy machine can stall one search, not three in a row.
-                elapsed = min(elapsed, _search_seconds(compiled, text), _search_seconds(compiled, text))
-                if elapsed > PROBE_BUDGET_SECONDS:
-                    return f"{elapsed * 1000:.0f} ms to search {length} characters"
-    return None
-
-
-def _search_seconds(compiled: re.Pattern[str], text: str) -> float:
-    started = time.perf_counter()
-    compiled.search(text)
-    return time.perf_counter() - started
+def _char(code_point: int) -> str:
+    """Spell one character so that RE2 reads it literally, inside or outside a class."""
+    ch = chr(code_point)
+    return ch if ch.isascii() and ch.isalnum() else f"\\x{{{code_point:x}}}"
 
 
 def fold(text: str) -> str:
@@ -312,9 +374,9 @@ class EntityExtractor:
     def extract(self, text: str) -> list[Entity]:
         """Return the entities in a text, by position; where two overlap, the longer one wins."""
         found = [
-            Entity(name, match.group(), match.start(), match.end(), REGEX_EXTRACTOR)
+            Entity(name, text[start:end], start, end, REGEX_EXTRACTOR)
             for name, regex in self._regexes
-            for match in regex.finditer(text)
+            for start, end in regex.spans(text)
         ]
         if self._lookup is not None:
             folded, origin = fold_with_offsets(text)

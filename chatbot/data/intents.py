@@ -16,6 +16,7 @@ from typing import Any
 from chatbot.data.actions import Action, validate_action
 from chatbot.data.slots import Domain, SlotRequest, check_template, validate_domain, validate_requests
 from chatbot.errors import IntentsError
+from chatbot.text.hidden import find_hidden_character
 from chatbot.text.languages import DEFAULT_LANGUAGE, fallback_response, language_code
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ def _validate(raw: Any, source: str) -> tuple[list[Intent], Domain]:
     entries = raw.get("intents") if isinstance(raw, dict) else None
     if not isinstance(entries, list) or not entries:
         raise IntentsError(f'{source}: expected an object with a non-empty "intents" list')
+    check_hidden_characters(raw, source)
     validate_language(raw, source)
     validate_widget_strings(raw, source)
     domain = validate_domain(raw, source)
@@ -144,6 +146,27 @@ def _validate(raw: Any, source: str) -> tuple[list[Intent], Domain]:
     if not any(intent.patterns for intent in intents if intent.tag != FALLBACK_TAG):
         raise IntentsError(f"{source}: no intent has patterns to train on")
     return intents, domain
+
+
+def check_hidden_characters(value: Any, source: str, where: str = "") -> None:
+    """Raise IntentsError for the first string (key or value) holding a bidi or zero-width character.
+
+    Every string of the file is checked, so a field added later is covered too.
+    """
+    if isinstance(value, str):
+        if found := find_hidden_character(value):
+            position, name = found
+            raise IntentsError(
+                f"{source}: {where or 'a string'}: {name} at character {position} changes how the text "
+                "reads without showing; remove it"
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_hidden_characters(key, source, f"{where} key {key!r}".strip())
+            check_hidden_characters(item, source, f"{where}.{key}" if where else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_hidden_characters(item, source, f"{where}[{index}]")
 
 
 def validate_language(raw: Any, source: str = "intents") -> str:

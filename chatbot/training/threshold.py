@@ -23,6 +23,7 @@ from chatbot.classifier.ranker import Ranker
 from chatbot.data.intents import FALLBACK_TAG, Intent
 from chatbot.dialogue.decision import FallbackRule, decide
 from chatbot.errors import IntentsError
+from chatbot.text.hidden import find_hidden_character
 
 OUT_OF_SCOPE = "<out-of-scope>"
 BATCH_SIZE = 256
@@ -46,6 +47,11 @@ def load_out_of_scope(path: str | Path) -> list[str]:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as exc:
         raise IntentsError(f"{path}: cannot read out-of-scope queries: {exc}") from exc
+    for number, line in enumerate(lines, start=1):
+        if found := find_hidden_character(line.strip()):
+            raise IntentsError(
+                f"{path}: line {number}: {found[1]} changes how the line reads without showing"
+            )
     return [line.strip() for line in lines if line.strip()]
 
 

@@ -22,13 +22,23 @@ if [[ $registry == *.dkr.ecr.*.amazonaws.com ]]; then
     aws ecr get-login-password --region "$region" | docker login --username AWS --password-stdin "$registry"
 fi
 
+# The settings hold the admin token, the webhook secret and the database URL: root reads them,
+# nobody else (created 0600 from the start, and tightened if an older launch left it readable).
 if [ ! -f /etc/chatbot.env ]; then
-    cat >/etc/chatbot.env <<'ENV'
+    (
+        umask 077
+        cat >/etc/chatbot.env <<'ENV'
 # One line per setting, NAME=value; then: docker restart chatbot
 WEB_CONCURRENCY=1
 CHATBOT_WORKER_CONNECTIONS=1000
+# The load balancer is one proxy in front: the client is the address it adds to X-Forwarded-For.
+# Without this every visitor shares the load balancer's rate-limit budget.
+CHATBOT_TRUSTED_PROXIES=1
 ENV
+    )
 fi
+chown root:root /etc/chatbot.env
+chmod 600 /etc/chatbot.env
 
 docker pull "$IMAGE"
 docker rm -f chatbot 2>/dev/null || true

@@ -2,9 +2,10 @@
 
 Replace it with your shop's system: anything that answers ``POST /orders/status`` with JSON works.
 The bot sends a JSON event (``intent``, ``entities``, ``slots``, ``session_id``, ``message``),
-signed with HMAC-SHA256 in ``X-Chatbot-Signature`` when CHATBOT_ACTION_SECRET is set; this
-service checks that signature with the same secret and answers ``{"text": ..., "quick_replies":
-[...], "slots": {...}}``. Its orders are made up, deterministically, from the order number.
+signed with HMAC-SHA256 over a timestamp and the body in ``X-Chatbot-Signature`` when
+CHATBOT_ACTION_SECRET is set; this service checks that signature and its age (an event replayed
+later is refused) and answers ``{"text": ..., "quick_replies": [...], "slots": {...}}``. Its
+orders are made up, deterministically, from the order number.
 
     python deploy/orders/orders.py --port 8081   # listens on 127.0.0.1, beside the bot
 """
