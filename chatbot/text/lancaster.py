@@ -113,6 +113,8 @@ def _first_applicable_rule(word: str, unchanged: bool) -> SuffixRule | None:
 
 def _final_letter(word: str) -> str:
     """Return the last letter of the word's leading run of letters ("" if it starts otherwise)."""
+    if word.isalpha():  # nearly every word: no need to look for the run's end
+        return word[-1]
     letters = 0
     while letters < len(word) and word[letters].isalpha():
         letters += 1
@@ -123,7 +125,7 @@ def _leaves_a_stem(word: str, remove: int) -> bool:
     """Whether removing letters leaves a plausible stem, by Paice's test: a word that starts with a
     vowel keeps at least two letters; one that starts with a consonant keeps three, and its second
     or third letter is a vowel."""
-    kept = word[: len(word) - remove]
+    kept_letters = len(word) - remove
     if word[0] in VOWELS:
-        return len(kept) >= 2
-    return len(kept) >= 3 and not VOWELS.isdisjoint(kept[1:3])
+        return kept_letters >= 2
+    return kept_letters >= 3 and (word[1] in VOWELS or word[2] in VOWELS)
