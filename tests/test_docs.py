@@ -88,7 +88,7 @@ def test_the_link_check_finds_broken_links_and_anchors(tmp_path: Path) -> None:
     page.write_text(
         "# Page\n\n## Page\n\n"
         "[ok](other.md#set-x-then-go) [ok](#page-1) [ok](https://example.com/x.md) `[code](gone.md)`\n"
-        "[gone](gone.md) [bad anchor](other.md#nothing) <img src=\"missing.png\">\n"
+        '[gone](gone.md) [bad anchor](other.md#nothing) <img src="missing.png">\n'
         "```\n[in code](gone-too.md)\n# not a heading\n```\n",
         encoding="utf-8",
     )
