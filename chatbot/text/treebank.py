@@ -43,15 +43,17 @@ PUNCTUATION = _stage(
     # The full stop that ends the text, perhaps before closing brackets and quotes ("Mr." elsewhere
     # keeps its full stop).
     (rf"([^.])(\.)([\]\)}}>\"'\u00bb\u201d\u2019 ]*){WHITE_SPACE}*$", r"\1 \2\3 "),
-    # From here on every white space is a plain space, so that the rules below see a word's end.
-    (WHITE_SPACE, " "),
     (r"[\u2012-\u2015]", r" \g<0> "),  # figure, en and em dashes, the horizontal bar
     (r"([:,])([^\d])", r" \1 \2"),  # not "1,000" nor "3:45"
     (r"([:,])$", r" \1 "),
     (r"\.{2,}", r" \g<0> "),  # an ellipsis
-    (r"[;@#$%&*?!]", r" \g<0> "),
+    (r"[;@#$%&?!]", r" \g<0> "),
     (r"([^'])' ", r"\1 ' "),  # a closing single quote
-    (r"[\]\[(){}<>]", r" \g<0> "),
+    # From here on every white space is a plain space, so that the rules below see a word's end.
+    # (Not earlier: a closing single quote is set apart above only before a plain space.)
+    (WHITE_SPACE, " "),
+    # Brackets and asterisks only now: a quote before them is not a closing one ("'M'*").
+    (r"[\]\[(){}<>*]", r" \g<0> "),
     (r"--", r" -- "),
 )
 
@@ -88,8 +90,10 @@ RUN_TOGETHER_WORDS = _stage(
     ),
     (r"(?i)\b(wan)(na)\s", r" \1 \2 "),
     # "'tis" and "'twas" that a split above has just set apart ("cannot'tis"); elsewhere the
-    # single-quote rule has already split them as "'", "tis".
-    (r"(?i) ('t)(is|was)\b", r" \1 \2 "),
+    # single-quote rule has already split them as "'", "tis". Two passes, so that the spaces
+    # the first adds ("lemme'tis'twas") let the second see its word.
+    (r"(?i) ('t)(is)\b", r" \1 \2 "),
+    (r"(?i) ('t)(was)\b", r" \1 \2 "),
 )
 
 
