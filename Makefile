@@ -103,7 +103,7 @@ bench-accuracy: install
 	$(PY) -m bench.accuracy --clinc $(CLINC) --mtop $(MTOP)
 
 # Build the Docker image with a local engine and base image, run it and check that it serves
-# (root; installs docker.io and debootstrap). See the README's Deployment section.
+# (root; installs docker.io and debootstrap). See docs/deployment.md.
 image-test: install
 	PY=$(abspath $(PY)) bash scripts/image_test.sh
 

@@ -54,7 +54,7 @@ def test_stem_is_cached() -> None:
 
 
 def nltk_tokens(text: str) -> list[str]:
-    """Tokenise with NLTK's own tokenizer, which chatbot/text/treebank.py ports."""
+    """Tokenise with NLTK's own tokenizer, which chatbot/text/treebank.py matches."""
     from nltk.tokenize.destructive import NLTKWordTokenizer
 
     from chatbot.text.tokens import _is_punctuation

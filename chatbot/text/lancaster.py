@@ -1,207 +1,131 @@
-"""NLTK's Lancaster (Paice/Husk) stemmer, the English bots' stemmer, without importing NLTK.
+"""Stem English words with the Lancaster (Paice/Husk) algorithm, the English bots' stemmer.
 
-Why a port: ``import nltk`` imports the whole toolkit (scikit-learn and scipy with it), about
-100 MB in every server for this one table and its loop (chatbot/text/treebank.py says the same of the
-tokenizer). The rules and their order are NLTK's default ones; tests/test_text.py holds the port to
-``nltk.stem.lancaster.LancasterStemmer`` word for word.
+The algorithm and its rule table are Chris Paice's ("Another Stemmer", SIGIR Forum 24(3), 1990,
+developed with Gareth Husk at Lancaster University); see NOTICE. The code is the project's own, so
+that an English bot's server never imports NLTK (which brings scikit-learn and scipy); the tests
+hold it to NLTK's LancasterStemmer stem for stem.
 
-Original: nltk/stem/lancaster.py, Copyright (C) 2001-2026 NLTK Project, Apache License 2.0.
+How it works: a word is looked up by its last letter in a table of suffix rules. The first rule
+whose suffix the word ends with, and whose result would still look like a stem, removes some
+letters, may append others, and either stops or sends the shorter word round again.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-MAX_WORD_LEN = 1000  # NLTK's: longer words are returned as they are
-VOWELS = "aeiouy"
+# Paice and Husk's published rule table, in their notation and order, one line per final letter.
+# Each rule reads: the suffix written backwards; "*" if the rule applies only to a word no rule
+# has changed yet; how many letters to remove; letters to append (often none); ">" to look for
+# another rule afterwards or "." to stop. So "sei3y>" turns "...ies" into "...y" and goes on.
+PAICE_HUSK_TABLE = """
+a: ai*2. a*1.
+b: bb1.
+c: city3s. ci2> cn1t>
+d: dd1. dei3y> deec2ss. dee1. de2> dooh4>
+e: e1>
+f: feil1v. fi2>
+g: gni3> gai3y. ga2> gg1.
+h: ht*2. hsiug5ct. hsi3>
+i: i*1. i1y>
+j: ji1d. juf1s. ju1d. jo1d. jeh1r. jrev1t. jsim2t. jn1d. j1s.
+l: lbaifi6. lbai4y. lba3> lbi3. lib2l> lc1. lufi4y. luf3> lu2. lai3> lau3> la2> ll1.
+m: mui3. mu*2. msi3> mm1.
+n: nois4j> noix4ct. noi3> nai3> na2> nee0. ne2> nn1.
+p: pihs4> pp1.
+r: re2> rae0. ra2. ro2> ru2> rr1. rt1> rei3y>
+s: sei3y> sis2. si2> ssen4> ss0. suo3> su*2. s*1> s0.
+t: tacilp4y. ta2> tnem4> tne3> tna3> tpir2b. tpro2b. tcud1. tpmus2. tpec2iv. tulo2v. tsis0. tsi3> tt1.
+u: uqi3. ugo1.
+v: vis3j> vie0. vi2>
+y: ylb1> yli3y> ylp0. yl2> ygo1. yhp1. ymo1. ypo1. yti3> yte3> ytl2. yrtsi5. yra3> yro3> yfi3. ycn2t> yca3>
+z: zi2> zy1s.
+"""
 
-# Each rule: the word's ending reversed, "*" if the rule applies only to a word no rule has changed
-# yet, how many letters to remove, what to append, and ">" to go on stemming or "." to stop.
-RULES = (
-    "ai*2.",  # -ia > -   if intact
-    "a*1.",  # -a > -    if intact
-    "bb1.",  # -bb > -b
-    "city3s.",  # -ytic > -ys
-    "ci2>",  # -ic > -
-    "cn1t>",  # -nc > -nt
-    "dd1.",  # -dd > -d
-    "dei3y>",  # -ied > -y
-    "deec2ss.",  # -ceed >", -cess
-    "dee1.",  # -eed > -ee
-    "de2>",  # -ed > -
-    "dooh4>",  # -hood > -
-    "e1>",  # -e > -
-    "feil1v.",  # -lief > -liev
-    "fi2>",  # -if > -
-    "gni3>",  # -ing > -
-    "gai3y.",  # -iag > -y
-    "ga2>",  # -ag > -
-    "gg1.",  # -gg > -g
-    "ht*2.",  # -th > -   if intact
-    "hsiug5ct.",  # -guish > -ct
-    "hsi3>",  # -ish > -
-    "i*1.",  # -i > -    if intact
-    "i1y>",  # -i > -y
-    "ji1d.",  # -ij > -id   --  see nois4j> & vis3j>
-    "juf1s.",  # -fuj > -fus
-    "ju1d.",  # -uj > -ud
-    "jo1d.",  # -oj > -od
-    "jeh1r.",  # -hej > -her
-    "jrev1t.",  # -verj > -vert
-    "jsim2t.",  # -misj > -mit
-    "jn1d.",  # -nj > -nd
-    "j1s.",  # -j > -s
-    "lbaifi6.",  # -ifiabl > -
-    "lbai4y.",  # -iabl > -y
-    "lba3>",  # -abl > -
-    "lbi3.",  # -ibl > -
-    "lib2l>",  # -bil > -bl
-    "lc1.",  # -cl > c
-    "lufi4y.",  # -iful > -y
-    "luf3>",  # -ful > -
-    "lu2.",  # -ul > -
-    "lai3>",  # -ial > -
-    "lau3>",  # -ual > -
-    "la2>",  # -al > -
-    "ll1.",  # -ll > -l
-    "mui3.",  # -ium > -
-    "mu*2.",  # -um > -   if intact
-    "msi3>",  # -ism > -
-    "mm1.",  # -mm > -m
-    "nois4j>",  # -sion > -j
-    "noix4ct.",  # -xion > -ct
-    "noi3>",  # -ion > -
-    "nai3>",  # -ian > -
-    "na2>",  # -an > -
-    "nee0.",  # protect  -een
-    "ne2>",  # -en > -
-    "nn1.",  # -nn > -n
-    "pihs4>",  # -ship > -
-    "pp1.",  # -pp > -p
-    "re2>",  # -er > -
-    "rae0.",  # protect  -ear
-    "ra2.",  # -ar > -
-    "ro2>",  # -or > -
-    "ru2>",  # -ur > -
-    "rr1.",  # -rr > -r
-    "rt1>",  # -tr > -t
-    "rei3y>",  # -ier > -y
-    "sei3y>",  # -ies > -y
-    "sis2.",  # -sis > -s
-    "si2>",  # -is > -
-    "ssen4>",  # -ness > -
-    "ss0.",  # protect  -ss
-    "suo3>",  # -ous > -
-    "su*2.",  # -us > -   if intact
-    "s*1>",  # -s > -    if intact
-    "s0.",  # -s > -s
-    "tacilp4y.",  # -plicat > -ply
-    "ta2>",  # -at > -
-    "tnem4>",  # -ment > -
-    "tne3>",  # -ent > -
-    "tna3>",  # -ant > -
-    "tpir2b.",  # -ript > -rib
-    "tpro2b.",  # -orpt > -orb
-    "tcud1.",  # -duct > -duc
-    "tpmus2.",  # -sumpt > -sum
-    "tpec2iv.",  # -cept > -ceiv
-    "tulo2v.",  # -olut > -olv
-    "tsis0.",  # protect  -sist
-    "tsi3>",  # -ist > -
-    "tt1.",  # -tt > -t
-    "uqi3.",  # -iqu > -
-    "ugo1.",  # -ogu > -og
-    "vis3j>",  # -siv > -j
-    "vie0.",  # protect  -eiv
-    "vi2>",  # -iv > -
-    "ylb1>",  # -bly > -bl
-    "yli3y>",  # -ily > -y
-    "ylp0.",  # protect  -ply
-    "yl2>",  # -ly > -
-    "ygo1.",  # -ogy > -og
-    "yhp1.",  # -phy > -ph
-    "ymo1.",  # -omy > -om
-    "ypo1.",  # -opy > -op
-    "yti3>",  # -ity > -
-    "yte3>",  # -ety > -
-    "ytl2.",  # -lty > -l
-    "yrtsi5.",  # -istry > -
-    "yra3>",  # -ary > -
-    "yro3>",  # -ory > -
-    "yfi3.",  # -ify > -
-    "ycn2t>",  # -ncy > -nt
-    "yca3>",  # -acy > -
-    "zi2>",  # -iz > -
-    "zy1s.",  # -yz > -ys
-)
-_RULE = re.compile(r"([a-z]+)(\*?)(\d)([a-z]*)([>.]?)")
+# "y" counts as a vowel in the stem test below.
+VOWELS = frozenset("aeiouy")
+# Longer words are returned lower-cased but unstemmed, as NLTK does (chatbot.text.tokens stems only
+# words of up to 40 characters anyway).
+MAX_STEMMED_CHARS = 1000
 
 
-@dataclass(frozen=True)
-class Rule:
-    """One rule of the table, read."""
+@dataclass(frozen=True, slots=True)
+class SuffixRule:
+    """One line of the table, spelled forwards."""
 
-    ending: str
-    intact_only: bool
+    suffix: str
+    only_if_unchanged: bool
     remove: int
     append: str
-    stop: bool
-
-    @classmethod
-    def parse(cls, text: str) -> Rule:
-        """Read a rule as the table writes it."""
-        reversed_ending, intact, remove, append, after = _RULE.fullmatch(text).groups()
-        return cls(reversed_ending[::-1], intact == "*", int(remove), append, after != ">")
+    go_on: bool
 
 
-def _rules_by_last_letter() -> dict[str, tuple[Rule, ...]]:
-    by_letter: dict[str, list[Rule]] = {}
-    for text in RULES:
-        by_letter.setdefault(text[0], []).append(Rule.parse(text))
-    return {letter: tuple(rules) for letter, rules in by_letter.items()}
+def parse_rule(notation: str) -> SuffixRule:
+    """Read one rule written in Paice's notation, such as "sei3y>"."""
+    digit_at = next(position for position, char in enumerate(notation) if char.isdigit())
+    backwards_suffix = notation[:digit_at].rstrip("*")
+    return SuffixRule(
+        suffix=backwards_suffix[::-1],
+        only_if_unchanged=notation[:digit_at].endswith("*"),
+        remove=int(notation[digit_at]),
+        append=notation[digit_at + 1 : -1],
+        go_on=notation.endswith(">"),
+    )
 
 
-_RULES_BY_LAST_LETTER = _rules_by_last_letter()
+def parse_table(table: str) -> dict[str, tuple[SuffixRule, ...]]:
+    """Index the table's rules by the final letter they apply to, keeping the table's order."""
+    rules_by_letter: dict[str, tuple[SuffixRule, ...]] = {}
+    for line in table.strip().splitlines():
+        letter, notations = line.split(":")
+        rules_by_letter[letter] = tuple(parse_rule(notation) for notation in notations.split())
+    return rules_by_letter
+
+
+RULES_BY_FINAL_LETTER = parse_table(PAICE_HUSK_TABLE)
 
 
 def stem(word: str) -> str:
-    """Return the Lancaster stem of a word, as ``LancasterStemmer().stem(word)`` does."""
-    word = intact = word.lower()
-    if len(word) > MAX_WORD_LEN:
+    """Return the Lancaster stem of a word, lower-cased ("maximum" -> "maxim", "running" -> "run")."""
+    word = word.lower()
+    if len(word) > MAX_STEMMED_CHARS:
         return word
+    unchanged = True
     while True:
-        last = _last_letter(word)
-        if last < 0 or word[last] not in _RULES_BY_LAST_LETTER:
+        rule = _first_applicable_rule(word, unchanged)
+        if rule is None:
             return word
-        for rule in _RULES_BY_LAST_LETTER[word[last]]:
-            if (
-                word.endswith(rule.ending)
-                and (word == intact or not rule.intact_only)
-                and _acceptable(word, rule.remove)
-            ):
-                word = word[: len(word) - rule.remove] + rule.append
-                if rule.stop:
-                    return word
-                break
-        else:
+        word = word[: len(word) - rule.remove] + rule.append
+        unchanged = False
+        if not rule.go_on:
             return word
 
 
-def _last_letter(word: str) -> int:
-    """Return the index of the last letter of the word's leading run of letters (-1: none)."""
-    position = -1
-    for char in word:
-        if not char.isalpha():
-            break
-        position += 1
-    return position
+def _first_applicable_rule(word: str, unchanged: bool) -> SuffixRule | None:
+    """Return the first rule, in table order, that the word's ending calls for and that leaves a stem."""
+    for rule in RULES_BY_FINAL_LETTER.get(_final_letter(word), ()):
+        if rule.only_if_unchanged and not unchanged:
+            continue
+        if word.endswith(rule.suffix) and _leaves_a_stem(word, rule.remove):
+            return rule
+    return None
 
 
-def _acceptable(word: str, remove: int) -> bool:
-    """Whether what is left after removing letters is long enough to be a stem: two letters after
-    a leading vowel, three with a vowel in the first three after a leading consonant."""
-    left = len(word) - remove
+def _final_letter(word: str) -> str:
+    """Return the last letter of the word's leading run of letters ("" if it starts otherwise)."""
+    if word.isalpha():  # nearly every word: no need to look for the run's end
+        return word[-1]
+    letters = 0
+    while letters < len(word) and word[letters].isalpha():
+        letters += 1
+    return word[letters - 1] if letters else ""
+
+
+def _leaves_a_stem(word: str, remove: int) -> bool:
+    """Whether removing letters leaves a plausible stem, by Paice's test: a word that starts with a
+    vowel keeps at least two letters; one that starts with a consonant keeps three, and its second
+    or third letter is a vowel."""
+    kept_letters = len(word) - remove
     if word[0] in VOWELS:
-        return left >= 2
-    return left >= 3 and (word[1] in VOWELS or word[2] in VOWELS)
+        return kept_letters >= 2
+    return kept_letters >= 3 and (word[1] in VOWELS or word[2] in VOWELS)

@@ -1,14 +1,15 @@
-"""NLTK's word tokenizer (``NLTKWordTokenizer``), ported: the same patterns, the same engine.
+"""Split English text into words by the Penn Treebank conventions, the English bots' tokenizer.
 
-Why a port: ``import nltk`` imports the whole toolkit (scikit-learn and scipy with it), which cost
-every server about 100 MB and seconds of start-up for two small pieces of it; and NLTK 3.10 runs
-each of the ~40 substitutions through its ReDoS guard (a timer per call), which doubled their cost
-per message. The patterns are NLTK's, unchanged, compiled as NLTK compiles them (with ``regex``, whose
-Unicode tables are newer than ``re``'s; the contractions with ``re``) and applied in NLTK's order.
-tests/test_text.py holds the port to NLTK token for token, and its adversarial inputs to a time
-linear in their length.
+The conventions (Robert MacIntyre's tokenizer for the Penn Treebank; see NOTICE): punctuation,
+brackets and quotes are tokens of their own, opening double quotes become ``, closing ones '',
+clitics start their own token ("they're" -> "they", "'re"; "don't" -> "do", "n't") and a few
+run-together words are cut in two ("cannot" -> "can", "not"). Commas and colons inside numbers stay
+("1,000", "3:45"), and curly quotes, guillemets and dashes are tokens too, as NLTK's word tokenizer
+has them. The code is the project's own, so that an English bot's server never imports NLTK; the
+tests hold it to NLTK's NLTKWordTokenizer token for token.
 
-Original: nltk/tokenize/destructive.py, Copyright (C) 2001-2026 NLTK Project, Apache License 2.0.
+How it works: each stage below surrounds what should stand alone with spaces; the text is then
+split on whitespace. Every pattern matches in time linear in the text's length.
 """
 
 from __future__ import annotations
@@ -17,66 +18,90 @@ import re
 
 import regex
 
-Rules = tuple[tuple[regex.Pattern[str] | re.Pattern[str], str], ...]
+Stage = tuple[tuple[re.Pattern[str] | regex.Pattern[str], str], ...]
 
-STARTING_QUOTES: Rules = (
-    (regex.compile("([\u00ab\u201c\u2018\u201e]|[`]+)"), r" \1 "),
-    (regex.compile(r"^\""), r"``"),
-    (regex.compile(r"(``)"), r" \1 "),
-    (regex.compile(r"([ \(\[{<])(\"|\'{2})"), r"\1 `` "),
-    (regex.compile(r"(?i)(?<!\w)(\')(?!(?:re|ve|ll|m|t|s|d|n)\b)(?=\w)"), r"\1 "),
-)
-PUNCTUATION: Rules = (
-    (regex.compile(r'([^\.])(\.)([\]\)}>"\'' "\u00bb\u201d\u2019 " r"]*+)\s*$"), r"\1 \2 \3 "),
-    (regex.compile(r"([:,])([^\d])"), r" \1 \2"),
-    (regex.compile(r"([:,])$"), r" \1 "),
-    (regex.compile(r"\.{2,}"), r" \g<0> "),
-    (regex.compile(r"[;@#$%&]"), r" \g<0> "),
-    (regex.compile(r"[\u2012-\u2015]"), r" \g<0> "),  # figure dash, en and em dashes, horizontal bar
-    (regex.compile(r'([^\.])(\.)([\]\)}>"\']*)\s*$'), r"\1 \2\3 "),  # the final period
-    (regex.compile(r"[?!]"), r" \g<0> "),
-    (regex.compile(r"([^'])' "), r"\1 ' "),
-    (regex.compile(r"[*]"), r" \g<0> "),
-)
-PARENS_BRACKETS: Rules = ((regex.compile(r"[\]\[\(\)\{\}\<\>]"), r" \g<0> "),)
-DOUBLE_DASHES: Rules = ((regex.compile(r"--"), r" -- "),)
-ENDING_QUOTES: Rules = (
-    (regex.compile("([\u00bb\u201d\u2019])"), r" \1 "),
-    (regex.compile(r"''"), " '' "),
-    (regex.compile(r'"'), " '' "),
-    (regex.compile(r"\s+"), " "),
-    (regex.compile(r"([^' ])('[sS]|'[mM]|'[dD]|') "), r"\1 \2 "),
-    (regex.compile(r"([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) "), r"\1 \2 "),
-)
-# Robert MacIntyre's contractions, split in two ("cannot" -> "can", "not").
-CONTRACTIONS: Rules = tuple(
-    (re.compile(pattern), r" \1 \2 ")
-    for pattern in (
-        r"(?i)\b(can)(?#X)(not)\b",
-        r"(?i)\b(d)(?#X)('ye)\b",
-        r"(?i)\b(gim)(?#X)(me)\b",
-        r"(?i)\b(gon)(?#X)(na)\b",
-        r"(?i)\b(got)(?#X)(ta)\b",
-        r"(?i)\b(lem)(?#X)(me)\b",
-        r"(?i)\b(more)(?#X)('n)\b",
-        r"(?i)\b(wan)(?#X)(na)(?=\s)",
-        r"(?i) ('t)(?#X)(is)\b",
-        r"(?i) ('t)(?#X)(was)\b",
-    )
-)
+# Unicode's White_Space characters. Python's str.isspace also counts U+001C-U+001F, which these
+# rules treat as part of a word (the final split still breaks words there).
+WHITE_SPACE = "[\t\n\x0b\x0c\r \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 
 
-def _substitute(rules: Rules, text: str) -> str:
-    for pattern, replacement in rules:
-        text = pattern.sub(replacement, text)
-    return text
+def _stage(*rules: tuple[str, str]) -> Stage:
+    return tuple((re.compile(pattern), replacement) for pattern, replacement in rules)
+
+
+# Opening quotes: a double quote that starts the text or follows a space or an opening bracket
+# becomes ``. Opening curly quotes, guillemets and backticks stand alone.
+OPENING_QUOTES = _stage(
+    (r'^"', "``"),
+    (r"(``)", r" \1 "),
+    (r"([\u00ab\u201c\u2018\u201e]|`+)", r" \1 "),
+    (r'([ (\[{<])("|\'\')', r"\1 `` "),
+)
+
+# Punctuation that stands alone, with the exceptions that keep numbers, URLs and abbreviations whole.
+PUNCTUATION = _stage(
+    # The full stop that ends the text, perhaps before closing brackets and quotes ("Mr." elsewhere
+    # keeps its full stop).
+    (rf"([^.])(\.)([\]\)}}>\"'\u00bb\u201d\u2019 ]*){WHITE_SPACE}*$", r"\1 \2\3 "),
+    (r"[\u2012-\u2015]", r" \g<0> "),  # figure, en and em dashes, the horizontal bar
+    (r"([:,])([^\d])", r" \1 \2"),  # not "1,000" nor "3:45"
+    (r"([:,])$", r" \1 "),
+    (r"\.{2,}", r" \g<0> "),  # an ellipsis
+    (r"[;@#$%&?!]", r" \g<0> "),
+    (r"([^'])' ", r"\1 ' "),  # a closing single quote
+    # From here on every white space is a plain space, so that the rules below see a word's end.
+    # (Not earlier: a closing single quote is set apart above only before a plain space.)
+    (WHITE_SPACE, " "),
+    # Brackets and asterisks only now: a quote before them is not a closing one ("'M'*").
+    (r"[\]\[(){}<>*]", r" \g<0> "),
+    (r"--", r" -- "),
+)
+
+# Closing quotes and clitics, on text padded with spaces so that every word has an end.
+CLOSING_QUOTES_AND_CLITICS = (
+    *_stage(
+        (r"[\u00bb\u201d\u2019]", r" \g<0> "),
+        (r"''", " '' "),
+        (r'"', " '' "),
+    ),
+    # A single quote that opens a word other than a clitic ("'hello", also "'tis" and "'twas"),
+    # apart from the word. A word character here is Unicode's (combining marks included), which
+    # needs the regex module.
+    (regex.compile(r"(?i)(?<!\w)'(?!(?:re|ve|ll|m|t|s|d|n)\b)(?=\w)"), "' "),
+    *_stage(
+        (r"([^' ])('[sSmMdD]|') ", r"\1 \2 "),
+        (r"([^' ])('ll|'LL|'re|'RE|'ve|'VE|n't|N'T) ", r"\1 \2 "),
+    ),
+)
+
+# Words written together that the Penn Treebank cuts in two. "wanna" only before a space.
+RUN_TOGETHER_WORDS = _stage(
+    *(
+        (rf"(?i)\b({first})({second})\b", r" \1 \2 ")
+        for first, second in (
+            ("can", "not"),
+            ("d", "'ye"),
+            ("gim", "me"),
+            ("gon", "na"),
+            ("got", "ta"),
+            ("lem", "me"),
+            ("more", "'n"),
+        )
+    ),
+    (r"(?i)\b(wan)(na)\s", r" \1 \2 "),
+    # "'tis" and "'twas" that a split above has just set apart ("cannot'tis"); elsewhere the
+    # single-quote rule has already split them as "'", "tis". Two passes, so that the spaces
+    # the first adds ("lemme'tis'twas") let the second see its word.
+    (r"(?i) ('t)(is)\b", r" \1 \2 "),
+    (r"(?i) ('t)(was)\b", r" \1 \2 "),
+)
 
 
 def tokenize(text: str) -> list[str]:
-    """Split text into tokens exactly as ``NLTKWordTokenizer().tokenize(text)`` does."""
-    text = _substitute(STARTING_QUOTES, text)
-    text = _substitute(PUNCTUATION, text)
-    text = _substitute(PARENS_BRACKETS, text)
-    text = _substitute(DOUBLE_DASHES, text)
-    text = _substitute(ENDING_QUOTES, f" {text} ")
-    return _substitute(CONTRACTIONS, text).split()
+    """Split text into Penn Treebank word tokens, as NLTK's ``NLTKWordTokenizer().tokenize`` does."""
+    for pattern, replacement in OPENING_QUOTES + PUNCTUATION:
+        text = pattern.sub(replacement, text)
+    text = f" {text} "
+    for pattern, replacement in CLOSING_QUOTES_AND_CLITICS + RUN_TOGETHER_WORDS:
+        text = pattern.sub(replacement, text)
+    return text.split()

@@ -1,7 +1,7 @@
 #!/bin/bash
 # EC2 user data: install Docker and run the chatbot image, restarted always (also after a reboot).
 # Works on Amazon Linux 2023 and on Ubuntu 22.04/24.04. Set IMAGE before you launch; settings
-# (README, Configuration) go in /etc/chatbot.env. The log is in /var/log/cloud-init-output.log.
+# (docs/configuration.md) go in /etc/chatbot.env. The log is in /var/log/cloud-init-output.log.
 set -euo pipefail
 
 IMAGE=registry.example.com/chatbot:0.1.0
