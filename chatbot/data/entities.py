@@ -21,19 +21,16 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+
+# The regex parser is how the safety check sees nesting (private modules, stable since 3.11).
+from re import _constants as sre_constants
+from re import _parser as sre_parser
 from typing import Any
 
 import regex
 
 from chatbot.errors import IntentsError
 from chatbot.text.tokens import fold
-
-try:  # The regex parser is how the safety check sees nesting; it moved in Python 3.11.
-    from re import _constants as sre_constants
-    from re import _parser as sre_parser
-except ImportError:  # pragma: no cover - Python 3.10, where the project does not run in CI
-    import sre_constants  # type: ignore[no-redef]
-    import sre_parse as sre_parser  # type: ignore[no-redef]
 
 REGEX_EXTRACTOR = "regex"
 LOOKUP_EXTRACTOR = "lookup"
