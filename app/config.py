@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import limits
 
 from chatbot.classifier.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH, ENGINES
+from chatbot.data.actions import is_http_url
 
 T = TypeVar("T")
 MIN_TOKEN_CHARS = 16
@@ -152,8 +152,7 @@ def _token(raw: str) -> str:
 
 
 def _url(raw: str) -> str:
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if not is_http_url(raw):
         raise ValueError("must be an http:// or https:// URL")
     return raw
 

@@ -55,8 +55,7 @@ def validate_action(raw: Any, where: str) -> Action:
         raise IntentsError(f'{where}: "action" must be an object with a "url"')
     if unknown := sorted(set(raw) - {"url", "timeout_ms", "fallback"}):
         raise IntentsError(f'{where}: "action" has unknown keys {unknown}')
-    parts = urlsplit(raw["url"])
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if not is_http_url(raw["url"]):
         raise IntentsError(f'{where}: "action" url {raw["url"]!r} must be an http:// or https:// URL')
     timeout_ms = raw.get("timeout_ms", DEFAULT_TIMEOUT_MS)
     if (
@@ -69,6 +68,12 @@ def validate_action(raw: Any, where: str) -> Action:
     if fallback is not None and (not isinstance(fallback, str) or not fallback.strip()):
         raise IntentsError(f'{where}: "action" fallback must be a non-empty string')
     return Action(raw["url"], timeout_ms, fallback)
+
+
+def is_http_url(url: str) -> bool:
+    """Say whether a text is an http:// or https:// URL with a host: the one check for every URL setting."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def is_allowed(url: str, allowlist: Iterable[str]) -> bool:
