@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +48,15 @@ def take_turn(
     """Answer a message with the conversation's context, slot values and waiting intent."""
     reply = dialogue.reply(message, context)
     return continue_turn(dialogue, reply, dialogue.extractor.extract(message), slots, pending)
+
+
+def take_turns(dialogue: Dialogue, messages: Sequence[str]) -> list[Step]:
+    """Answer messages with no conversation, in one batched forward pass (``/api/v1/parse``'s batches)."""
+    replies = dialogue.reply_batch(messages)
+    return [
+        continue_turn(dialogue, reply, dialogue.extractor.extract(message))
+        for message, reply in zip(messages, replies, strict=True)
+    ]
 
 
 def continue_turn(
