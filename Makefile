@@ -30,7 +30,7 @@ $(MODEL): $(DATA) | $(VENV)/.installed
 	$(PY) -m chatbot train --data $(DATA) --out $(MODEL)
 
 run: install model
-	PORT=$(PORT) CHATBOT_MODEL=$(MODEL) $(VENV)/bin/gunicorn --config gunicorn.conf.py
+	PORT=$(PORT) CHATBOT_MODEL=$(MODEL) $(VENV)/bin/gunicorn --config app/gunicorn_conf.py
 
 # The browser tests drive Debian's Chromium (Playwright from PyPI brings only its driver).
 CHROMIUM ?= /usr/bin/chromium

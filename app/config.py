@@ -1,6 +1,6 @@
 """Read the service's settings from the environment: the one place that knows their names.
 
-Both the Flask app and gunicorn.conf.py take their settings from here, and a bad value stops the
+Both the Flask app and app/gunicorn_conf.py take their settings from here, and a bad value stops the
 server at start with a message naming the variable.
 """
 

@@ -1,6 +1,6 @@
 """Prometheus metrics at ``/metrics``: requests, latency, predictions, fallbacks and the model served.
 
-Under gunicorn, gunicorn.conf.py points PROMETHEUS_MULTIPROC_DIR at a fresh directory before the
+Under gunicorn, app/gunicorn_conf.py points PROMETHEUS_MULTIPROC_DIR at a fresh directory before the
 app is imported. prometheus_client then keeps each worker's values in files there and ``/metrics``
 adds up every worker's, whichever worker answers the scrape. Without that variable (tests, one
 process) the values live in this app's own registry.

@@ -3,7 +3,7 @@
 The one place for: a free loopback port; a program started in its own process group with its
 output in a file; waiting until it is ready; stopping the whole group (a signal, then SIGKILL after a
 timeout, then SIGKILL for anything of the group still left); and reading a process tree's memory
-(PSS from smaps_rollup) and CPU time from /proc. gunicorn with the repository's gunicorn.conf.py,
+(PSS from smaps_rollup) and CPU time from /proc. gunicorn with the repository's app/gunicorn_conf.py,
 redis-server, nginx and PostgreSQL are its subclasses of ``Process``; ``ThreadedHTTPServer`` runs
 a small HTTP server in this process instead (a test's webhook or web site).
 
@@ -46,11 +46,11 @@ from pathlib import Path
 from typing import IO, Any, Self
 
 ROOT = Path(__file__).resolve().parent.parent
-GUNICORN_CONF = ROOT / "gunicorn.conf.py"
+GUNICORN_CONF = ROOT / "app" / "gunicorn_conf.py"
 LOOPBACK = "127.0.0.1"
 RESERVED_PORTS = frozenset({5000})  # the development server's port (make run): never take it
 STOP_TIMEOUT_S = 10.0
-GUNICORN_STOP_TIMEOUT_S = 30.0  # above gunicorn.conf.py's graceful_timeout (20 s)
+GUNICORN_STOP_TIMEOUT_S = 30.0  # above app/gunicorn_conf.py's graceful_timeout (20 s)
 GUNICORN_START_TIMEOUT_S = 60.0
 LOG_TAIL_LINES = 40
 
@@ -425,12 +425,12 @@ class Process:
 
 
 def gunicorn_command(app_uri: str | None = None) -> list[str]:
-    """Return the command that runs gunicorn with gunicorn.conf.py; ``app_uri`` overrides its app."""
+    """Return the command that runs gunicorn with app/gunicorn_conf.py; ``app_uri`` overrides its app."""
     return [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONF), *([app_uri] if app_uri else [])]
 
 
 class Gunicorn(Process):
-    """gunicorn as deployed (gunicorn.conf.py) serving a model on a free loopback port, rate limiter off.
+    """gunicorn as deployed (app/gunicorn_conf.py) serving a model on a free loopback port, rate limiter off.
 
     The limiter is off because every user of the harness sends far more than a person would;
     ``env`` may turn it on (test_security does).
@@ -624,7 +624,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("free-port", help="print a TCP port free on 127.0.0.1")
     start = commands.add_parser(
-        "start-gunicorn", help="start gunicorn (gunicorn.conf.py, rate limiter off) and print 'PID URL'"
+        "start-gunicorn", help="start gunicorn (app/gunicorn_conf.py, rate limiter off) and print 'PID URL'"
     )
     start.add_argument("--model", type=Path, required=True, help="trained .h5 bundle")
     start.add_argument("--workers", type=int, help="WEB_CONCURRENCY")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Hold load on /predict and /api/v1/chat with wrk: DURATION seconds (60) at 16 connections each,
-# against a real gunicorn on 127.0.0.1 as gunicorn.conf.py runs it (WORKERS workers, 2 by default).
+# against a real gunicorn on 127.0.0.1 as app/gunicorn_conf.py runs it (WORKERS workers, 2 by default).
 # Fails when any request errs; writes the figures to bench/results/reliability/load.json.
 #   bench/load.sh [MODEL]          (make load)
 set -euo pipefail

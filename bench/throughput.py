@@ -58,7 +58,7 @@ class Target:
     wsgi: str | None
 
 
-OURS = Target("ours", None)  # gunicorn.conf.py's wsgi_app = "app:create_app_or_exit()"
+OURS = Target("ours", None)  # app/gunicorn_conf.py's wsgi_app = "app:create_app_or_exit()"
 HELLO = Target("hello", "bench.hello_app:create_app()")
 
 

@@ -122,7 +122,7 @@ def test_a_bad_bundle_stops_the_start_with_one_clear_line(
         "gunicorn": gunicorn_command(),
         "chatbot serve": [sys.executable, "-m", "chatbot", "serve", "--model", str(model)],
     }[command]
-    temporary = tmp_path / "tmp"  # where gunicorn.conf.py makes its metrics directory
+    temporary = tmp_path / "tmp"  # where app/gunicorn_conf.py makes its metrics directory
     temporary.mkdir()
     env = {
         **os.environ,
