@@ -14,6 +14,7 @@ import limits
 
 from chatbot.classifier.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH, ENGINES
 from chatbot.data.actions import is_http_url
+from chatbot.learning.log_settings import DATABASE_URL_VARIABLE, check_database_url
 
 T = TypeVar("T")
 MIN_TOKEN_CHARS = 16
@@ -52,7 +53,7 @@ def app_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         # The conversation log (app/log_writer.py): on by default; None: SQLite beside the model.
         "CONVERSATION_LOG": _read(environ, "CHATBOT_LOG", _on_off, True),
         "LOG_RETENTION_DAYS": _read(environ, "CHATBOT_LOG_RETENTION_DAYS", _positive_int, 30),
-        "DATABASE_URL": _read(environ, "CHATBOT_DATABASE_URL", _database_url, None, secret=True),
+        "DATABASE_URL": _read(environ, DATABASE_URL_VARIABLE, check_database_url, None, secret=True),
         # The intents file that /admin/review adds phrases to (out_of_scope.txt goes beside it).
         "DATA_PATH": environ.get("CHATBOT_DATA", str(DEFAULT_DATA_PATH)),
         # URL prefixes an intent's action may call; the default is the example order service.
@@ -110,13 +111,6 @@ def _on_off(raw: str) -> bool:
     if raw.lower() not in {"on", "off"}:
         raise ValueError("must be on or off")
     return raw.lower() == "on"
-
-
-def _database_url(raw: str) -> str:
-    # Checked here, so a typo stops the start; the URL may hold a password, so it is a secret.
-    if not raw.startswith(("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")):
-        raise ValueError("must start with sqlite:///, postgresql:// or postgresql+psycopg://")
-    return raw
 
 
 def _log_level(raw: str) -> str:

@@ -33,6 +33,7 @@ from chatbot.errors import ChatbotError, EditError
 from chatbot.learning import review
 from chatbot.learning.compare import compare_reports, format_comparison, gate_failures
 from chatbot.learning.evaluate import evaluate
+from chatbot.learning.log_settings import DATABASE_URL_VARIABLE, check_database_url
 from chatbot.learning.message_log import ConversationStore, default_database_url
 from chatbot.learning.review import DEFAULT_BELOW, DEFAULT_DAYS
 from chatbot.training.threshold import calibrate, labelled_examples, load_out_of_scope
@@ -167,8 +168,7 @@ def build_parser(
     review = add_command("review", help="review what the bot failed to answer, and teach it")
     review.add_argument(
         "--database",
-        default=os.environ.get("CHATBOT_DATABASE_URL") or None,
-        help="conversation log URL (default: $CHATBOT_DATABASE_URL, or the SQLite file beside --model)",
+        help=f"conversation log URL (default: ${DATABASE_URL_VARIABLE}, or the SQLite file beside --model)",
     )
     review.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="model file (%(default)s)")
     review.add_argument("--data", type=Path, default=DEFAULT_DATA_PATH, help="intents file (%(default)s)")
@@ -328,7 +328,7 @@ def format_summary(report: dict) -> str:
 
 def run_review(args: argparse.Namespace) -> int:
     """List the review inbox, show its figures, or apply one decision to a group."""
-    store = ConversationStore(args.database or default_database_url(args.model))
+    store = ConversationStore(database_url(args))
     try:
         store.migrate()
         if args.stats:
@@ -353,6 +353,17 @@ def run_review(args: argparse.Namespace) -> int:
         ) from exc
     finally:
         store.close()
+
+
+def database_url(args: argparse.Namespace) -> str:
+    """Return the conversation log's URL: --database, else the server's setting, else beside --model."""
+    raw = args.database or os.environ.get(DATABASE_URL_VARIABLE, "").strip()
+    if not raw:
+        return default_database_url(args.model)
+    try:
+        return check_database_url(raw)
+    except ValueError as exc:
+        raise ChatbotError(f"database URL: {exc}") from exc
 
 
 def _group_id(raw: str) -> int:
