@@ -4,7 +4,8 @@ SQLAlchemy Core keeps one set of queries for both databases. SQLite is the embed
 beside the model in WAL mode, so several gunicorn workers on one host can write while a reviewer
 reads; PostgreSQL (through psycopg 3) serves several replicas. The schema is versioned: ``migrate``
 applies the missing steps of MIGRATIONS under a lock, so workers and replicas starting together
-apply each step once.
+apply each step once; the tables the queries use are those steps replayed, so a fresh database
+and an upgraded one end alike.
 
 Rows are redacted before they reach this module (see app/log_writer.py); this module stores what it
 is given.
@@ -16,6 +17,7 @@ import contextlib
 import datetime as dt
 import json
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,37 +32,103 @@ ASSIGNED_PREFIX = "intent:"  # the review mark of a message added as a phrase of
 _MIGRATION_LOCK = 0x63686174  # PostgreSQL advisory lock key ("chat"), held while migrating
 MAX_INTENT_CHARS = 200
 MAX_SESSION_CHARS = 128
-
-metadata = sa.MetaData()
-schema_version = sa.Table("chatbot_schema", metadata, sa.Column("version", sa.Integer, nullable=False))
-messages = sa.Table(
-    "chatbot_messages",
-    metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
-    sa.Column("created_at", sa.DateTime, nullable=False),  # UTC, without a zone: the same in both databases
-    sa.Column("endpoint", sa.String(32), nullable=False),
-    sa.Column("session_id", sa.String(MAX_SESSION_CHARS)),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("intent", sa.String(MAX_INTENT_CHARS), nullable=False),  # the classifier's top intent
-    sa.Column("confidence", sa.Float, nullable=False),
-    sa.Column("ranking", sa.Text, nullable=False),  # JSON [[intent, confidence], ...], best first
-    sa.Column("fallback", sa.Boolean, nullable=False),
-    sa.Column("answer_intent", sa.String(MAX_INTENT_CHARS), nullable=False),  # "fallback" when it fell back
-    sa.Column("model", sa.String(64), nullable=False),  # the bundle's fingerprint
-    sa.Column("latency_ms", sa.Float, nullable=False),
-    sa.Column("review", sa.String(MAX_INTENT_CHARS + 16)),  # None until a reviewer decides
-    sa.Column("reviewed_at", sa.DateTime),
-    sa.Index("chatbot_messages_created_at", "created_at"),
-)
+SCHEMA_VERSION_TABLE = "chatbot_schema"  # one row: how many MIGRATIONS the database has had
 
 
-def _create_messages(connection: Connection) -> None:
-    messages.create(connection)
+@dataclass(frozen=True)
+class CreateTable:
+    """A migration step that creates a table as it was when the step was written."""
+
+    name: str
+    parts: Callable[[], list[sa.SchemaItem]]  # fresh columns and indexes each call: one Table owns them
+
+    def apply(self, connection: Connection) -> None:
+        """Create the table in the database."""
+        sa.Table(self.name, sa.MetaData(), *self.parts()).create(connection)
+
+    def declare(self, schema: sa.MetaData) -> None:
+        """Add the table to the schema the queries use."""
+        sa.Table(self.name, schema, *self.parts())
 
 
-# Each step takes the schema from version i to i + 1. Append, never edit: databases out there hold
-# the earlier steps. A later step changes the Table above too, and alters the table here.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_create_messages,)
+@dataclass(frozen=True)
+class AddColumn:
+    """A migration step that adds a (nullable or defaulted) column to a table."""
+
+    table: str
+    column: Callable[[], sa.Column]
+
+    def apply(self, connection: Connection) -> None:
+        """Alter the table in the database."""
+        definition = sa.schema.CreateColumn(self.column()).compile(dialect=connection.dialect)
+        connection.execute(sa.text(f"ALTER TABLE {self.table} ADD COLUMN {definition}"))
+
+    def declare(self, schema: sa.MetaData) -> None:
+        """Add the column to the schema the queries use."""
+        schema.tables[self.table].append_column(self.column())
+
+
+MigrationStep = CreateTable | AddColumn
+
+
+def _messages_v1() -> list[sa.SchemaItem]:
+    return [
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
+        sa.Column(
+            "created_at", sa.DateTime, nullable=False
+        ),  # UTC, without a zone: the same in both databases
+        sa.Column("endpoint", sa.String(32), nullable=False),
+        sa.Column("session_id", sa.String(MAX_SESSION_CHARS)),
+        sa.Column("text", sa.Text, nullable=False),
+        sa.Column("intent", sa.String(MAX_INTENT_CHARS), nullable=False),  # the classifier's top intent
+        sa.Column("confidence", sa.Float, nullable=False),
+        sa.Column("ranking", sa.Text, nullable=False),  # JSON [[intent, confidence], ...], best first
+        sa.Column("fallback", sa.Boolean, nullable=False),
+        sa.Column(
+            "answer_intent", sa.String(MAX_INTENT_CHARS), nullable=False
+        ),  # "fallback" when it fell back
+        sa.Column("model", sa.String(64), nullable=False),  # the bundle's fingerprint
+        sa.Column("latency_ms", sa.Float, nullable=False),
+        sa.Column("review", sa.String(MAX_INTENT_CHARS + 16)),  # None until a reviewer decides
+        sa.Column("reviewed_at", sa.DateTime),
+        sa.Index("chatbot_messages_created_at", "created_at"),
+    ]
+
+
+# Each step takes the schema from version i to i + 1, and the tables the queries use are these
+# steps replayed (declare_schema), so a fresh database and an upgraded one end the same. Append,
+# never edit: databases out there hold the earlier steps. A step's columns are written out in it,
+# never taken from the live tables, which later steps change.
+MIGRATIONS: tuple[MigrationStep, ...] = (CreateTable("chatbot_messages", _messages_v1),)
+
+
+def declare_schema(steps: Sequence[MigrationStep]) -> sa.MetaData:
+    """Return the tables as the steps leave them, with the schema's version table."""
+    schema = sa.MetaData()
+    sa.Table(SCHEMA_VERSION_TABLE, schema, sa.Column("version", sa.Integer, nullable=False))
+    for step in steps:
+        step.declare(schema)
+    return schema
+
+
+def migrate(connection: Connection, steps: Sequence[MigrationStep]) -> int:
+    """Apply the steps a database lacks, in the caller's transaction, and return its new version."""
+    schema_version = declare_schema(()).tables[SCHEMA_VERSION_TABLE]
+    schema_version.create(connection, checkfirst=True)
+    version = connection.execute(sa.select(schema_version.c.version)).scalar()
+    if version is None:
+        connection.execute(schema_version.insert().values(version=0))
+        version = 0
+    for step in steps[version:]:
+        step.apply(connection)
+    if version < len(steps):
+        connection.execute(schema_version.update().values(version=len(steps)))
+    return max(version, len(steps))
+
+
+messages = declare_schema(MIGRATIONS).tables["chatbot_messages"]
 
 
 def default_database_url(model_path: str | Path) -> str:
@@ -124,16 +192,7 @@ class ConversationStore:
         with self._migration_lock(), self.engine.begin() as connection:
             if not self.is_sqlite:
                 connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
-            schema_version.create(connection, checkfirst=True)
-            version = connection.execute(sa.select(schema_version.c.version)).scalar()
-            if version is None:
-                connection.execute(schema_version.insert().values(version=0))
-                version = 0
-            for step in MIGRATIONS[version:]:
-                step(connection)
-            if version < len(MIGRATIONS):
-                connection.execute(schema_version.update().values(version=len(MIGRATIONS)))
-        return len(MIGRATIONS)
+            return migrate(connection, MIGRATIONS)
 
     @contextlib.contextmanager
     def _migration_lock(self) -> Iterator[None]:
