@@ -34,11 +34,6 @@ class Action:
     timeout_ms: int = DEFAULT_TIMEOUT_MS
     fallback: str | None = None  # None: the intent's own responses
 
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> Action:
-        """Rebuild an action written by ``dataclasses.asdict``."""
-        return cls(**raw)
-
 
 @dataclass(frozen=True)
 class WebhookReply:
