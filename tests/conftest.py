@@ -35,6 +35,8 @@ from tests.support import (
     write_json,
 )
 
+pytest_plugins = ["tests.browser"]  # the Chromium fixtures: browser, page
+
 
 @pytest.fixture(scope="session", autouse=True)
 def conversation_log_off() -> Iterator[None]:
