@@ -15,11 +15,11 @@ LOG=$(mktemp)
 RESULTS=$(mktemp)
 trap 'rm -f "$LOG" "$RESULTS"' EXIT
 
-# bench/harness.py starts it in its own process group with the rate limiter off (one client sends
+# tests/harness.py starts it in its own process group with the rate limiter off (one client sends
 # thousands of requests a second here, on purpose), waits for /readyz and prints "PID URL".
-STARTED=$($PY -m bench.harness start-gunicorn --model "$MODEL" --workers "$WORKERS" --log "$LOG")
+STARTED=$($PY -m tests.harness start-gunicorn --model "$MODEL" --workers "$WORKERS" --log "$LOG")
 read -r SERVER URL <<<"$STARTED"
-trap '$PY -m bench.harness stop "$SERVER"; rm -f "$LOG" "$RESULTS"' EXIT
+trap '$PY -m tests.harness stop "$SERVER"; rm -f "$LOG" "$RESULTS"' EXIT
 
 export WRK_SUMMARY_LUA=bench/wrk_summary.lua
 for endpoint in predict chat; do

@@ -31,9 +31,9 @@ from typing import Any
 
 import requests
 
-from bench.harness import GUNICORN_CONF, ROOT, Gunicorn, memory_kib, process_tree
 from bench.machine import describe_machine
 from chatbot.classifier.bundle import Bundle
+from tests.harness import GUNICORN_CONF, ROOT, Gunicorn, memory_kib, process_tree
 
 BENCH_DIR = Path(__file__).resolve().parent
 

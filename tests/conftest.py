@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from app import create_app
-from bench.harness import Process, free_port, port_open
 from chatbot.classifier.bundle import Bundle
 from chatbot.classifier.ranker import Ranker
 from chatbot.data.intents import Intent, validate_intents
 from chatbot.dialogue.decision import Dialogue
+from tests.harness import Process, free_port, port_open
 from tests.support import (
     DEFAULT_INTENTS,
     DEFAULT_ORDERS_URL,

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from app.actions import BREAKER_FAILURES, CircuitBreaker, WebhookClient, WebhookError
-from bench.harness import free_port
 from chatbot.data.actions import SIGNATURE_HEADER, sign
+from tests.harness import free_port
 from tests.support import WebhookServer
 
 EVENT = {"event": "action", "slots": {"order_number": "12345"}}

@@ -17,10 +17,10 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, Route, expect
 
-from bench.harness import ThreadedHTTPServer, free_port
 from chatbot.classifier.config import ModelConfig
 from chatbot.data.intents import load_intents, validate_intents
 from tests.browser import bot_bubbles, send, texts, user_bubbles, wait_for_answers
+from tests.harness import ThreadedHTTPServer, free_port
 from tests.support import DEFAULT_INTENTS, GERMAN_INTENTS, ROOT, OrderBot, Server, running_servers
 
 pytestmark = pytest.mark.slow

@@ -14,8 +14,8 @@ import pytest
 
 import chatbot
 from app.serve import add_serve_command, run_serve
-from bench.harness import Gunicorn
 from chatbot.cli import PLUGIN_GROUP, build_parser, verbosity
+from tests.harness import Gunicorn
 from tests.support import ROOT, run_cli
 
 pytestmark = pytest.mark.slow

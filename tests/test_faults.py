@@ -20,10 +20,10 @@ import h5py
 import pytest
 import requests
 
-from bench.harness import free_port, gunicorn_command, wait_until
 from bench.slow_clients import STALLS  # one byte; headers cut short; headers and half a body
 from chatbot.classifier.bundle import Bundle
 from chatbot.errors import BundleError
+from tests.harness import free_port, gunicorn_command, wait_until
 from tests.support import ROOT, Load, record_figures, rewrite_metadata
 
 pytestmark = pytest.mark.slow

@@ -12,8 +12,8 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from bench.harness import wait_until
 from tests.browser import send, wait_for_answers
+from tests.harness import wait_until
 from tests.support import TINY_INTENTS, Nginx, PostgresServer, RedisServer, Server, run_cli, write_json
 
 pytestmark = pytest.mark.slow

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.harness import ProcessExitedError
+from tests.harness import ProcessExitedError
 from tests.support import OrderBot, Server
 
 pytestmark = pytest.mark.slow

@@ -13,11 +13,11 @@ import time
 import pytest
 
 from app import create_app
-from bench.harness import free_port
 from chatbot.classifier.ranker import Ranker
 from chatbot.data.actions import SIGNATURE_HEADER, verify
 from chatbot.data.entities import EntityDefinition
 from chatbot.dialogue.decision import Dialogue
+from tests.harness import free_port
 from tests.support import ASK_NUMBER, WebhookServer, with_slots
 
 SECRET = "webhook-secret-0123456789"

@@ -1,4 +1,4 @@
-"""Start the processes that tests, benchmarks and scripts need on 127.0.0.1, and stop them for sure.
+"""Test infrastructure: start the processes that tests, benchmarks and scripts need on 127.0.0.1, and stop them for sure.
 
 The one place for: a free loopback port; a program started in its own process group with its
 output in a file; waiting until it is ready; stopping the whole group (a signal, then SIGKILL after a
@@ -10,10 +10,10 @@ a small HTTP server in this process instead (a test's webhook or web site).
 It needs only the standard library (psycopg only for PostgresServer.start), so tests, bench/ and
 scripts/ import it freely and shell scripts call it from the repository root::
 
-    python -m bench.harness free-port                  # prints a free loopback port
-    python -m bench.harness start-gunicorn --model M [--workers N] [--log FILE] [--env K=V ...]
+    python -m tests.harness free-port                  # prints a free loopback port
+    python -m tests.harness start-gunicorn --model M [--workers N] [--log FILE] [--env K=V ...]
                                                        # prints "PID URL" once /readyz answers 200
-    python -m bench.harness stop PID                   # SIGTERM the group, SIGKILL after --timeout
+    python -m tests.harness stop PID                   # SIGTERM the group, SIGKILL after --timeout
 
 Exceptions::
 
@@ -620,7 +620,7 @@ class PostgresServer(Process):
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
-    parser = argparse.ArgumentParser(prog="python -m bench.harness", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tests.harness", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("free-port", help="print a TCP port free on 127.0.0.1")
     start = commands.add_parser(
