@@ -25,7 +25,7 @@ import chatbot
 from chatbot.classifier.bundle import Bundle
 from chatbot.classifier.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH
 from chatbot.classifier.ranker import Ranker
-from chatbot.data.checks import ERROR, findings_json, has_failures, run_checks, check_file
+from chatbot.data.checks import ERROR, check_file, findings_json, has_failures, run_checks
 from chatbot.data.intents import load_domain, load_intents, load_language, load_widget_strings
 from chatbot.dialogue.decision import load_dialogue
 from chatbot.dialogue.turn import parse_result, take_turn

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from chatbot.data.checks import CHECKS, ERROR, WARNING, run_checks, check_file
+from chatbot.data.checks import CHECKS, ERROR, WARNING, check_file, run_checks
 from chatbot.data.intents import validate_intents
 from tests.support import DEFAULT_INTENTS, TINY_INTENTS, run_cli, write_json
 
