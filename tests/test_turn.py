@@ -182,3 +182,6 @@ def test_a_parse_batch_takes_the_same_turns_as_single_messages(tiny_bundle) -> N
         {**result, random_answer: None} for result in singles
     ]
     assert batch[0]["response"] == ASK_NUMBER and batch[1]["response"] == "Order 12345 is on its way."
+    # parse's chosen_intent is what chat calls intent; parse's intent is the classifier's top label.
+    assert batch[0]["chosen_intent"] == chat(client, texts[0], session="parse")["intent"]
+    assert [result["intent"] for result in batch] == [result["ranking"][0] for result in batch]

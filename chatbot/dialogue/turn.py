@@ -95,7 +95,9 @@ def parse_result(text: str, step: Step) -> dict[str, Any]:
     reply = step.reply
     return {
         "text": text,
-        "intent": _intent(*reply.ranking.top),
+        "intent": _intent(*reply.ranking.top),  # the classifier's top label, whatever the bot answers
+        # The intent the turn chose (what /api/v1/chat calls "intent"); "fallback" says if it fell back.
+        "chosen_intent": _intent(reply.intent, reply.confidence),
         "ranking": [
             _intent(name, confidence) for name, confidence in reply.ranking.label_probabilities[:RANKING_SIZE]
         ],
