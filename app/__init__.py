@@ -68,7 +68,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, dialogue: Dialogue 
     app.register_blueprint(review.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(pages.bp)
-    app.register_blueprint(openapi.bp)
+    openapi.init_app(app)
     return app
 
 

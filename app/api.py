@@ -15,11 +15,6 @@ from chatbot.dialogue.turn import Step, parse_result, take_turn, take_turns
 
 bp = Blueprint("api", __name__)
 
-MAX_BATCH = 256
-# Characters of a batch once normalised: the work of one request (its worst case is measured by
-# tests/test_api.py), so that a few batches cannot starve every chat (256 texts of 39 characters).
-MAX_BATCH_CHARS = 10_000
-
 
 @bp.post("/predict")
 def predict() -> Response:
@@ -34,10 +29,10 @@ def predict() -> Response:
 
 @bp.post("/api/v1/parse")
 def parse() -> Response:
-    """Classify one text (``text``) or up to 256 (``texts``) without conversation context."""
+    """Classify one text (``text``) or a batch (``texts``) without conversation context."""
     payload = read_json_object({"application/json"})
     if "texts" in payload:
-        texts = message_texts(payload["texts"], "texts", MAX_BATCH, MAX_BATCH_CHARS)
+        texts = message_texts(payload["texts"], "texts")
         steps = take_turns(current_bot().dialogue, texts)
         replies = [step.reply for step in steps]
         observe_replies(replies)

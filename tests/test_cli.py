@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 
 import chatbot
 from app.serve import add_serve_command, run_serve
@@ -90,6 +91,8 @@ def test_an_installed_wheel_serves_away_from_the_checkout(tmp_path, tiny_model_p
     server.cwd = elsewhere
     with server:
         server.start()
+        for path in ("/", "/openapi.json", "/static/widget.js"):  # the package's data files came too
+            assert requests.get(server.url + path, timeout=10).status_code == 200, path
         assert f"{site}/app/gunicorn_conf.py" in " ".join(
             Path(f"/proc/{server.pid}/cmdline").read_text().split("\0")
         )
