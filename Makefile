@@ -6,7 +6,7 @@ PORT ?= 5000
 MODEL ?= $(or $(CHATBOT_MODEL),models/chatbot_model.h5)
 DATA ?= data/intents.json
 
-.PHONY: install install-dev model run test lint format bench bench-accuracy clean screenshots image-test \
+.PHONY: install install-dev model run test test-fast lint format bench bench-accuracy clean screenshots image-test \
 	load reliability-report
 
 install: $(VENV)/.installed
@@ -58,6 +58,10 @@ test: install-dev $(CHROMIUM) $(REDIS_SERVER) $(NGINX) $(POSTGRES_DIR)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
+
+# The inner loop: the tests not marked slow (docs/testing.md).
+test-fast: install-dev
+	$(PY) -m pytest -m "not slow"
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
