@@ -26,7 +26,7 @@ RUN if [ ! models/chatbot_model.h5 -nt data/intents.json ]; then \
     fi \
     && find models -mindepth 1 ! -name '*.h5' -delete
 COPY app/ app/
-COPY gunicorn.conf.py deploy/docker/healthcheck.py ./
+COPY deploy/docker/healthcheck.py ./
 # The example order service (docker-compose.yml runs it beside the app): replace it with your shop's.
 COPY deploy/orders/orders.py ./
 
@@ -49,5 +49,5 @@ EXPOSE 5000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "healthcheck.py"]
 # Exec form: gunicorn is PID 1 and gets SIGTERM itself; it stops accepting, finishes the
-# requests in flight (graceful_timeout in gunicorn.conf.py) and exits 0.
-CMD ["gunicorn", "--config", "gunicorn.conf.py"]
+# requests in flight (graceful_timeout in app/gunicorn_conf.py) and exits 0.
+CMD ["gunicorn", "--config", "app/gunicorn_conf.py"]

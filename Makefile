@@ -6,7 +6,7 @@ PORT ?= 5000
 MODEL ?= $(or $(CHATBOT_MODEL),models/chatbot_model.h5)
 DATA ?= data/intents.json
 
-.PHONY: install install-dev model run test lint format bench bench-accuracy clean screenshots image-test \
+.PHONY: install install-dev model run test test-fast lint format bench bench-accuracy clean screenshots image-test \
 	load reliability-report
 
 install: $(VENV)/.installed
@@ -30,7 +30,7 @@ $(MODEL): $(DATA) | $(VENV)/.installed
 	$(PY) -m chatbot train --data $(DATA) --out $(MODEL)
 
 run: install model
-	PORT=$(PORT) CHATBOT_MODEL=$(MODEL) $(VENV)/bin/gunicorn --config gunicorn.conf.py
+	PORT=$(PORT) CHATBOT_MODEL=$(MODEL) $(VENV)/bin/gunicorn --config app/gunicorn_conf.py
 
 # The browser tests drive Debian's Chromium (Playwright from PyPI brings only its driver).
 CHROMIUM ?= /usr/bin/chromium
@@ -58,6 +58,10 @@ test: install-dev $(CHROMIUM) $(REDIS_SERVER) $(NGINX) $(POSTGRES_DIR)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest
+
+# The inner loop: the tests not marked slow (docs/testing.md).
+test-fast: install-dev
+	$(PY) -m pytest -m "not slow"
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -23,6 +23,7 @@ from app import (
     ratelimit,
     review,
     security,
+    timer,
 )
 from app.actions import WebhookClient
 from app.bot import Bot
@@ -54,7 +55,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, dialogue: Dialogue 
     )
     bot = Bot(dialogue=dialogue, sessions=sessions, webhooks=WebhookClient(app.config["ACTION_SECRET"]))
     app.extensions["chatbot"] = bot
-    metrics.init_app(app, bot)  # first: its timer starts before any other hook can answer
+    timer.init_app(app)  # first: the clock starts before any other hook can answer
+    metrics.init_app(app, bot)
     log_writer.init_app(app)
     errors.init_app(app)
     payload.init_app(app)
@@ -66,7 +68,7 @@ def create_app(test_config: Mapping[str, Any] | None = None, dialogue: Dialogue 
     app.register_blueprint(review.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(pages.bp)
-    app.register_blueprint(openapi.bp)
+    openapi.init_app(app)
     return app
 
 

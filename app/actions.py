@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.breaker import CircuitBreaker as Circuit
 from chatbot.data.actions import SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class WebhookError(Exception):
 
 
 class CircuitBreaker:
-    """Count consecutive failures per URL and refuse calls to a URL that keeps failing, for a while."""
+    """Keep one circuit breaker (app/breaker.py) per URL: a URL that keeps failing is left alone."""
 
     def __init__(
         self,
@@ -59,32 +60,39 @@ class CircuitBreaker:
         self.failures = failures
         self.cooldown = cooldown
         self.clock = clock
-        self._state: dict[str, tuple[int, float]] = {}  # url -> (consecutive failures, open until)
+        self._circuits: dict[str, Circuit] = {}
         self._lock = threading.Lock()
 
     def allows(self, url: str) -> bool:
         """Say whether a call may go out: the circuit is closed, or its cooldown is over (a trial)."""
-        with self._lock:
-            failures, open_until = self._state.get(url, (0, 0.0))
-            if failures < self.failures:
-                return True
-            if self.clock() < open_until:
-                return False
-            self._state[url] = (failures, self.clock() + self.cooldown)  # one trial per cooldown
-            return True
+        return self._circuit(url).allow()
 
-    def record(self, url: str, success: bool) -> None:
-        """Close the circuit after a success; count a failure and open it at the limit."""
+    def record(self, url: str, error: WebhookError | None) -> None:
+        """Close the circuit after a success (no error); count a failure and open it at the limit."""
+        if error is None:
+            self._circuit(url).succeeded()
+        else:
+            self._circuit(url).failed(error)
+
+    def _circuit(self, url: str) -> Circuit:
         with self._lock:
-            if success:
-                self._state.pop(url, None)
-                return
-            failures = self._state.get(url, (0, 0.0))[0] + 1
-            self._state[url] = (failures, self.clock() + self.cooldown)
-        if failures == self.failures:
-            log.warning(
-                "webhook %s failed %d times in a row: not called for %.0f s", url, failures, self.cooldown
-            )
+            if (circuit := self._circuits.get(url)) is None:
+                circuit = self._circuits[url] = Circuit(
+                    retry_after=self.cooldown,
+                    failures_to_open=self.failures,
+                    clock=self.clock,
+                    on_open=functools.partial(self._log_open, url),
+                )
+            return circuit
+
+    def _log_open(self, url: str, error: Exception) -> None:
+        log.warning(
+            "webhook %s failed %d times in a row (%s): not called for %.0f s",
+            url,
+            self.failures,
+            error,
+            self.cooldown,
+        )
 
 
 class WebhookClient:
@@ -105,9 +113,10 @@ class WebhookClient:
         try:
             reply = _post(url, body, headers, time.monotonic() + timeout_ms / 1000)
         except WebhookError as exc:
-            self.breaker.record(url, success=not exc.service_fault)
+            # A 4xx is an answer about the request, not a fault of the service (WebhookError).
+            self.breaker.record(url, exc if exc.service_fault else None)
             raise
-        self.breaker.record(url, success=True)
+        self.breaker.record(url, None)
         return reply
 
 

@@ -11,14 +11,9 @@ from app.log_writer import log_replies
 from app.metrics import observe_replies
 from app.payload import field, message_text, message_texts, read_json_object, read_legacy_data, session_id
 from app.turns import converse
-from chatbot.dialogue.turn import Step, continue_turn, parse_result, take_turn
+from chatbot.dialogue.turn import Step, parse_result, take_turn, take_turns
 
 bp = Blueprint("api", __name__)
-
-MAX_BATCH = 256
-# Characters of a batch once normalised: the work of one request (its worst case is measured by
-# tests/test_api.py), so that a few batches cannot starve every chat (256 texts of 39 characters).
-MAX_BATCH_CHARS = 10_000
 
 
 @bp.post("/predict")
@@ -34,18 +29,14 @@ def predict() -> Response:
 
 @bp.post("/api/v1/parse")
 def parse() -> Response:
-    """Classify one text (``text``) or up to 256 (``texts``) without conversation context."""
+    """Classify one text (``text``) or a batch (``texts``) without conversation context."""
     payload = read_json_object({"application/json"})
     if "texts" in payload:
-        texts = message_texts(payload["texts"], "texts", MAX_BATCH, MAX_BATCH_CHARS)
-        dialogue = current_bot().dialogue
-        replies = dialogue.reply_batch(texts)
+        texts = message_texts(payload["texts"], "texts")
+        steps = take_turns(current_bot().dialogue, texts)
+        replies = [step.reply for step in steps]
         observe_replies(replies)
         log_replies(texts, replies, payload=payload)
-        steps = [
-            continue_turn(dialogue, reply, dialogue.extractor.extract(text))
-            for text, reply in zip(texts, replies, strict=True)
-        ]
         return jsonify(results=[parse_result(text, step) for text, step in zip(texts, steps, strict=True)])
     text = message_text(field(payload, "text"), "text")
     step = answer(text)

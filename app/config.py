@@ -1,6 +1,6 @@
 """Read the service's settings from the environment: the one place that knows their names.
 
-Both the Flask app and gunicorn.conf.py take their settings from here, and a bad value stops the
+Both the Flask app and app/gunicorn_conf.py take their settings from here, and a bad value stops the
 server at start with a message naming the variable.
 """
 
@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import limits
 
 from chatbot.classifier.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH, ENGINES
-from chatbot.data.actions import normalize_url
+from chatbot.data.actions import is_http_url, normalize_url
+from chatbot.learning.log_settings import DATABASE_URL_VARIABLE, check_database_url
 
 T = TypeVar("T")
 MIN_TOKEN_CHARS = 16
@@ -57,7 +57,7 @@ def app_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         "LOG_CLIENT_ROWS_PER_MINUTE": _read(
             environ, "CHATBOT_LOG_CLIENT_ROWS_PER_MINUTE", _positive_int, 600
         ),
-        "DATABASE_URL": _read(environ, "CHATBOT_DATABASE_URL", _database_url, None, secret=True),
+        "DATABASE_URL": _read(environ, DATABASE_URL_VARIABLE, check_database_url, None, secret=True),
         # The intents file that /admin/review adds phrases to (out_of_scope.txt goes beside it).
         "DATA_PATH": environ.get("CHATBOT_DATA", str(DEFAULT_DATA_PATH)),
         # URL prefixes an intent's action may call; the default is the example order service.
@@ -117,13 +117,6 @@ def _on_off(raw: str) -> bool:
     return raw.lower() == "on"
 
 
-def _database_url(raw: str) -> str:
-    # Checked here, so a typo stops the start; the URL may hold a password, so it is a secret.
-    if not raw.startswith(("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")):
-        raise ValueError("must start with sqlite:///, postgresql:// or postgresql+psycopg://")
-    return raw
-
-
 def _log_level(raw: str) -> str:
     if raw.lower() not in LOG_LEVELS:
         raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
@@ -157,8 +150,7 @@ def _token(raw: str) -> str:
 
 
 def _url(raw: str) -> str:
-    parts = urlsplit(raw)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if not is_http_url(raw):
         raise ValueError("must be an http:// or https:// URL")
     if normalize_url(raw) is None:  # a bad port would otherwise fail on the first call, as a 500
         raise ValueError("has a bad port, user info, a backslash or an ambiguous path (..;, %25)")

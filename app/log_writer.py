@@ -30,11 +30,12 @@ from collections.abc import Mapping, Sequence
 from json.encoder import encode_basestring as encode_string
 from typing import Any, NamedTuple
 
-from flask import Flask, current_app, g, request
+from flask import Flask, current_app, request
 from prometheus_client import Counter
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from app.offload import off_loop
+from app.timer import elapsed_seconds
 from chatbot.data.intents import FALLBACK_TAG
 from chatbot.dialogue.decision import Reply
 from chatbot.learning.message_log import ConversationStore, default_database_url, utc_now
@@ -322,7 +323,6 @@ def init_app(app: Flask) -> None:
         batch_size=app.config.get("LOG_BATCH_SIZE", BATCH_SIZE),
         client_rows_per_minute=app.config.get("LOG_CLIENT_ROWS_PER_MINUTE"),
     )
-    app.before_request(start_timer)
     store = ConversationStore(url)
     try:
         store.migrate()  # at start, so a broken database shows in the log at once
@@ -330,11 +330,6 @@ def init_app(app: Flask) -> None:
         log.warning("conversation log: cannot prepare the database yet, answering anyway: %s", exc)
     finally:
         store.close()
-
-
-def start_timer() -> None:
-    """Note when the request started, for the latency stored with its messages."""
-    g.convlog_started = time.perf_counter()
 
 
 def log_replies(
@@ -348,13 +343,12 @@ def log_replies(
     conversation_log = extensions.get("conversation_log")
     if conversation_log is None or opted_out(payload):
         return
-    started = g.get("convlog_started")
     answered = Answered(
         created_at=utc_now(),
         endpoint=request.path[:32],
         session=session,
         model=extensions["chatbot"].dialogue.bundle.fingerprint,
-        latency_ms=(time.perf_counter() - started) * 1000 if started is not None else 0.0,
+        latency_ms=(elapsed_seconds() or 0.0) * 1000,
     )
     conversation_log.record(answered, texts, replies, request.remote_addr)
 

@@ -1,6 +1,6 @@
 """Prometheus metrics at ``/metrics``: requests, latency, predictions, fallbacks and the model served.
 
-Under gunicorn, gunicorn.conf.py points PROMETHEUS_MULTIPROC_DIR at a fresh directory before the
+Under gunicorn, app/gunicorn_conf.py points PROMETHEUS_MULTIPROC_DIR at a fresh directory before the
 app is imported. prometheus_client then keeps each worker's values in files there and ``/metrics``
 adds up every worker's, whichever worker answers the scrape. Without that variable (tests, one
 process) the values live in this app's own registry.
@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 from collections.abc import Iterable, Iterator
 from functools import lru_cache
 from pathlib import Path
 
 import prometheus_client
-from flask import Blueprint, Flask, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app, request
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.mmap_dict import MmapedDict
@@ -25,6 +24,7 @@ from prometheus_client.registry import Collector
 
 import chatbot
 from app.bot import Bot
+from app.timer import elapsed_seconds
 from chatbot.dialogue.decision import Reply
 
 bp = Blueprint("metrics", __name__)
@@ -150,21 +150,16 @@ def archive_dead_process(directory: str, pid: int) -> None:
 
 
 def init_app(app: Flask, bot: Bot) -> None:
-    """Create the app's metrics and time and count every request."""
+    """Create the app's metrics; count every request and observe its time (app/timer.py)."""
     metrics = app.extensions["metrics"] = Metrics(bot, app.config["METRICS_DIR"])
-
-    @app.before_request
-    def start_timer() -> None:
-        g.metrics_started = time.perf_counter()
 
     @app.after_request
     def count_request(response: Response) -> Response:
         endpoint = request.url_rule.rule if request.url_rule else UNMATCHED_ENDPOINT
         method = request.method if request.method in METHODS else OTHER_METHOD
         metrics.requests_of(endpoint, method, response.status_code).inc()
-        started = g.pop("metrics_started", None)
-        if started is not None:
-            metrics.latency_of(endpoint).observe(time.perf_counter() - started)
+        if (seconds := elapsed_seconds()) is not None:
+            metrics.latency_of(endpoint).observe(seconds)
         return response
 
     app.register_blueprint(bp)

@@ -1,19 +1,87 @@
-"""Serve the API's OpenAPI 3 description, ``app/openapi.json``, at ``/openapi.json``.
+"""The API's OpenAPI 3 description: the one source of the request rules, served at ``/openapi.json``.
 
-The file is written by hand and kept next to the code; tests/test_openapi.py checks that it
-describes every route and only routes that exist, and the fuzz test holds responses to it.
+``app/openapi.json`` is written by hand and kept next to the code; tests/test_openapi.py checks that
+it describes every route and only routes that exist, and the fuzz test holds responses to it.
+At start the app puts this server's limits into it (the message length it is configured with, the
+batch size, the session id length), serves that, and compiles the schemas that app/payload.py
+checks request fields against (jsonschema-rs), so the description and the checks cannot drift.
 """
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app
+import copy
+import functools
+import json
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any
+
+import jsonschema_rs
+from flask import Blueprint, Flask, Response, current_app
+
+from chatbot.learning.message_log import MAX_SESSION_CHARS
 
 bp = Blueprint("openapi", __name__)
 SPEC_FILE = "openapi.json"
+MAX_BATCH = 256  # texts in one /api/v1/parse request
+# Characters of a batch once normalised: the work of one request (its worst case is measured by
+# tests/test_api.py), so that a few batches cannot starve every chat (256 texts of 39 characters).
+MAX_BATCH_CHARS = 10_000
+SESSION_ID_CHARACTERS = "A-Za-z0-9._:-"
+
+
+@dataclass(frozen=True)
+class Contract:
+    """The served description and the compiled schemas of the request fields it describes."""
+
+    description: bytes  # /openapi.json's body
+    schemas: dict[str, dict[str, Any]]  # components/schemas, with this server's limits
+    validators: dict[str, Any]  # schema name -> jsonschema_rs validator, for the request fields
+
+    def schema(self, name: str) -> dict[str, Any]:
+        """Return a component schema as served."""
+        return self.schemas[name]
+
+
+REQUEST_FIELDS = ("Message", "Texts", "SessionId")  # the schemas app/payload.py checks fields with
+
+
+def init_app(app: Flask) -> None:
+    """Describe the API with this app's limits and compile the request checks, at start."""
+    build_contract(app.config["MAX_MESSAGE_CHARS"])  # a broken description stops the start
+    app.register_blueprint(bp)
+
+
+@functools.lru_cache(maxsize=8)
+def build_contract(max_message_chars: int) -> Contract:
+    """Return the hand-written description with the limits filled in, and its compiled checks."""
+    spec = json.loads(files("app").joinpath(SPEC_FILE).read_text(encoding="utf-8"))
+    schemas = spec["components"]["schemas"]
+    schemas["Message"]["maxLength"] = max_message_chars
+    schemas["Message"]["description"] = (
+        f"A message: not only whitespace, at most {max_message_chars} characters "
+        "(CHATBOT_MAX_MESSAGE_CHARS), counted before and after NFKC normalisation."
+    )
+    schemas["Texts"]["maxItems"] = schemas["ParseBatch"]["properties"]["results"]["maxItems"] = MAX_BATCH
+    schemas["Texts"]["description"] = (
+        f"A batch: 1 to {MAX_BATCH} messages, and at most {MAX_BATCH_CHARS:,} characters in all once "
+        "normalised (NFKC)."
+    )
+    schemas["SessionId"]["pattern"] = f"^[{SESSION_ID_CHARACTERS}]{{1,{MAX_SESSION_CHARS}}}$"
+    components = {"components": {"schemas": copy.deepcopy(schemas)}}
+    validators = {
+        name: jsonschema_rs.validator_for({**components, "$ref": f"#/components/schemas/{name}"})
+        for name in REQUEST_FIELDS
+    }
+    return Contract(json.dumps(spec, indent=2).encode(), schemas, validators)
+
+
+def contract() -> Contract:
+    """Return the contract for the limits of the app handling this request (built once per limit)."""
+    return build_contract(current_app.config["MAX_MESSAGE_CHARS"])
 
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    """Serve the OpenAPI description."""
-    with current_app.open_resource(SPEC_FILE, "rb") as spec:
-        return Response(spec.read(), mimetype="application/json")
+    """Serve the OpenAPI description, with this server's limits."""
+    return Response(contract().description, mimetype="application/json")

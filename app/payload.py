@@ -1,21 +1,25 @@
-"""Read and check request bodies, turning every problem into a clear ApiError."""
+"""Read and check request bodies, turning every problem into a clear ApiError.
+
+The fields' rules come from the API description (app/openapi.py); what JSON Schema cannot say
+(lengths after NFKC, a batch's characters in all) is checked here too.
+"""
 
 from __future__ import annotations
 
 import io
 import json
-import re
 from typing import Any
 from urllib.parse import unquote
 
 from flask import Flask, current_app, request
 
 from app.errors import ApiError
+from app.openapi import MAX_BATCH_CHARS, contract
+from chatbot.learning.message_log import MAX_SESSION_CHARS
 from chatbot.text.tokens import normalize
 
 JSON_TYPES = {"application/json", "text/plain"}  # text/plain: what the original clients send
 FORM_TYPES = {"application/x-www-form-urlencoded", "multipart/form-data"}
-SESSION_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
 def init_app(app: Flask) -> None:
@@ -98,21 +102,28 @@ def field(payload: dict[str, Any], name: str) -> Any:
 
 
 def message_text(value: Any, name: str) -> str:
-    """Check that a message is a non-empty string within the length limit."""
+    """Check that a message is a non-empty string within the length limit (the Message schema)."""
     return _checked_message(value, name)[0]
 
 
-def message_texts(value: Any, name: str, max_texts: int, max_chars: int) -> list[str]:
-    """Check a batch: 1 to ``max_texts`` messages, ``max_chars`` characters after NFKC in all."""
-    if not isinstance(value, list) or not 1 <= len(value) <= max_texts:
-        raise ApiError(422, "invalid_field", f'"{name}" must be an array of 1 to {max_texts} strings')
+def message_texts(value: Any, name: str) -> list[str]:
+    """Check a batch (the Texts schema), then its characters after NFKC in all."""
+    spec = contract()
+    if not isinstance(value, list) or not spec.validators["Texts"].is_valid(value):
+        schema = spec.schema("Texts")
+        if not isinstance(value, list) or not schema["minItems"] <= len(value) <= schema["maxItems"]:
+            raise ApiError(
+                422,
+                "invalid_field",
+                f'"{name}" must be an array of {schema["minItems"]} to {schema["maxItems"]} strings',
+            )
     checked = [_checked_message(text, f"{name}[{i}]") for i, text in enumerate(value)]
     total = sum(length for _, length in checked)
-    if total > max_chars:
+    if total > MAX_BATCH_CHARS:
         raise ApiError(
             413,
             "batch_too_large",
-            f'"{name}" has {total} characters in all once normalised (NFKC); the limit is {max_chars}: '
+            f'"{name}" has {total} characters in all once normalised (NFKC); the limit is {MAX_BATCH_CHARS}: '
             "send fewer or shorter texts per request",
         )
     return [text for text, _ in checked]
@@ -120,12 +131,15 @@ def message_texts(value: Any, name: str, max_texts: int, max_chars: int) -> list
 
 def _checked_message(value: Any, name: str) -> tuple[str, int]:
     """Return the message and its length once normalised, the work it costs; raise ApiError."""
-    if not isinstance(value, str):
-        raise ApiError(422, "invalid_field", f'"{name}" must be a string, not {json_type(value)}')
-    if not value.strip():
-        raise ApiError(422, "empty_message", f'"{name}" is empty')
-    limit = current_app.config["MAX_MESSAGE_CHARS"]
-    if len(value) > limit:
+    spec = contract()
+    limit = spec.schema("Message")["maxLength"]
+    if not spec.validators["Message"].is_valid(value):
+        error = next(spec.validators["Message"].iter_errors(value))
+        rule = error.schema_path[-1]  # the keyword of the Message schema that refused it
+        if rule == "type":
+            raise ApiError(422, "invalid_field", f'"{name}" must be a string, not {json_type(value)}')
+        if rule in ("minLength", "pattern"):
+            raise ApiError(422, "empty_message", f'"{name}" is empty')
         raise ApiError(422, "message_too_long", f'"{name}" has {len(value)} characters; the limit is {limit}')
     # NFKC turns one character into up to 18 (U+FDFA): the limit holds after it too, or a short
     # message could cost the work of a long one.
@@ -140,9 +154,11 @@ def _checked_message(value: Any, name: str) -> tuple[str, int]:
 
 
 def session_id(value: Any) -> str:
-    """Check a client's session id: 1-128 letters, digits and ``._:-``."""
-    if not isinstance(value, str) or not SESSION_ID_PATTERN.fullmatch(value):
-        raise ApiError(422, "invalid_field", '"session_id" must be 1-128 letters, digits or . _ : -')
+    """Check a client's session id against the SessionId schema."""
+    if not contract().validators["SessionId"].is_valid(value):
+        raise ApiError(
+            422, "invalid_field", f'"session_id" must be 1-{MAX_SESSION_CHARS} letters, digits or . _ : -'
+        )
     return value
 
 

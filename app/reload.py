@@ -3,7 +3,7 @@
 Three ways lead here. ``POST /admin/reload`` (app/admin.py) loads the bundle in the worker that got
 the request. gunicorn preloads the app, so the other workers only see a new model once they are
 forked again: the endpoint then sends SIGHUP to the master. On SIGHUP, ``on_reload`` in
-gunicorn.conf.py calls ``reload_model`` in the master before gunicorn forks fresh workers and
+app/gunicorn_conf.py calls ``reload_model`` in the master before gunicorn forks fresh workers and
 stops the old ones gracefully. Either way the bundle is loaded and checked before it replaces the
 one in service, and any failure leaves the old model answering.
 """

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from app.breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
 
@@ -28,59 +28,22 @@ REDIS_TIMEOUT = 0.25  # seconds; a slow Redis must not make every answer slow
 REDIS_RETRY_AFTER = 1.0  # seconds without calling Redis after a failure: no storm while it is down
 
 
-@dataclass
-class Breaker:
-    """Say whether Redis may be called now, and learn from each call whether it is up."""
+def _redis_breaker() -> CircuitBreaker:
+    """Return a breaker that opens at the first failure and logs each outage once."""
+    return CircuitBreaker(retry_after=REDIS_RETRY_AFTER, on_open=_log_outage, on_close=_log_recovery)
 
-    retry_after: float = REDIS_RETRY_AFTER
-    clock: Callable[[], float] = time.monotonic
-    _down: bool = False
-    _next_try: float = 0.0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    @property
-    def down(self) -> bool:
-        """Say whether the last call failed (and none succeeded since)."""
-        return self._down
+def _log_outage(error: Exception) -> None:
+    log.warning(
+        "Redis unavailable (%s): conversations go on without context and requests are not "
+        "rate-limited; trying again every %s s",
+        error,
+        REDIS_RETRY_AFTER,
+    )
 
-    def waiting(self) -> bool:
-        """Say whether calls are held back now, without claiming the next try."""
-        return self._down and self.clock() < self._next_try
 
-    def allow(self) -> bool:
-        """Say whether a call may go to Redis; once the back-off is over, only one caller may."""
-        if not self._down:
-            return True
-        with self._lock:
-            now = self.clock()
-            if now < self._next_try:
-                return False
-            self._next_try = now + self.retry_after  # this caller tries; the others wait for it
-            return True
-
-    def failed(self, error: Exception) -> None:
-        """Hold calls back for the back-off period; log the start of an outage once."""
-        with self._lock:
-            self._next_try = self.clock() + self.retry_after
-            if self._down:
-                return
-            self._down = True
-        log.warning(
-            "Redis unavailable (%s): conversations go on without context and requests are not "
-            "rate-limited; trying again every %s s",
-            error,
-            self.retry_after,
-        )
-
-    def succeeded(self) -> None:
-        """End an outage, if there was one."""
-        if not self._down:
-            return
-        with self._lock:
-            if not self._down:
-                return
-            self._down = False
-        log.info("Redis available again: conversation context and rate limits are back")
+def _log_recovery() -> None:
+    log.info("Redis available again: conversation context and rate limits are back")
 
 
 class _GuardedConnection:
@@ -90,7 +53,7 @@ class _GuardedConnection:
     comes first, and holds until the answer is read.
     """
 
-    def __init__(self, *args: Any, breaker: Breaker, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, breaker: CircuitBreaker, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.breaker = breaker
         self._permitted = False
@@ -135,7 +98,7 @@ class SharedRedis:
 
     pool: redis.ConnectionPool
     client: redis.Redis
-    breaker: Breaker
+    breaker: CircuitBreaker
 
 
 @functools.cache
@@ -147,7 +110,7 @@ def shared_redis(url: str) -> SharedRedis:
         socket_connect_timeout=REDIS_TIMEOUT,
         retry=Retry(NoBackoff(), 1),  # one retry on a fresh connection: a restarted Redis is no outage
     )
-    breaker = Breaker()
+    breaker = _redis_breaker()
     # from_url chose the class for the URL's scheme (TCP, TLS or a Unix socket); guard that one.
     base = pool.connection_class
     pool.connection_class = type(f"Guarded{base.__name__}", (_GuardedConnection, base), {})

@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.harness import cpu_seconds, process_tree
 from bench.throughput import (
     OURS,
     REPO,
@@ -41,6 +40,7 @@ from bench.throughput import (
     write_words,
 )
 from chatbot.classifier.bundle import Bundle
+from tests.harness import cpu_seconds, process_tree
 
 RESULTS_PATH = REPO / "bench" / "results" / "convlog_overhead.json"
 TARGET_SHARE = 0.10  # the log may cost at most 10% of the req/s

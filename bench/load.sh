@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Hold load on /predict and /api/v1/chat with wrk: DURATION seconds (60) at 16 connections each,
-# against a real gunicorn on 127.0.0.1 as gunicorn.conf.py runs it (WORKERS workers, 2 by default).
+# against a real gunicorn on 127.0.0.1 as app/gunicorn_conf.py runs it (WORKERS workers, 2 by default).
 # Fails when any request errs; writes the figures to bench/results/reliability/load.json.
 #   bench/load.sh [MODEL]          (make load)
 set -euo pipefail
@@ -15,11 +15,11 @@ LOG=$(mktemp)
 RESULTS=$(mktemp)
 trap 'rm -f "$LOG" "$RESULTS"' EXIT
 
-# bench/harness.py starts it in its own process group with the rate limiter off (one client sends
+# tests/harness.py starts it in its own process group with the rate limiter off (one client sends
 # thousands of requests a second here, on purpose), waits for /readyz and prints "PID URL".
-STARTED=$($PY -m bench.harness start-gunicorn --model "$MODEL" --workers "$WORKERS" --log "$LOG")
+STARTED=$($PY -m tests.harness start-gunicorn --model "$MODEL" --workers "$WORKERS" --log "$LOG")
 read -r SERVER URL <<<"$STARTED"
-trap '$PY -m bench.harness stop "$SERVER"; rm -f "$LOG" "$RESULTS"' EXIT
+trap '$PY -m tests.harness stop "$SERVER"; rm -f "$LOG" "$RESULTS"' EXIT
 
 export WRK_SUMMARY_LUA=bench/wrk_summary.lua
 for endpoint in predict chat; do

@@ -31,9 +31,9 @@ from typing import Any
 
 import requests
 
-from bench.harness import GUNICORN_CONF, ROOT, Gunicorn, memory_kib, process_tree
 from bench.machine import describe_machine
 from chatbot.classifier.bundle import Bundle
+from tests.harness import GUNICORN_CONF, ROOT, Gunicorn, memory_kib, process_tree
 
 BENCH_DIR = Path(__file__).resolve().parent
 
@@ -58,7 +58,7 @@ class Target:
     wsgi: str | None
 
 
-OURS = Target("ours", None)  # gunicorn.conf.py's wsgi_app = "app:create_app_or_exit()"
+OURS = Target("ours", None)  # app/gunicorn_conf.py's wsgi_app = "app:create_app_or_exit()"
 HELLO = Target("hello", "bench.hello_app:create_app()")
 
 

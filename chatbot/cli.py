@@ -1,4 +1,5 @@
-"""Command-line interface: ``chatbot train | validate | evaluate | predict | chat | serve | review``.
+"""Command-line interface: ``chatbot train | validate | evaluate | predict | chat | review``, and the
+commands that installed packages add (the web layer adds ``serve``).
 
 Conventions shared by every command: results go to stdout, progress and diagnostics are log
 records on stderr (``-v`` shows more, ``-q`` less), and an error is one line on stderr with a
@@ -9,10 +10,12 @@ from __future__ import annotations
 
 import argparse
 import functools
+import importlib.metadata
 import json
 import logging
 import os
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -22,7 +25,7 @@ import chatbot
 from chatbot.classifier.bundle import Bundle
 from chatbot.classifier.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH
 from chatbot.classifier.ranker import Ranker
-from chatbot.data.checks import ERROR, findings_json, has_failures, run_checks, validate_file
+from chatbot.data.checks import ERROR, check_file, findings_json, has_failures, run_checks
 from chatbot.data.intents import load_domain, load_intents, load_language, load_widget_strings
 from chatbot.dialogue.decision import load_dialogue
 from chatbot.dialogue.turn import parse_result, take_turn
@@ -30,6 +33,7 @@ from chatbot.errors import ChatbotError, EditError
 from chatbot.learning import review
 from chatbot.learning.compare import compare_reports, format_comparison, gate_failures
 from chatbot.learning.evaluate import evaluate
+from chatbot.learning.log_settings import DATABASE_URL_VARIABLE, check_database_url
 from chatbot.learning.message_log import ConversationStore, default_database_url
 from chatbot.learning.review import DEFAULT_BELOW, DEFAULT_DAYS
 from chatbot.training.threshold import calibrate, labelled_examples, load_out_of_scope
@@ -38,7 +42,6 @@ log = logging.getLogger(__name__)
 
 EXIT_USER_ERROR = 2
 EXIT_FAILED_CHECK = 1  # validation errors, or a model under the --fail-under / --max-drop gates
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Log levels by verbosity (-v minus -q): the core's loggers, then everyone else's (TensorFlow,
 # matplotlib...), which stay at INFO under one -v so that their debug chatter needs -vv.
 LOG_LEVELS = {
@@ -48,7 +51,7 @@ LOG_LEVELS = {
     1: (logging.DEBUG, logging.INFO),
     2: (logging.DEBUG, logging.DEBUG),
 }
-GUNICORN_LOG_LEVELS = {-2: "error", -1: "warning", 0: "info", 1: "debug", 2: "debug"}  # for `serve`
+PLUGIN_GROUP = "chatbot.commands"  # entry points that add commands, such as the web layer's `serve`
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,8 +105,10 @@ def verbosity_options(dest_prefix: str = "") -> argparse.ArgumentParser:
     return options
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Describe the commands and their options."""
+def build_parser(
+    plugins: Iterable[Callable[[Callable[..., argparse.ArgumentParser]], None]] | None = None,
+) -> argparse.ArgumentParser:
+    """Describe the commands and their options; ``plugins`` add more (default: the installed ones)."""
     parser = argparse.ArgumentParser(
         prog="chatbot", description="Train and serve an intent chatbot.", parents=[verbosity_options()]
     )
@@ -163,8 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     review = add_command("review", help="review what the bot failed to answer, and teach it")
     review.add_argument(
         "--database",
-        default=os.environ.get("CHATBOT_DATABASE_URL") or None,
-        help="conversation log URL (default: $CHATBOT_DATABASE_URL, or the SQLite file beside --model)",
+        help=f"conversation log URL (default: ${DATABASE_URL_VARIABLE}, or the SQLite file beside --model)",
     )
     review.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="model file (%(default)s)")
     review.add_argument("--data", type=Path, default=DEFAULT_DATA_PATH, help="intents file (%(default)s)")
@@ -188,13 +192,19 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("--phrase", help="with an action: the phrase to write instead of the group's text")
     review.set_defaults(command=run_review)
 
-    serve = add_command("serve", help="serve the HTTP API with gunicorn")
-    serve.add_argument(
-        "--model", type=Path, help="model file (default: $CHATBOT_MODEL or models/chatbot_model.h5)"
-    )
-    serve.add_argument("--port", type=int, help="port (default: $PORT or 5000)")
-    serve.set_defaults(command=run_serve)
+    for add_commands in plugin_commands() if plugins is None else plugins:
+        add_commands(add_command)
     return parser
+
+
+def plugin_commands() -> list[Callable[[Callable[..., argparse.ArgumentParser]], None]]:
+    """Return the command adders that installed packages declare (``chatbot.commands`` entry points).
+
+    The web layer adds ``serve`` this way, so the core never names it (as Flask's CLI finds
+    ``flask.commands``). Each adder is called with ``add_command``, which makes a subcommand that
+    accepts the shared -v/-q options.
+    """
+    return [entry_point.load() for entry_point in importlib.metadata.entry_points(group=PLUGIN_GROUP)]
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -286,7 +296,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def run_validate(args: argparse.Namespace) -> int:
     """Check an intents file; exit 1 on errors (or on any finding with --strict)."""
-    findings = validate_file(args.data)
+    findings = check_file(args.data)
     if args.json:
         print(findings_json(findings))
     else:
@@ -318,7 +328,7 @@ def format_summary(report: dict) -> str:
 
 def run_review(args: argparse.Namespace) -> int:
     """List the review inbox, show its figures, or apply one decision to a group."""
-    store = ConversationStore(args.database or default_database_url(args.model))
+    store = ConversationStore(database_url(args))
     try:
         store.migrate()
         if args.stats:
@@ -347,6 +357,17 @@ def run_review(args: argparse.Namespace) -> int:
         ) from exc
     finally:
         store.close()
+
+
+def database_url(args: argparse.Namespace) -> str:
+    """Return the conversation log's URL: --database, else the server's setting, else beside --model."""
+    raw = args.database or os.environ.get(DATABASE_URL_VARIABLE, "").strip()
+    if not raw:
+        return default_database_url(args.model)
+    try:
+        return check_database_url(raw)
+    except ValueError as exc:
+        raise ChatbotError(f"database URL: {exc}") from exc
 
 
 def _group_id(raw: str) -> int:
@@ -425,19 +446,3 @@ def run_chat(args: argparse.Namespace) -> int:
             step = take_turn(dialogue, message, context, slots, pending)
             context, slots, pending = step.reply.context, step.slots, step.pending
             print(f"bot> {step.reply.response}")
-
-
-def run_serve(args: argparse.Namespace) -> int:
-    """Replace this process with gunicorn serving the app factory."""
-    if args.model:
-        os.environ["CHATBOT_MODEL"] = str(args.model)
-    if args.port:
-        os.environ["PORT"] = str(args.port)
-    if level := verbosity(args):  # without -v/-q, $CHATBOT_LOG_LEVEL or gunicorn.conf.py decides
-        os.environ["CHATBOT_LOG_LEVEL"] = GUNICORN_LOG_LEVELS[level]
-    config = PROJECT_ROOT / "gunicorn.conf.py"
-    os.execvp(
-        sys.executable,
-        [sys.executable, "-m", "gunicorn", "--config", str(config), "app:create_app_or_exit()"],
-    )
-    return 0  # pragma: no cover - execvp does not return

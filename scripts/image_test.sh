@@ -140,7 +140,7 @@ healthy() { [ "$(docker inspect -f '{{.State.Health.Status}}' "$NAME")" = health
 
 check_serving() {
     local port url reply
-    port=$("$PY" -m bench.harness free-port)
+    port=$("$PY" -m tests.harness free-port)
     url="http://127.0.0.1:$port"
     log "running the image on $url"
     # The image's own HEALTHCHECK command, checked every 2 s instead of 30 s; a read-only root

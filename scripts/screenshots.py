@@ -3,7 +3,7 @@
 Starts gunicorn with a trained model on a free loopback port, has a short conversation on the
 page at each size, and saves docs/chat-desktop.png and docs/chat-phone.png. Run it with
 ``make screenshots`` (``python -m scripts.screenshots`` from the repository root, so that it finds
-bench/harness.py); it needs Debian's chromium and the dev requirements (playwright).
+tests/harness.py); it needs Debian's chromium and the dev requirements (playwright).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from playwright.sync_api import Page, expect, sync_playwright
 
-from bench.harness import ROOT, Gunicorn, HarnessError
+from tests.harness import ROOT, Gunicorn, HarnessError
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-quic"]

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from app import create_app
-from bench.harness import Process, free_port, port_open
 from chatbot.classifier.bundle import Bundle
 from chatbot.classifier.ranker import Ranker
 from chatbot.data.intents import Intent, validate_intents
 from chatbot.dialogue.decision import Dialogue
+from tests.harness import Process, free_port, port_open
 from tests.support import (
     DEFAULT_INTENTS,
     DEFAULT_ORDERS_URL,
@@ -34,6 +34,8 @@ from tests.support import (
     running_servers,
     write_json,
 )
+
+pytest_plugins = ["tests.browser"]  # the Chromium fixtures: browser, page
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -1,7 +1,7 @@
 """What tests share besides fixtures: the tiny bots' data, helpers, and servers with test conveniences.
 
 Fixtures live in tests/conftest.py and build on this module; test files import from here (never
-from conftest.py, which pytest imports under another name). Processes come from bench/harness.py.
+from conftest.py, which pytest imports under another name). Processes come from tests/harness.py.
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from bench import harness
-from bench.harness import ROOT
 from chatbot.classifier.bundle import CHECKSUM_KEY, METADATA_KEY, Bundle, metadata_checksum
 from chatbot.classifier.config import ModelConfig
 from chatbot.data.intents import validate_intents
 from chatbot.data.slots import validate_domain
+from tests import harness
+from tests.harness import ROOT
 
 DEFAULT_INTENTS = ROOT / "data" / "intents.json"
 # Git-ignored: a test run leaves the tree as it was; `make reliability-report` publishes the figures.

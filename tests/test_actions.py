@@ -9,8 +9,8 @@ import time
 import pytest
 
 from app.actions import BREAKER_FAILURES, CircuitBreaker, WebhookClient, WebhookError
-from bench.harness import free_port
 from chatbot.data.actions import SIGNATURE_HEADER, verify
+from tests.harness import free_port
 from tests.support import WebhookServer, record_figures
 
 EVENT = {"event": "action", "slots": {"order_number": "12345"}}

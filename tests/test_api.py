@@ -309,7 +309,7 @@ def test_work_per_request_is_bounded_after_normalisation(client, payload, status
 def test_the_largest_batch_is_answered_and_one_text_more_is_refused(client) -> None:
     """Issue 13, finding 8: one batch of 21 x 1,000 x U+FDFA took 241 ms, 300 chats' worth; the
     cost of the worst batch still allowed goes to docs/reliability.md."""
-    from app.api import MAX_BATCH_CHARS
+    from app.openapi import MAX_BATCH_CHARS
 
     unit = "[]{}<>"  # the costliest text for the tokenizer per character (tests/test_text.py)
     texts = [(f"{number} " + unit * 200)[:1000] for number in range(MAX_BATCH_CHARS // 1000)]

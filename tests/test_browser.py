@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import html
-import os
 import shutil
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler
@@ -16,27 +15,16 @@ from pathlib import Path
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, Playwright, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect
 
-from bench.harness import ThreadedHTTPServer, free_port
 from chatbot.classifier.config import ModelConfig
 from chatbot.data.intents import load_intents, validate_intents
+from tests.browser import bot_bubbles, send, texts, user_bubbles, wait_for_answers
+from tests.harness import ThreadedHTTPServer, free_port
 from tests.support import DEFAULT_INTENTS, GERMAN_INTENTS, ROOT, OrderBot, Server, running_servers
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 PAGE_TITLE = "Chat assistant"
 ADMIN_TOKEN = "browser-admin-token-0123456789"
@@ -183,69 +171,6 @@ def german_bot(module_servers, german_model_path: Path) -> Server:
 
 
 # ---- browser ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def playwright() -> Iterator[Playwright]:
-    """Start Playwright's driver (bundled in its wheel; it downloads nothing)."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing: apt-get install chromium"
-        if os.environ.get("CI"):
-            pytest.fail(message)  # CI installs it: a missing browser there is a broken setup
-        pytest.skip(message)
-    with sync_playwright() as driver:
-        yield driver
-
-
-@pytest.fixture(scope="module")
-def browser(playwright: Playwright) -> Iterator[Browser]:
-    """Launch Debian's Chromium once for the module."""
-    browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-    yield browser
-    browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """Open a desktop-sized page in a fresh context: empty sessionStorage, no cache."""
-    context = browser.new_context(viewport=DESKTOP)
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-# ---- helpers ---------------------------------------------------------------------------------
-
-
-def send(page: Page, text: str) -> None:
-    """Type a message and press Enter."""
-    box = page.get_by_role("textbox")
-    box.fill(text)
-    box.press("Enter")
-
-
-def bot_bubbles(page: Page):
-    return page.locator(".cb-log .cb-row-bot:not(.cb-welcome) .cb-bubble")
-
-
-def user_bubbles(page: Page):
-    return page.locator(".cb-log .cb-row-user .cb-bubble")
-
-
-def texts(locator) -> list[str]:
-    """Return the bubbles' text without the prefix that only screen readers hear."""
-    prefixes = ("The bot said: ", "You said: ")
-    return [
-        next((text.removeprefix(p) for p in prefixes if text.startswith(p)), text)
-        for text in locator.all_text_contents()
-    ]
-
-
-def wait_for_answers(page: Page, count: int) -> list[str]:
-    """Wait until the bot has answered ``count`` times and return its answers."""
-    expect(bot_bubbles(page)).to_have_count(count)
-    return texts(bot_bubbles(page))
 
 
 # ---- the chat page ---------------------------------------------------------------------------

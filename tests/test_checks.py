@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from chatbot.data.checks import CHECKS, ERROR, WARNING, run_checks, validate_file
+from chatbot.data.checks import CHECKS, ERROR, WARNING, check_file, run_checks
 from chatbot.data.intents import validate_intents
 from tests.support import DEFAULT_INTENTS, TINY_INTENTS, run_cli, write_json
 
@@ -56,12 +56,12 @@ def test_a_new_check_is_one_function_appended_to_the_list(monkeypatch: pytest.Mo
 
 
 def test_the_default_bot_passes_even_the_strict_checks() -> None:
-    assert validate_file(DEFAULT_INTENTS) == []
+    assert check_file(DEFAULT_INTENTS) == []
 
 
 def test_schema_errors_are_findings(tmp_path) -> None:
     path = write_json(tmp_path / "intents.json", intents_with((0, "responses", [])))
-    [finding] = validate_file(path)
+    [finding] = check_file(path)
     assert (
         finding.severity == ERROR and finding.check == "schema" and '"responses" is empty' in finding.message
     )

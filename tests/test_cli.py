@@ -6,14 +6,19 @@ import datetime as dt
 import importlib.metadata
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import requests
 
 import chatbot
-from chatbot.cli import build_parser, format_inbox, run_serve, verbosity
+from app.serve import add_serve_command, run_serve
+from chatbot.cli import PLUGIN_GROUP, build_parser, format_inbox, verbosity
 from chatbot.learning import review
+from tests.harness import Gunicorn
 from tests.support import ROOT, run_cli
 
 pytestmark = pytest.mark.slow
@@ -55,9 +60,49 @@ def test_chat_keeps_context(tiny_model_path) -> None:
     assert "bot> Thanks, looking it up." in result.stdout
 
 
-def test_serve_is_a_command() -> None:
-    args = build_parser().parse_args(["serve", "--port", "5099"])
-    assert args.port == 5099 and args.command.__name__ == "run_serve"
+def test_serve_is_a_command_the_web_layer_adds() -> None:
+    args = build_parser([add_serve_command]).parse_args(["serve", "--port", "5099"])
+    assert args.port == 5099 and args.command is run_serve
+    with pytest.raises(SystemExit):  # the core alone has no web layer to serve
+        build_parser([]).parse_args(["serve"])
+
+
+def test_an_installed_wheel_serves_away_from_the_checkout(tmp_path, tiny_model_path) -> None:
+    """`chatbot serve` finds its command (an entry point) and gunicorn's settings in the wheel."""
+    source = tmp_path / "source"  # built from a copy: the build leaves nothing in the checkout
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("chatbot", "app"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", str(source), "-w", str(tmp_path / "dist")],
+        check=True,
+        capture_output=True,
+    )
+    site = tmp_path / "site"
+    wheels = [str(wheel) for wheel in (tmp_path / "dist").glob("chatbot-*.whl")]
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(site), *wheels], check=True, capture_output=True
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    server = Gunicorn(tiny_model_path, env={"PYTHONPATH": str(site), "TMPDIR": str(tmp_path)})
+    server.command = [sys.executable, "-m", "chatbot", "serve", "--port", str(server.port)]
+    server.cwd = elsewhere
+    with server:
+        server.start()
+        for path in ("/", "/openapi.json", "/static/widget.js"):  # the package's data files came too
+            assert requests.get(server.url + path, timeout=10).status_code == 200, path
+        assert f"{site}/app/gunicorn_conf.py" in " ".join(
+            Path(f"/proc/{server.pid}/cmdline").read_text().split("\0")
+        )
+
+
+def test_the_installed_package_declares_the_serve_command() -> None:
+    declared = {entry.name: entry.value for entry in importlib.metadata.entry_points(group=PLUGIN_GROUP)}
+    assert declared == {"serve": "app.serve:add_serve_command"}
 
 
 def test_version_is_the_installed_package_version_and_the_one_served(client) -> None:
@@ -118,7 +163,7 @@ def test_serve_passes_the_log_level_to_gunicorn(monkeypatch, flag: str, level: s
     commands: list[list[str]] = []
     monkeypatch.setattr("os.execvp", lambda program, command: commands.append(command))
     monkeypatch.setenv("CHATBOT_LOG_LEVEL", "info")  # restored after the test
-    run_serve(build_parser().parse_args([flag, "serve"]))
+    run_serve(build_parser([add_serve_command]).parse_args([flag, "serve"]))
     assert commands and "gunicorn" in commands[0]
     assert os.environ["CHATBOT_LOG_LEVEL"] == level
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from app.config import app_settings, server_settings
 from chatbot.classifier.config import LARGE_DATASET, ModelConfig
+from chatbot.cli import build_parser, database_url
+from chatbot.errors import ChatbotError
 
 
 def test_defaults() -> None:
@@ -101,3 +105,14 @@ def test_language_changes_only_what_it_must() -> None:
         language="de"
     )
     assert ModelConfig.from_dict(german.to_dict()) == german
+
+
+def test_review_reads_the_servers_database_setting_by_the_same_name_and_rule(monkeypatch, tmp_path) -> None:
+    args = build_parser([]).parse_args(["review", "--model", str(tmp_path / "m.h5")])
+    monkeypatch.delenv("CHATBOT_DATABASE_URL", raising=False)
+    assert database_url(args) == f"sqlite:///{tmp_path / 'conversations.sqlite3'}"
+    monkeypatch.setenv("CHATBOT_DATABASE_URL", "postgresql://db/log")
+    assert database_url(args) == app_settings(os.environ)["DATABASE_URL"] == "postgresql://db/log"
+    monkeypatch.setenv("CHATBOT_DATABASE_URL", "mysql://db/log")
+    with pytest.raises(ChatbotError, match="must start with sqlite:///"):
+        database_url(args)

@@ -79,8 +79,8 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 
 
 def graceful_timeout() -> int:
-    """Return the seconds gunicorn gives requests in flight after SIGTERM (gunicorn.conf.py)."""
-    text = (ROOT / "gunicorn.conf.py").read_text(encoding="utf-8")
+    """Return the seconds gunicorn gives requests in flight after SIGTERM (app/gunicorn_conf.py)."""
+    text = (ROOT / "app" / "gunicorn_conf.py").read_text(encoding="utf-8")
     return int(re.search(r"^graceful_timeout = (\d+)$", text, re.MULTILINE).group(1))
 
 
@@ -114,7 +114,7 @@ def test_image_runs_gunicorn_as_pid_1_as_a_numeric_non_root_user():
     assert users == ["10001:10001"]
     commands = [args for keyword, args in final_stage if keyword in {"CMD", "ENTRYPOINT"}]
     # Exec form: no shell in between, so gunicorn itself gets SIGTERM.
-    assert commands == ['["gunicorn", "--config", "gunicorn.conf.py"]']
+    assert commands == ['["gunicorn", "--config", "app/gunicorn_conf.py"]']
     healthchecks = [args for keyword, args in final_stage if keyword == "HEALTHCHECK"]
     assert len(healthchecks) == 1 and healthchecks[0].endswith('CMD ["python", "healthcheck.py"]')
 

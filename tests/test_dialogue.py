@@ -81,7 +81,7 @@ def test_next_context(context_set, context, expected) -> None:
 
 
 def answer(dialogue: Dialogue, *pairs: tuple[str, float], context=None, known_words: int = 2, words=None):
-    return dialogue.answer(ranking(*pairs, known_words=known_words, words=words), context)
+    return dialogue.reply_to_ranking(ranking(*pairs, known_words=known_words, words=words), context)
 
 
 INTENTS = {

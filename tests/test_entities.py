@@ -53,6 +53,21 @@ def test_extraction(extractor: EntityExtractor, text: str, expected: list) -> No
     assert found(extractor, text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("अलार्म लगाओ", [("thing", "अलार्म", "अलार्म", "lookup")]),
+        ("अलारम लगाओ", []),  # without the virama it is another word
+        ("เพิ่ม อีก", [("thing", "เพิ่ม", "เพิ่ม", "lookup")]),
+        ("เพิม อีก", []),  # nor without the tone mark
+        ("Éte\u0301", [("thing", "ete", "Éte\u0301", "lookup")]),  # Latin accents still fold
+    ],
+)
+def test_lookups_keep_the_marks_of_other_scripts(text: str, expected: list) -> None:
+    extractor = EntityExtractor(validate_entities({"thing": {"lookup": {"अलार्म": [], "เพิ่ม": [], "ete": []}}}))
+    assert found(extractor, text) == expected
+
+
 def test_no_entities_declared_finds_nothing() -> None:
     assert EntityExtractor().extract("order 12345") == []
 

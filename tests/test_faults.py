@@ -20,10 +20,10 @@ import h5py
 import pytest
 import requests
 
-from bench.harness import free_port, gunicorn_command, wait_until
 from bench.slow_clients import STALLS  # one byte; headers cut short; headers and half a body
 from chatbot.classifier.bundle import Bundle
 from chatbot.errors import BundleError
+from tests.harness import free_port, gunicorn_command, wait_until
 from tests.support import ROOT, Load, record_figures, rewrite_metadata
 
 pytestmark = pytest.mark.slow
@@ -122,7 +122,7 @@ def test_a_bad_bundle_stops_the_start_with_one_clear_line(
         "gunicorn": gunicorn_command(),
         "chatbot serve": [sys.executable, "-m", "chatbot", "serve", "--model", str(model)],
     }[command]
-    temporary = tmp_path / "tmp"  # where gunicorn.conf.py makes its metrics directory
+    temporary = tmp_path / "tmp"  # where app/gunicorn_conf.py makes its metrics directory
     temporary.mkdir()
     env = {
         **os.environ,

@@ -1,4 +1,4 @@
-"""bench/harness.py: what tests, benchmarks and scripts rely on to leave no process behind."""
+"""tests/harness.py: what tests, benchmarks and scripts rely on to leave no process behind."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from bench import harness
+from tests import harness
 
 # A shell whose child ignores SIGTERM: stopping the shell alone would leave the child running.
 STUBBORN_CHILD = "(trap '' TERM; exec sleep 300) & echo started; wait"
@@ -64,7 +64,7 @@ def test_cpu_seconds_of_a_busy_process_grow() -> None:
 
 def test_free_port_on_the_command_line_prints_a_port() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "bench.harness", "free-port"],
+        [sys.executable, "-m", "tests.harness", "free-port"],
         cwd=harness.ROOT,
         capture_output=True,
         text=True,

@@ -12,11 +12,9 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from bench.harness import wait_until
+from tests.browser import send, wait_for_answers
+from tests.harness import wait_until
 from tests.support import TINY_INTENTS, Nginx, PostgresServer, RedisServer, Server, run_cli, write_json
-
-# The browser fixtures of the chat page's tests: one Chromium for the module.
-from tests.test_browser import browser, page, playwright, send, wait_for_answers  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -48,7 +46,7 @@ def fingerprint(model: Path) -> str:
 
 
 def test_the_loop_through_the_page_and_the_cli(
-    page: Page,  # noqa: F811
+    page: Page,
     serve,
     tmp_path: Path,
     tiny_model_path: Path,

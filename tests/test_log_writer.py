@@ -16,9 +16,9 @@ import requests
 from sqlalchemy.exc import OperationalError
 
 from app import create_app
-from bench.harness import wait_until
 from chatbot.dialogue.decision import Dialogue
 from chatbot.learning.message_log import ConversationStore, utc_now
+from tests.harness import wait_until
 from tests.support import PostgresServer, record_figures
 
 LOST = re.compile(r'chatbot_conversation_log_lost_rows_total\{reason="(\w+)"\} (\d+)\.0')

@@ -16,8 +16,11 @@ from chatbot.learning import message_log
 from chatbot.learning.message_log import (
     MAX_INTENT_CHARS,
     MIGRATIONS,
+    AddColumn,
     ConversationStore,
+    declare_schema,
     default_database_url,
+    migrate,
     normalize_database_url,
     schema_version,
     utc_now,
@@ -58,6 +61,54 @@ def message(
         "latency_ms": 1.5,
         **fields,
     }
+
+
+# A step 2 as a later version would append it: a column the messages gain.
+NEXT_STEPS = (*MIGRATIONS, AddColumn("chatbot_messages", lambda: sa.Column("channel", sa.String(32))))
+
+
+def new_database(kind: str, name: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """Return the URL of a database of its own, empty (SQLite: a new file; PostgreSQL: a new database)."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / name}.sqlite3"
+    server_url = request.getfixturevalue("postgres").url
+    engine = sa.create_engine(normalize_database_url(server_url), isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sa.text(f"CREATE DATABASE {name}"))
+    engine.dispose()
+    return server_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def columns_after(url: str, steps: tuple) -> list[str]:
+    """Migrate a database through the steps; return the messages table's columns, and check the version."""
+    engine = sa.create_engine(normalize_database_url(url))
+    try:
+        with engine.begin() as connection:
+            assert migrate(connection, steps) == len(steps)
+        with engine.connect() as connection:
+            return [column["name"] for column in sa.inspect(connection).get_columns("chatbot_messages")]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_database_made_by_this_version_upgrades_and_a_fresh_one_takes_every_step(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    made = ConversationStore(new_database(kind, "made_now", tmp_path, request))
+    made.migrate()
+    made.insert([message("logged before the upgrade")])
+    made.close()
+    now = [column.name for column in declare_schema(MIGRATIONS).tables["chatbot_messages"].columns]
+    expected = [column.name for column in declare_schema(NEXT_STEPS).tables["chatbot_messages"].columns]
+    assert expected == [*now, "channel"]
+    assert columns_after(made.url, NEXT_STEPS) == expected
+    assert columns_after(new_database(kind, "fresh", tmp_path, request), NEXT_STEPS) == expected
+    engine = sa.create_engine(normalize_database_url(made.url))
+    with engine.connect() as connection:
+        old_row = connection.execute(sa.text("SELECT text, channel FROM chatbot_messages")).one()
+    engine.dispose()
+    assert tuple(old_row) == ("logged before the upgrade", None)
 
 
 def test_migrate_is_idempotent(store: ConversationStore) -> None:

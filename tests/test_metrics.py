@@ -10,9 +10,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.harness import wait_until
 from chatbot.classifier.bundle import Bundle
 from chatbot.classifier.ranker import Ranker
+from tests.harness import wait_until
 from tests.support import record_figures
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import re
 
-from app.openapi import SPEC_FILE
+import pytest
+
+from app.openapi import MAX_BATCH, SPEC_FILE
 from tests.support import ROOT
 
 AUTOMATIC_METHODS = {"HEAD", "OPTIONS"}  # Flask adds them to every route; nobody calls them on purpose
@@ -25,11 +27,44 @@ def test_every_route_is_described_and_every_description_is_a_route(app) -> None:
     assert described(spec) == routes
 
 
-def test_the_description_is_served(client) -> None:
+def test_the_description_is_served_with_this_servers_limits(app, client) -> None:
+    app.config["MAX_MESSAGE_CHARS"] = 50
     response = client.get("/openapi.json")
     assert (response.status_code, response.mimetype) == (200, "application/json")
-    assert response.get_json() == json.loads((ROOT / "app" / SPEC_FILE).read_text())
-    assert response.get_json()["openapi"].startswith("3.")
+    served, written = response.get_json(), json.loads((ROOT / "app" / SPEC_FILE).read_text())
+    schemas = served["components"]["schemas"]
+    assert (
+        schemas["Message"]["maxLength"] == 50 and "at most 50 characters" in schemas["Message"]["description"]
+    )
+    assert (
+        schemas["Texts"]["maxItems"]
+        == schemas["ParseBatch"]["properties"]["results"]["maxItems"]
+        == MAX_BATCH
+    )
+    assert schemas["SessionId"]["pattern"] == "^[A-Za-z0-9._:-]{1,128}$"
+    for name in ("Message", "Texts", "SessionId", "ParseBatch"):  # the only parts the server fills in
+        written["components"]["schemas"][name] = schemas[name]
+    assert served == written and served["openapi"].startswith("3.")
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"text": "x" * 51}, 422, "message_too_long"),  # the served limit is the checked one
+        ({"text": " \t"}, 422, "empty_message"),
+        ({"text": 5}, 422, "invalid_field"),
+        ({"texts": ["a"] * (MAX_BATCH + 1)}, 422, "invalid_field"),
+        ({"texts": ["a", ""]}, 422, "empty_message"),
+    ],
+)
+def test_requests_are_checked_against_the_served_schemas(
+    app, client, body: dict, status: int, code: str
+) -> None:
+    app.config["MAX_MESSAGE_CHARS"] = 50
+    response = client.post("/api/v1/parse", json=body)
+    assert (response.status_code, response.get_json()["error"]["code"]) == (status, code)
+    chat = client.post("/api/v1/chat", json={"message": "hi", "session_id": "s" * 129})
+    assert (chat.status_code, chat.get_json()["error"]["code"]) == (422, "invalid_field")
 
 
 def test_every_operation_documents_its_errors_and_the_rate_limit() -> None:

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from bench.harness import ProcessExitedError
 from chatbot.data.actions import MAX_SIGNATURE_AGE, SIGNATURE_HEADER, sign
 from deploy.orders import orders
+from tests.harness import ProcessExitedError
 from tests.support import OrderBot, Server
 
 pytestmark = pytest.mark.slow

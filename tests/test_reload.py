@@ -13,8 +13,8 @@ import h5py
 import pytest
 import requests
 
-from bench.harness import wait_until
 from chatbot.classifier.bundle import Bundle
+from tests.harness import wait_until
 from tests.support import Load, record_figures, rewrite_metadata
 
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from bench.harness import free_port, wait_until
+from tests.harness import free_port, wait_until
 from tests.support import ROOT, Nginx, RedisServer, Server, WebhookServer, record_figures, with_slots
 
 pytestmark = pytest.mark.slow

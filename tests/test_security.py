@@ -17,8 +17,8 @@ import requests
 from app import create_app
 from app.config import app_settings
 from app.security import DATA_POLICY
-from bench.harness import wait_until
 from tests.broken_app import SECRET
+from tests.harness import wait_until
 from tests.support import ROOT, RedisServer, record_figures
 
 TOKEN = "security-test-token-0123456789"

@@ -11,8 +11,8 @@ import time
 import pytest
 import requests
 
-from bench.harness import free_port, gunicorn_command, wait_until
 from chatbot.data.intents import load_intents
+from tests.harness import free_port, gunicorn_command, wait_until
 from tests.support import DEFAULT_INTENTS, ROOT, record_figures
 
 pytestmark = pytest.mark.slow

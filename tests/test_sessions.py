@@ -22,7 +22,7 @@ from app.sessions import (
     Turn,
     build_session_store,
 )
-from bench.harness import free_port, wait_until
+from tests.harness import free_port, wait_until
 from tests.support import RedisServer, record_figures
 
 

@@ -12,8 +12,8 @@ import requests
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.harness import memory_kib, wait_until
 from chatbot.text.tokens import STEM_CACHE_WORDS, normalize, stem, tokenize
+from tests.harness import memory_kib, wait_until
 from tests.support import record_figures
 
 

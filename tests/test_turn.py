@@ -13,11 +13,11 @@ import time
 import pytest
 
 from app import create_app
-from bench.harness import free_port
 from chatbot.classifier.ranker import Ranker
 from chatbot.data.actions import SIGNATURE_HEADER, verify
 from chatbot.data.entities import EntityDefinition
 from chatbot.dialogue.decision import Dialogue
+from tests.harness import free_port
 from tests.support import ASK_NUMBER, WebhookServer, with_slots
 
 SECRET = "webhook-secret-0123456789"
@@ -170,3 +170,18 @@ def test_reload_refuses_a_model_calling_urls_outside_the_allowlist(tiny_bundle, 
     message = response.get_json()["error"]["message"]
     assert "intent 'order': action url 'http://127.0.0.1:9/elsewhere' is not in the allowlist" in message
     assert str(tmp_path) not in message  # the server's directories stay private
+
+
+def test_a_parse_batch_takes_the_same_turns_as_single_messages(tiny_bundle) -> None:
+    client = make_client(tiny_bundle)
+    texts = ["where is my order", "where is my order 12345", "hello there"]
+    batch = client.post("/api/v1/parse", json={"texts": texts}).get_json()["results"]
+    singles = [client.post("/api/v1/parse", json={"text": text}).get_json() for text in texts]
+    random_answer = "response"  # greeting has several answers, picked at random
+    assert [{**result, random_answer: None} for result in batch] == [
+        {**result, random_answer: None} for result in singles
+    ]
+    assert batch[0]["response"] == ASK_NUMBER and batch[1]["response"] == "Order 12345 is on its way."
+    # parse's chosen_intent is what chat calls intent; parse's intent is the classifier's top label.
+    assert batch[0]["chosen_intent"] == chat(client, texts[0], session="parse")["intent"]
+    assert [result["intent"] for result in batch] == [result["ranking"][0] for result in batch]

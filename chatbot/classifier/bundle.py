@@ -14,12 +14,9 @@ architecture by a checksum, so an edit anywhere is caught before anything is ser
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import io
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
@@ -35,6 +32,7 @@ from chatbot.classifier.vocab import Vocabulary
 from chatbot.data.intents import Intent, validate_intents
 from chatbot.data.slots import Domain, validate_domain
 from chatbot.errors import BundleError, IntentsError
+from chatbot.files import replace_file
 from chatbot.text.languages import LANGUAGES
 
 FORMAT_VERSION = 2  # 2: the metadata carries a checksum of itself and the architecture
@@ -107,27 +105,12 @@ class Bundle:
         buffer = io.BytesIO()
         with h5py.File(buffer, "w") as file:
             self._write(file)
-        descriptor, temporary = tempfile.mkstemp(
-            prefix=f"{_temporary_prefix(path)}{os.getpid()}.", suffix=".tmp", dir=path.parent
-        )
         try:
-            with os.fdopen(descriptor, "wb") as written:
-                written.write(buffer.getbuffer())
-                written.flush()
-                os.fsync(written.fileno())
-            Bundle.load(temporary)  # a file that does not read back never replaces a good one
-            os.chmod(temporary, 0o644)  # mkstemp makes it private; a server may run as another user
-            os.replace(temporary, path)
+            replace_file(path, buffer.getvalue(), check=Bundle.load, mode=0o644)
         except OSError as exc:  # a full disk, a quota, a read-only folder: the old file stays
-            Path(temporary).unlink(missing_ok=True)
             raise BundleError(
                 f"{path}: cannot write the model file ({exc.strerror or exc}); the previous file is unchanged"
             ) from exc
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        _fsync_directory(path.parent)
-        _remove_stale_temporaries(path)
         return path
 
     def _write(self, file: h5py.File) -> None:
@@ -368,34 +351,3 @@ def _check_lstm(path: Path, bundle: Bundle) -> None:
         raise BundleError(
             f"{path}: {len(bundle.labels)} labels but the output layer has {output_units} units"
         )
-
-
-def _temporary_prefix(path: Path) -> str:
-    return f".{path.name}."
-
-
-def _remove_stale_temporaries(path: Path) -> None:
-    """Delete the temporary files of saves to ``path`` whose process is gone (killed midway)."""
-    prefix = _temporary_prefix(path)
-    for temporary in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
-        pid = temporary.name.removeprefix(prefix).split(".", 1)[0]
-        if pid.isdigit() and not _process_exists(int(pid)):
-            temporary.unlink(missing_ok=True)
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)  # signal 0 only asks whether the process exists
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, under another user
-        return True
-    return True
-
-
-def _fsync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

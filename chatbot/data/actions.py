@@ -38,11 +38,6 @@ class Action:
     timeout_ms: int = DEFAULT_TIMEOUT_MS
     fallback: str | None = None  # None: the intent's own responses
 
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> Action:
-        """Rebuild an action written by ``dataclasses.asdict``."""
-        return cls(**raw)
-
 
 @dataclass(frozen=True)
 class WebhookReply:
@@ -59,11 +54,10 @@ def validate_action(raw: Any, where: str) -> Action:
         raise IntentsError(f'{where}: "action" must be an object with a "url"')
     if unknown := sorted(set(raw) - {"url", "timeout_ms", "fallback"}):
         raise IntentsError(f'{where}: "action" has unknown keys {unknown}')
-    parts = urlsplit(raw["url"])
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    if not is_http_url(raw["url"]):
         raise IntentsError(f'{where}: "action" url {raw["url"]!r} must be an http:// or https:// URL')
     try:
-        parts.port  # noqa: B018 - reading it is the check: urllib raises for a port out of range
+        urlsplit(raw["url"]).port  # noqa: B018 - reading it is the check: urllib raises for a port out of range
     except ValueError as exc:
         raise IntentsError(f'{where}: "action" url {raw["url"]!r} has a bad port ({exc})') from exc
     if (normal := normalize_url(raw["url"])) != raw["url"]:
@@ -80,6 +74,12 @@ def validate_action(raw: Any, where: str) -> Action:
     if fallback is not None and (not isinstance(fallback, str) or not fallback.strip()):
         raise IntentsError(f'{where}: "action" fallback must be a non-empty string')
     return Action(raw["url"], timeout_ms, fallback)
+
+
+def is_http_url(url: str) -> bool:
+    """Say whether a text is an http:// or https:// URL with a host: the one check for every URL setting."""
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def normalize_url(url: str) -> str | None:

@@ -1,7 +1,9 @@
 """Check an intents file for what makes a bot worse before training: ``chatbot validate``.
 
-Schema errors come from ``chatbot.data.intents.validate_intents``; on a file that passes it, every function
-in CHECKS runs and returns findings. A check is a small function from the intents to findings, so
+Two words, two jobs: ``validate_*`` functions (``chatbot.data.intents.validate_intents``) raise
+IntentsError for a schema error, a file that cannot be read as a bot at all; ``check_*`` and
+``run_checks`` here return findings, what makes a readable file train badly. On a file that passes
+validation, every function in CHECKS runs and returns findings. A check is a small function from the intents to findings, so
 adding one (entities, slots, webhooks...) means writing it and appending it to CHECKS. Errors make
 ``chatbot validate`` and ``chatbot train`` fail; warnings fail only ``validate --strict``.
 """
@@ -122,7 +124,7 @@ def run_checks(intents: Sequence[Intent], checks: Sequence[Check] | None = None)
     return sorted(findings, key=lambda finding: finding.severity != ERROR)
 
 
-def validate_file(path: str | Path) -> list[Finding]:
+def check_file(path: str | Path) -> list[Finding]:
     """Return the findings on an intents file: one schema error, or what the checks find."""
     try:
         intents = load_intents(path)

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from chatbot.data.intents import FALLBACK_TAG, validate_intents
 from chatbot.errors import EditError, IntentsError
-from chatbot.files import exclusive_lock
+from chatbot.files import exclusive_lock, replace_file
 from chatbot.text.hidden import find_hidden_character
 from chatbot.text.similarity import canonical
 
@@ -134,19 +132,8 @@ def _write(path: str | Path, raw: dict[str, Any], layout: dict[str, Any]) -> Non
 
 
 def _replace(path: Path, text: str) -> None:
-    """Write text to a temporary file beside ``path``, flush it to disk and rename it over ``path``."""
+    """Replace the file with ``text`` atomically, keeping its permissions."""
     try:
-        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        replace_file(path, text.encode("utf-8"))
     except OSError as exc:
-        raise EditError(f"{path}: cannot write ({exc.strerror or exc}); the file is unchanged") from exc
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        if path.exists():
-            os.chmod(temporary, path.stat().st_mode & 0o777)
-        os.replace(temporary, path)
-    except OSError as exc:
-        Path(temporary).unlink(missing_ok=True)
         raise EditError(f"{path}: cannot write ({exc.strerror or exc}); the file is unchanged") from exc

@@ -19,22 +19,20 @@ once, when the extractor is built; lookups compile to one trie-shaped regex.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+
+# The regex parser is how the safety check sees nesting (private modules, stable since 3.11).
+from re import _constants as sre_constants
+from re import _parser as sre_parser
 from typing import Any
 
 import re2
+import regex
 
 from chatbot.errors import IntentsError
-
-try:  # Python's own parser reads authors' patterns (see compile_regex); it moved in Python 3.11.
-    from re import _constants as sre_constants
-    from re import _parser as sre_parser
-except ImportError:  # pragma: no cover - Python 3.10, where the project does not run in CI
-    import sre_constants  # type: ignore[no-redef]
-    import sre_parse as sre_parser  # type: ignore[no-redef]
+from chatbot.text.tokens import fold
 
 REGEX_EXTRACTOR = "regex"
 LOOKUP_EXTRACTOR = "lookup"
@@ -329,29 +327,29 @@ def _char(code_point: int) -> str:
     return ch if ch.isascii() and ch.isalnum() else f"\\x{{{code_point:x}}}"
 
 
-def fold(text: str) -> str:
-    """Fold case and strip accents: "Crème" -> "creme"."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-
-
 def fold_with_offsets(text: str) -> tuple[str, list[int] | None]:
-    """Fold a text and map each folded character to its index in the original (None: the same)."""
+    """Fold a text and map each folded character to its index in the original (None: the same).
+
+    Each letter is folded with the marks that follow it, so a decomposed accent ("e" + U+0301)
+    folds as the composed one does.
+    """
     if text.isascii():  # ASCII folds character for character: no map needed
         return text.lower(), None
-    pieces = [_fold_character(ch) for ch in text]
-    lengths = [len(piece) for piece in pieces]
-    folded = "".join(pieces)
-    if lengths.count(1) == len(lengths):  # accents stripped, nothing dropped or expanded ("é" -> "e")
+    clusters = [(match.start(), _fold_cluster(match.group())) for match in _CLUSTER.finditer(text)]
+    folded = "".join(piece for _, piece in clusters)
+    if len(clusters) == len(text) and len(folded) == len(text):  # one for one ("é" -> "e")
         return folded, None
-    origin = [index for index, length in enumerate(lengths) for _ in range(length)]
+    origin = [start for start, piece in clusters for _ in piece]
     origin.append(len(text))
     return folded, origin
 
 
+_CLUSTER = regex.compile(r"\P{M}\p{M}*|\p{M}+")  # a character and the marks that belong to it
+
+
 @lru_cache(maxsize=4096)
-def _fold_character(ch: str) -> str:
-    return fold(ch)
+def _fold_cluster(cluster: str) -> str:
+    return fold(cluster)
 
 
 class EntityExtractor:

@@ -80,14 +80,6 @@ class Intent:
             if value is not None and not (key in OMITTED_WHEN_EMPTY and not value)
         }
 
-    @classmethod
-    def from_dict(cls, item: dict[str, Any]) -> Intent:
-        """Rebuild an intent from ``to_dict``'s JSON form, where tuples were written as lists."""
-        lists = {key: tuple(item[key]) for key in ("patterns", "responses", "quick_replies") if key in item}
-        require = tuple(SlotRequest(**request) for request in item.get("require", ()))
-        action = Action.from_dict(item["action"]) if item.get("action") else None
-        return cls(**{**item, **lists, "require": require, "action": action})
-
 
 def load_intents(path: str | Path) -> list[Intent]:
     """Read and validate an intents file."""

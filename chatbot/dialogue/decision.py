@@ -163,13 +163,13 @@ class Dialogue:
 
     def reply(self, message: str, context: str | None = None) -> Reply:
         """Answer one message in a conversation that is in ``context``."""
-        return self.answer(self.engine.rank(message), context)
+        return self.reply_to_ranking(self.engine.rank(message), context)
 
     def reply_batch(self, messages: Sequence[str], context: str | None = None) -> list[Reply]:
         """Answer several independent messages with one forward pass."""
-        return [self.answer(ranking, context) for ranking in self.engine.rank_batch(messages)]
+        return [self.reply_to_ranking(ranking, context) for ranking in self.engine.rank_batch(messages)]
 
-    def answer(self, ranking: Ranking, context: str | None) -> Reply:
+    def reply_to_ranking(self, ranking: Ranking, context: str | None) -> Reply:
         """Answer with the best eligible intent, or fall back (the rule is ``decide``)."""
         decision = decide(ranking, context, self.intents_by_tag, self.rule)
         tag, confidence = decision.intent, decision.confidence

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +50,15 @@ def take_turn(
     return continue_turn(dialogue, reply, dialogue.extractor.extract(message), slots, pending)
 
 
+def take_turns(dialogue: Dialogue, messages: Sequence[str]) -> list[Step]:
+    """Answer messages with no conversation, in one batched forward pass (``/api/v1/parse``'s batches)."""
+    replies = dialogue.reply_batch(messages)
+    return [
+        continue_turn(dialogue, reply, dialogue.extractor.extract(message))
+        for message, reply in zip(messages, replies, strict=True)
+    ]
+
+
 def continue_turn(
     dialogue: Dialogue,
     reply: Reply,
@@ -86,7 +95,9 @@ def parse_result(text: str, step: Step) -> dict[str, Any]:
     reply = step.reply
     return {
         "text": text,
-        "intent": _intent(*reply.ranking.top),
+        "intent": _intent(*reply.ranking.top),  # the classifier's top label, whatever the bot answers
+        # The intent the turn chose (what /api/v1/chat calls "intent"); "fallback" says if it fell back.
+        "chosen_intent": _intent(reply.intent, reply.confidence),
         "ranking": [
             _intent(name, confidence) for name, confidence in reply.ranking.label_probabilities[:RANKING_SIZE]
         ],

@@ -4,7 +4,8 @@ SQLAlchemy Core keeps one set of queries for both databases. SQLite is the embed
 beside the model in WAL mode, so several gunicorn workers on one host can write while a reviewer
 reads; PostgreSQL (through psycopg 3) serves several replicas. The schema is versioned: ``migrate``
 applies the missing steps of MIGRATIONS under a lock, so workers and replicas starting together
-apply each step once.
+apply each step once; the tables the queries use are those steps replayed, so a fresh database
+and an upgraded one end alike.
 
 Rows are redacted before they reach this module (see app/log_writer.py). What a database cannot
 hold (a NUL, a lone UTF-16 surrogate, a name longer than its column) is made storable here, so one
@@ -22,6 +23,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,51 +57,121 @@ _TEXT_LIMITS = {
     "model": 64,
 }
 
-metadata = sa.MetaData()
-schema_version = sa.Table("chatbot_schema", metadata, sa.Column("version", sa.Integer, nullable=False))
-messages = sa.Table(
-    "chatbot_messages",
-    metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
-    sa.Column("created_at", sa.DateTime, nullable=False),  # UTC, without a zone: the same in both databases
-    sa.Column("endpoint", sa.String(32), nullable=False),
-    sa.Column("session_id", sa.String(MAX_SESSION_CHARS)),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("intent", sa.String(MAX_INTENT_CHARS), nullable=False),  # the classifier's top intent
-    sa.Column("confidence", sa.Float, nullable=False),
-    sa.Column("ranking", sa.Text, nullable=False),  # JSON [[intent, confidence], ...], best first
-    sa.Column("fallback", sa.Boolean, nullable=False),
-    sa.Column("answer_intent", sa.String(MAX_INTENT_CHARS), nullable=False),  # "fallback" when it fell back
-    sa.Column("model", sa.String(64), nullable=False),  # the bundle's fingerprint
-    sa.Column("latency_ms", sa.Float, nullable=False),
-    sa.Column("review", sa.String(MAX_INTENT_CHARS + 16)),  # None until a reviewer decides
-    sa.Column("reviewed_at", sa.DateTime),
-    sa.Column("group_id", sa.BigInteger().with_variant(sa.Integer, "sqlite")),  # version 2: review group
-    sa.Index("chatbot_messages_created_at", "created_at"),
-    sa.Index("chatbot_messages_group_id", "group_id"),
-)
-_ADDED_LATER = {"group_id"}  # columns and indexes later steps add: step 1 leaves them out
+SCHEMA_VERSION_TABLE = "chatbot_schema"  # one row: how many MIGRATIONS the database has had
 
 
-def _create_messages(connection: Connection) -> None:
-    version_1 = sa.Table(
-        messages.name,
-        sa.MetaData(),
-        *[column._copy() for column in messages.columns if column.name not in _ADDED_LATER],
+@dataclass(frozen=True)
+class CreateTable:
+    """A migration step that creates a table as it was when the step was written."""
+
+    name: str
+    parts: Callable[[], list[sa.SchemaItem]]  # fresh columns and indexes each call: one Table owns them
+
+    def apply(self, connection: Connection) -> None:
+        """Create the table in the database."""
+        sa.Table(self.name, sa.MetaData(), *self.parts()).create(connection)
+
+    def declare(self, schema: sa.MetaData) -> None:
+        """Add the table to the schema the queries use."""
+        sa.Table(self.name, schema, *self.parts())
+
+
+@dataclass(frozen=True)
+class AddColumn:
+    """A migration step that adds a (nullable or defaulted) column to a table, indexed if named."""
+
+    table: str
+    column: Callable[[], sa.Column]
+    index: str | None = None  # the name of an index on the new column
+
+    def apply(self, connection: Connection) -> None:
+        """Alter the table in the database."""
+        column = self.column()
+        definition = sa.schema.CreateColumn(column).compile(dialect=connection.dialect)
+        connection.execute(sa.text(f"ALTER TABLE {self.table} ADD COLUMN {definition}"))
+        if self.index:
+            table = sa.Table(self.table, sa.MetaData(), column)
+            sa.Index(self.index, table.c[column.name]).create(connection)
+
+    def declare(self, schema: sa.MetaData) -> None:
+        """Add the column (and its index) to the schema the queries use."""
+        table = schema.tables[self.table]
+        table.append_column(self.column())
+        if self.index:
+            sa.Index(self.index, table.c[self.column().name])
+
+
+MigrationStep = CreateTable | AddColumn
+
+
+def _messages_v1() -> list[sa.SchemaItem]:
+    return [
+        sa.Column(
+            "id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True
+        ),
+        sa.Column(
+            "created_at", sa.DateTime, nullable=False
+        ),  # UTC, without a zone: the same in both databases
+        sa.Column("endpoint", sa.String(32), nullable=False),
+        sa.Column("session_id", sa.String(MAX_SESSION_CHARS)),
+        sa.Column("text", sa.Text, nullable=False),
+        sa.Column("intent", sa.String(MAX_INTENT_CHARS), nullable=False),  # the classifier's top intent
+        sa.Column("confidence", sa.Float, nullable=False),
+        sa.Column("ranking", sa.Text, nullable=False),  # JSON [[intent, confidence], ...], best first
+        sa.Column("fallback", sa.Boolean, nullable=False),
+        sa.Column(
+            "answer_intent", sa.String(MAX_INTENT_CHARS), nullable=False
+        ),  # "fallback" when it fell back
+        sa.Column("model", sa.String(64), nullable=False),  # the bundle's fingerprint
+        sa.Column("latency_ms", sa.Float, nullable=False),
+        sa.Column("review", sa.String(MAX_INTENT_CHARS + 16)),  # None until a reviewer decides
+        sa.Column("reviewed_at", sa.DateTime),
         sa.Index("chatbot_messages_created_at", "created_at"),
-    )
-    version_1.create(connection)
+    ]
 
 
-def _add_review_groups(connection: Connection) -> None:
-    column = messages.c.group_id.type.compile(dialect=connection.dialect)
-    connection.execute(sa.text(f"ALTER TABLE {messages.name} ADD COLUMN group_id {column}"))
-    sa.Index("chatbot_messages_group_id", messages.c.group_id).create(connection)
+# Each step takes the schema from version i to i + 1, and the tables the queries use are these
+# steps replayed (declare_schema), so a fresh database and an upgraded one end the same. Append,
+# never edit: databases out there hold the earlier steps. A step's columns are written out in it,
+# never taken from the live tables, which later steps change.
+MIGRATIONS: tuple[MigrationStep, ...] = (
+    CreateTable("chatbot_messages", _messages_v1),
+    # Version 2: each message's review group, given when it is stored (see ConversationStore.insert).
+    AddColumn(
+        "chatbot_messages",
+        lambda: sa.Column("group_id", sa.BigInteger().with_variant(sa.Integer, "sqlite")),
+        index="chatbot_messages_group_id",
+    ),
+)
 
 
-# Each step takes the schema from version i to i + 1. Append, never edit: databases out there hold
-# the earlier steps. A later step changes the Table above too, and alters the table here.
-MIGRATIONS: tuple[Callable[[Connection], None], ...] = (_create_messages, _add_review_groups)
+def declare_schema(steps: Sequence[MigrationStep]) -> sa.MetaData:
+    """Return the tables as the steps leave them, with the schema's version table."""
+    schema = sa.MetaData()
+    sa.Table(SCHEMA_VERSION_TABLE, schema, sa.Column("version", sa.Integer, nullable=False))
+    for step in steps:
+        step.declare(schema)
+    return schema
+
+
+def migrate(connection: Connection, steps: Sequence[MigrationStep]) -> int:
+    """Apply the steps a database lacks, in the caller's transaction, and return its new version."""
+    schema_version = declare_schema(()).tables[SCHEMA_VERSION_TABLE]
+    schema_version.create(connection, checkfirst=True)
+    version = connection.execute(sa.select(schema_version.c.version)).scalar()
+    if version is None:
+        connection.execute(schema_version.insert().values(version=0))
+        version = 0
+    for step in steps[version:]:
+        step.apply(connection)
+    if version < len(steps):
+        connection.execute(schema_version.update().values(version=len(steps)))
+    return max(version, len(steps))
+
+
+_schema = declare_schema(MIGRATIONS)
+messages = _schema.tables["chatbot_messages"]
+schema_version = _schema.tables[SCHEMA_VERSION_TABLE]
 
 
 def storable(row: dict[str, Any]) -> dict[str, Any]:
@@ -191,17 +263,9 @@ class ConversationStore:
         with self._migration_lock(), self.engine.begin() as connection:
             if not self.is_sqlite:
                 connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_MIGRATION_LOCK)))
-            schema_version.create(connection, checkfirst=True)
-            version = connection.execute(sa.select(schema_version.c.version)).scalar()
-            if version is None:
-                connection.execute(schema_version.insert().values(version=0))
-                version = 0
-            for step in MIGRATIONS[version:]:
-                step(connection)
-            if version < len(MIGRATIONS):
-                connection.execute(schema_version.update().values(version=len(MIGRATIONS)))
+            version = migrate(connection, MIGRATIONS)
         self.migrated = True
-        return len(MIGRATIONS)
+        return version
 
     @contextlib.contextmanager
     def _migration_lock(self) -> Iterator[None]:

@@ -55,6 +55,16 @@ def fold_accents(text: str) -> str:
     return unicodedata.normalize("NFC", _LATIN_ACCENTS.sub("", unicodedata.normalize("NFD", text)))
 
 
+def fold(text: str) -> str:
+    """Fold compatibility forms, case and the accents of Latin letters: "Crème" -> "creme".
+
+    The one folding rule for matching typed text case- and accent-insensitively (entity lookups
+    use it): the marks of other scripts (Devanagari vowel signs, Thai tone marks) are part of the
+    word and stay.
+    """
+    return fold_accents(normalize(text))
+
+
 def tokenize(text: str, language: str = DEFAULT_LANGUAGE) -> list[str]:
     """Split text into stemmed, lower-case word tokens, dropping punctuation."""
     return [stem(word, language) for word in words(text, language)]

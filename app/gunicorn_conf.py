@@ -1,5 +1,8 @@
 """gunicorn settings; the values that vary per deployment come from the environment (app/config.py).
 
+They ship inside the package, so `chatbot serve` finds them in an installed wheel as in a checkout;
+gunicorn reads them by path (``--config app/gunicorn_conf.py``), before anything imports the app.
+
 The hooks at the end make a preloaded app reloadable (SIGHUP loads the new model in the master
 before fresh workers are forked) and keep Prometheus' per-worker files in order.
 """
@@ -30,7 +33,7 @@ _METRICS_OWNER = "_CHATBOT_METRICS_MASTER"  # the master pid that prepared the m
 def _server_settings() -> dict:
     """Read the settings with app/config.py alone: importing the app package here would load
     Flask, numpy and NLTK before gunicorn has even chosen which application to serve."""
-    path = Path(__file__).resolve().parent / "app" / "config.py"
+    path = Path(__file__).resolve().parent / "config.py"
     spec = importlib.util.spec_from_file_location("_chatbot_settings", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
