@@ -121,7 +121,7 @@ def test_a_version_1_log_is_upgraded_and_its_messages_grouped(tmp_path: Path) ->
     url = f"sqlite:///{tmp_path / 'v1.sqlite3'}"
     old = ConversationStore(url)
     with old.engine.begin() as connection:  # what the first release created, and one row in it
-        MIGRATIONS[0](connection)
+        MIGRATIONS[0].apply(connection)
         schema_version.create(connection)
         connection.execute(schema_version.insert().values(version=1))
         columns = {key: value for key, value in message("hello there", fallback=True).items()}
