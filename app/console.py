@@ -136,7 +136,9 @@ def customer_events(session_id: str) -> Response:
     """
     inbox = _inbox()
     topic = session_topic(payload.session_id(session_id))
-    cursor = request.headers.get("Last-Event-ID") or _redis(lambda: inbox.cursor(topic))
+    # The browser sends Last-Event-ID when it reconnects; the widget passes ?cursor= after a reload.
+    given = request.headers.get("Last-Event-ID") or request.args.get("cursor")
+    cursor = given or _redis(lambda: inbox.cursor(topic))
     if not _listeners.acquire(blocking=False):
         raise ApiError(503, "too_many_listeners", "too many live connections: try again shortly")
 
@@ -147,8 +149,10 @@ def customer_events(session_id: str) -> Response:
             while time.monotonic() < ends:
                 try:
                     events, cursor = inbox.wait(topic, cursor, HEARTBEAT_SECONDS)
-                except (redis.RedisError, ValueError):
-                    return  # the browser reconnects; a bad cursor starts it from now
+                except ValueError:  # a cursor of another store (a server switched to Redis): from now
+                    cursor, events = inbox.cursor(topic), []
+                except redis.RedisError:
+                    return  # the browser reconnects in a second
                 for event_id, event in events:
                     yield f"id: {event_id}\ndata: {json.dumps(event)}\n\n"
                 if not events:
