@@ -45,15 +45,15 @@ _listeners = threading.BoundedSemaphore(MAX_LISTENERS)
 
 
 def init_app(app: Flask) -> None:
-    """Serve the console and the customers' event streams when an admin token is set."""
-    if "inbox" in app.extensions:
-        app.register_blueprint(bp)
-        app.register_blueprint(events_bp)
+    """Serve the console and the customers' event streams (404 until an admin token is set)."""
+    app.register_blueprint(bp)
+    app.register_blueprint(events_bp)
 
 
 @bp.before_request
 def guard() -> tuple[Response, int] | None:
     """The page loads without credentials (it holds no data); the JSON calls need the token."""
+    _inbox()
     return None if request.endpoint == "console.page" else require_token()
 
 
@@ -179,7 +179,7 @@ def _listen(inbox: Inbox, topic: str, cursor: str, timeout: float) -> tuple[list
 
 def _inbox() -> Inbox:
     inbox = current_inbox()
-    if inbox is None:  # pragma: no cover - the blueprints are registered only with an inbox
+    if inbox is None:
         raise ApiError(404, "not_found", "the operator console is off: set CHATBOT_ADMIN_TOKEN")
     return inbox
 

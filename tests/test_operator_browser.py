@@ -50,7 +50,9 @@ def sign_in(console: Page, server: Server, name: str) -> None:
     expect(console.locator("#console-status")).to_have_text(f"Signed in as {name}.")
 
 
-def operator_round_trip(customer_page: Page, customer_server: Server, console: Page, console_server: Server) -> None:
+def operator_round_trip(
+    customer_page: Page, customer_server: Server, console: Page, console_server: Server
+) -> None:
     """The whole story: hand over, the console sees it, claims, replies, gives back, the bot answers."""
     sign_in(console, console_server, "Alice")
     expect(console.locator("#console-empty")).to_be_visible()

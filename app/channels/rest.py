@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Flask, Response, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify
 
 from app.channels import channel_session
 from app.errors import ApiError
@@ -25,9 +25,15 @@ MAX_SENDER_CHARS = 256
 
 
 def init_app(app: Flask) -> None:
-    """Serve the channel unless CHATBOT_REST_CHANNEL=off."""
-    if app.config["REST_CHANNEL"]:
-        app.register_blueprint(bp)
+    """Serve the channel; it answers 404 when CHATBOT_REST_CHANNEL=off."""
+    app.register_blueprint(bp)
+
+
+@bp.before_request
+def require_on() -> None:
+    """Answer 404 while the channel is off, as for a route that does not exist."""
+    if not current_app.config["REST_CHANNEL"]:
+        raise ApiError(404, "not_found", "the REST channel is off: CHATBOT_REST_CHANNEL=off")
 
 
 @bp.get("/")

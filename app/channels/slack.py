@@ -55,13 +55,24 @@ class Slack:
 
 
 def init_app(app: Flask, sends: Counter) -> None:
-    """Serve the endpoint when both the signing secret and the bot token are set."""
+    """Register the endpoint; it answers 404 until the signing secret and the bot token are set."""
+    app.register_blueprint(bp)
     if app.config["SLACK_SIGNING_SECRET"] is None or app.config["SLACK_BOT_TOKEN"] is None:
         return
     hide_in_logs([app.config["SLACK_SIGNING_SECRET"], app.config["SLACK_BOT_TOKEN"]])
     slack = app.extensions["slack"] = Slack(app, sends)
     register_delivery(app, CHANNEL, slack.deliver)
-    app.register_blueprint(bp)
+
+
+@bp.before_request
+def require_on() -> None:
+    """Answer 404 while the channel is off, as for a route that does not exist."""
+    if CHANNEL not in current_app.extensions:
+        raise ApiError(
+            404,
+            "not_found",
+            "the Slack channel is off: set CHATBOT_SLACK_SIGNING_SECRET and CHATBOT_SLACK_BOT_TOKEN",
+        )
 
 
 @bp.post("/events")

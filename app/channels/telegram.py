@@ -45,13 +45,24 @@ class Telegram:
 
 
 def init_app(app: Flask, sends: Counter) -> None:
-    """Serve the webhook when both the bot's token and the webhook's secret are set."""
+    """Register the webhook; it answers 404 until the bot's token and the webhook's secret are set."""
+    app.register_blueprint(bp)
     if app.config["TELEGRAM_TOKEN"] is None or app.config["TELEGRAM_SECRET"] is None:
         return
     hide_in_logs([app.config["TELEGRAM_TOKEN"], app.config["TELEGRAM_SECRET"]])
     telegram = app.extensions["telegram"] = Telegram(app, sends)
     register_delivery(app, CHANNEL, telegram.deliver)
-    app.register_blueprint(bp)
+
+
+@bp.before_request
+def require_on() -> None:
+    """Answer 404 while the channel is off, as for a route that does not exist."""
+    if CHANNEL not in current_app.extensions:
+        raise ApiError(
+            404,
+            "not_found",
+            "the Telegram channel is off: set CHATBOT_TELEGRAM_TOKEN and CHATBOT_TELEGRAM_SECRET",
+        )
 
 
 @bp.post("")
