@@ -148,9 +148,10 @@ def customer_events(session_id: str) -> Response:
             ends = time.monotonic() + STREAM_SECONDS
             while time.monotonic() < ends:
                 try:
-                    events, cursor = inbox.wait(topic, cursor, HEARTBEAT_SECONDS)
-                except ValueError:  # a cursor of another store (a server switched to Redis): from now
-                    cursor, events = inbox.cursor(topic), []
+                    try:
+                        events, cursor = inbox.wait(topic, cursor, HEARTBEAT_SECONDS)
+                    except ValueError:  # a cursor of another store (the server moved to Redis): from now
+                        cursor, events = inbox.cursor(topic), []
                 except redis.RedisError:
                     return  # the browser reconnects in a second
                 for event_id, event in events:

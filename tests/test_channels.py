@@ -337,3 +337,23 @@ def test_slack_ignores_its_own_messages_and_answers_a_retried_event_once(tiny_bu
 def test_slack_off_without_its_secrets(tiny_bundle) -> None:
     client = make_app(tiny_bundle).test_client()
     assert post_slack(client, slack_body("Ev1", "hello")).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CHATBOT_TELEGRAM_SECRET", "short"),
+        ("CHATBOT_TELEGRAM_SECRET", "has spaces in it 0123456789"),
+        ("CHATBOT_TELEGRAM_TOKEN", "tiny"),
+        ("CHATBOT_SLACK_SIGNING_SECRET", "with space 0123"),
+        ("CHATBOT_SLACK_API_URL", "ftp://slack.example"),
+        ("CHATBOT_REST_CHANNEL", "maybe"),
+    ],
+)
+def test_bad_channel_settings_stop_the_start_without_showing_secrets(name: str, value: str) -> None:
+    from app.config import app_settings
+
+    with pytest.raises(ValueError, match=name) as caught:
+        app_settings({name: value})
+    if "SECRET" in name or "TOKEN" in name:
+        assert value not in str(caught.value)
