@@ -38,8 +38,8 @@ events_bp = Blueprint("customer_events", __name__)
 
 PAGE_TITLE = "Operator console"
 WAIT_SECONDS = 20.0  # one long poll of the console; the page asks again at once
-STREAM_SECONDS = 55.0  # one SSE response; the browser reconnects with Last-Event-ID
-HEARTBEAT_SECONDS = 15.0  # a comment line on a quiet stream keeps proxies from closing it
+STREAM_SECONDS = 30.0  # one SSE response; the browser reconnects with Last-Event-ID
+HEARTBEAT_SECONDS = 10.0  # a comment line on a quiet stream keeps proxies from closing it
 OPERATOR_PATTERN = re.compile(r"[\w .'-]{1,64}")
 _listeners = threading.BoundedSemaphore(MAX_LISTENERS)
 

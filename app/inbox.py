@@ -217,6 +217,8 @@ class MemoryInbox:
         after = _sequence_of(cursor)
         deadline = time.monotonic() + timeout
         with self._changed:
+            if after > self._sequence:  # a cursor from before this process started: from now on
+                after = self._sequence
             while True:
                 events = [
                     (str(number), event) for number, event in self._topics.get(topic, ()) if number > after

@@ -186,3 +186,12 @@ def test_operator_replies_reach_rest_and_telegram_customers(tiny_bundle) -> None
         "Alice on Telegram.",
     ]
     assert {body["chat_id"] for _, body, _ in api.received} == {77}
+
+
+def test_a_cursor_from_before_a_restart_starts_from_now() -> None:
+    from app.inbox import MemoryInbox
+
+    inbox = MemoryInbox()
+    threading.Timer(0.1, lambda: inbox.publish("session:s1", {"type": "reply", "text": "hi"})).start()
+    events, cursor = inbox.wait("session:s1", "500", timeout=2.0)
+    assert (events, cursor) == ([("1", {"type": "reply", "text": "hi"})], "1")

@@ -407,7 +407,7 @@
     }
 
     // While a person has the conversation, their replies arrive as Server-Sent Events; the server
-    // ends each stream after a minute and the browser reconnects, resuming after the last event.
+    // ends each stream after 30 s and the browser reconnects, resuming after the last event.
     function listen() {
       if (listener || !state.sessionId || typeof EventSource === "undefined") {
         return;
