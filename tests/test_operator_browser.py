@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.support import RedisServer, Server, with_slots
+from tests.support import RedisServer, Server, record_figures, with_slots
 from tests.test_browser import DESKTOP, browser, playwright, send, texts, wait_for_answers  # noqa: F401
 
 pytestmark = pytest.mark.slow
@@ -51,7 +51,7 @@ def sign_in(console: Page, server: Server, name: str) -> None:
 
 
 def operator_round_trip(
-    customer_page: Page, customer_server: Server, console: Page, console_server: Server
+    customer_page: Page, customer_server: Server, console: Page, console_server: Server, figures: str
 ) -> None:
     """The whole story: hand over, the console sees it, claims, replies, gives back, the bot answers."""
     sign_in(console, console_server, "Alice")
@@ -77,6 +77,7 @@ def operator_round_trip(
     started = time.monotonic()
     expect(customer_page.locator(".cb-log .cb-row-bot .cb-bubble").last).to_contain_text(REPLY, timeout=5_000)
     reached_in = time.monotonic() - started
+    record_figures(figures, {"operator_reply_reached_the_widget_in_s": round(reached_in, 3)})
     assert reached_in < 1.0, f"the reply took {reached_in:.2f} s to reach the widget"
     expect(console.locator("#console-transcript")).to_contain_text("Alice")
 
@@ -89,7 +90,9 @@ def operator_round_trip(
 
 def test_operator_answers_a_customer_in_one_process(browser: Browser, contexts, serve, handoff_model) -> None:  # noqa: F811
     server = serve(handoff_model, {"CHATBOT_ADMIN_TOKEN": ADMIN_TOKEN})
-    operator_round_trip(new_page(browser, contexts), server, new_page(browser, contexts), server)
+    operator_round_trip(
+        new_page(browser, contexts), server, new_page(browser, contexts), server, "operator_reply_one_process"
+    )
 
 
 def test_operator_on_one_replica_answers_a_customer_on_another(
@@ -104,7 +107,11 @@ def test_operator_on_one_replica_answers_a_customer_on_another(
         env = {"CHATBOT_ADMIN_TOKEN": ADMIN_TOKEN, "REDIS_URL": redis_server.url, "WEB_CONCURRENCY": "2"}
         customer_replica, operator_replica = serve(handoff_model, env), serve(handoff_model, env)
         operator_round_trip(
-            new_page(browser, contexts), customer_replica, new_page(browser, contexts), operator_replica
+            new_page(browser, contexts),
+            customer_replica,
+            new_page(browser, contexts),
+            operator_replica,
+            "operator_reply_across_replicas",
         )
     finally:
         redis_server.stop()
