@@ -195,3 +195,48 @@ def test_a_cursor_from_before_a_restart_starts_from_now() -> None:
     threading.Timer(0.1, lambda: inbox.publish("session:s1", {"type": "reply", "text": "hi"})).start()
     events, cursor = inbox.wait("session:s1", "500", timeout=2.0)
     assert (events, cursor) == ([("1", {"type": "reply", "text": "hi"})], "1")
+
+
+def test_the_redis_inbox_gives_a_conversation_to_one_operator_and_wakes_listeners(tmp_path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.inbox import Conversation, Entry, RedisInbox
+    from app.shared_redis import shared_redis
+    from tests.support import RedisServer
+
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        inbox = RedisInbox(shared_redis(server.url), server.url)
+        now = time.time()
+        inbox.open(Conversation("s1", "telegram", "42", now, now), [Entry("customer", "help", now)])
+        names = [f"operator{index}" for index in range(8)]
+        with ThreadPoolExecutor(len(names)) as pool:
+            holders = {
+                conversation.operator
+                for conversation in pool.map(lambda name: inbox.claim("s1", name), names)
+            }
+        assert len(holders) == 1 and holders <= set(names)  # everyone sees the same single winner
+        cursor = inbox.cursor("session:s1")
+        threading.Timer(0.2, lambda: inbox.publish("session:s1", {"type": "reply", "text": "hi"})).start()
+        started = time.monotonic()
+        events, _ = inbox.wait("session:s1", cursor, timeout=5.0)
+        assert [event for _, event in events] == [{"type": "reply", "text": "hi"}]
+        assert time.monotonic() - started < 1.0
+        assert [entry.text for entry in inbox.get("s1")[1]] == ["help"]
+        inbox.close("s1")
+        assert inbox.get("s1") is None and inbox.open_conversations() == []
+    finally:
+        server.stop()
+
+
+def test_redis_down_the_console_answers_503_and_customers_are_still_answered(tiny_bundle, tmp_path) -> None:
+    from tests.support import RedisServer
+
+    server = RedisServer(tmp_path / "redis").start()
+    client = make_app(tiny_bundle, REDIS_URL=server.url).test_client()
+    chat(client, "bye")
+    assert len(client.get("/admin/inbox/conversations", headers=AUTH).get_json()["conversations"]) == 1
+    server.stop()
+    response = client.get("/admin/inbox/conversations", headers=AUTH)
+    assert response.status_code == 503 and response.get_json()["error"]["code"] == "inbox_unavailable"
+    assert chat(client, "hello", session="s2")["response"] in ("Hello!", "Hi there.")  # no context, no fault
