@@ -26,7 +26,7 @@ from flask import Blueprint, Flask, Response, jsonify, make_response, render_tem
 from app import payload
 from app.admin import require_token
 from app.errors import ApiError
-from app.handoff import current_inbox, operator_wrote
+from app.handoff import closed, current_inbox, operator_wrote
 from app.inbox import INBOX_TOPIC, MAX_LISTENERS, Conversation, Inbox, session_topic
 from app.log_writer import log_operator_reply
 from app.payload import field, message_text, read_json_object
@@ -115,7 +115,12 @@ def give_back(session_id: str) -> Response:
     found = _redis(lambda: inbox.get(payload.session_id(session_id)))
     if found is not None and found[0].operator not in (None, operator):
         raise ApiError(409, "claimed", f"{found[0].operator} has this conversation")
-    release(session_id)
+    try:
+        release(session_id)
+    except ApiError as exc:
+        if exc.status != 409 or found is None:
+            raise
+        closed(session_id)  # the session expired while it waited: only the inbox still held it
     return jsonify(session_id=session_id, status="released")
 
 

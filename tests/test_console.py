@@ -240,3 +240,13 @@ def test_redis_down_the_console_answers_503_and_customers_are_still_answered(tin
     response = client.get("/admin/inbox/conversations", headers=AUTH)
     assert response.status_code == 503 and response.get_json()["error"]["code"] == "inbox_unavailable"
     assert chat(client, "hello", session="s2")["response"] in ("Hello!", "Hi there.")  # no context, no fault
+
+
+def test_giving_back_a_conversation_whose_session_expired_clears_the_inbox(tiny_bundle) -> None:
+    app = make_app(tiny_bundle)
+    client = app.test_client()
+    chat(client, "bye")
+    app.extensions["chatbot"].sessions.clear("s1")  # as when CHATBOT_SESSION_TTL passes
+    assert act(client, "s1", "release", "alice").status_code == 200
+    assert client.get("/admin/inbox/conversations", headers=AUTH).get_json()["conversations"] == []
+    assert act(client, "s1", "release", "alice").status_code == 409  # nothing left to give back
