@@ -357,3 +357,14 @@ def test_bad_channel_settings_stop_the_start_without_showing_secrets(name: str, 
         app_settings({name: value})
     if "SECRET" in name or "TOKEN" in name:
         assert value not in str(caught.value)
+
+
+def test_the_breakers_log_line_never_shows_the_telegram_token(tiny_bundle, caplog) -> None:
+    from app.actions import CircuitBreaker
+
+    make_app(tiny_bundle, **platform_config("http://127.0.0.1:9"))  # registers the secrets to hide
+    breaker = CircuitBreaker(failures=1)
+    with caplog.at_level(logging.WARNING, logger="app.actions"):
+        breaker.record(f"http://127.0.0.1:9/bot{TELEGRAM_TOKEN}/sendMessage", success=False)
+    (record,) = caplog.records
+    assert TELEGRAM_TOKEN not in record.getMessage() and "<hidden>" in record.getMessage()
