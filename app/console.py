@@ -141,6 +141,8 @@ def customer_events(session_id: str) -> Response:
     """
     inbox = _inbox()
     topic = session_topic(payload.session_id(session_id))
+    if _redis(lambda: inbox.get(session_id)) is None:  # nothing to wait for: no stream is held open
+        raise ApiError(404, "not_handed_over", f"session {session_id} is not waiting for a person")
     # The browser sends Last-Event-ID when it reconnects; the widget passes ?cursor= after a reload.
     given = request.headers.get("Last-Event-ID") or request.args.get("cursor")
     cursor = given or _redis(lambda: inbox.cursor(topic))

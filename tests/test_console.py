@@ -250,3 +250,10 @@ def test_giving_back_a_conversation_whose_session_expired_clears_the_inbox(tiny_
     assert act(client, "s1", "release", "alice").status_code == 200
     assert client.get("/admin/inbox/conversations", headers=AUTH).get_json()["conversations"] == []
     assert act(client, "s1", "release", "alice").status_code == 409  # nothing left to give back
+
+
+def test_no_stream_is_held_open_for_a_session_nobody_handed_over(tiny_bundle) -> None:
+    client = make_app(tiny_bundle).test_client()
+    chat(client, "hello")
+    response = client.get("/api/v1/sessions/s1/events")
+    assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_handed_over"
