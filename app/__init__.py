@@ -12,8 +12,11 @@ from flask import Flask
 from app import (
     admin,
     api,
+    channels,
+    console,
     cors,
     errors,
+    handoff,
     health,
     log_writer,
     metrics,
@@ -69,6 +72,9 @@ def create_app(test_config: Mapping[str, Any] | None = None, dialogue: Dialogue 
     app.register_blueprint(health.bp)
     app.register_blueprint(pages.bp)
     openapi.init_app(app)
+    handoff.init_app(app)
+    console.init_app(app)
+    channels.init_app(app)
     return app
 
 

@@ -102,12 +102,17 @@ class WebhookClient:
         self.secret = secret
         self.breaker = breaker or CircuitBreaker()
 
-    def post(self, url: str, event: dict[str, Any], timeout_ms: int) -> bytes:
-        """Send the event and return the reply body; raise WebhookError on any failure."""
+    def post(
+        self, url: str, event: dict[str, Any], timeout_ms: int, headers: dict[str, str] | None = None
+    ) -> bytes:
+        """Send the event and return the reply body; raise WebhookError on any failure.
+
+        ``headers`` adds to the JSON ones (a channel's API wants its token in Authorization).
+        """
         if not self.breaker.allows(url):
             raise WebhookError("circuit_open", f"{url} failed repeatedly; not called during the cooldown")
         body = json.dumps(event).encode()
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        headers = {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})}
         if self.secret is not None:
             headers[SIGNATURE_HEADER] = sign(body, self.secret)
         try:

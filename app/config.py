@@ -66,6 +66,14 @@ def app_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         "ACTION_SECRET": _read(environ, "CHATBOT_ACTION_SECRET", _token, None, secret=True),
         # Told about every handoff, with the transcript; None: handoffs are only marked and counted.
         "HANDOFF_URL": _read(environ, "CHATBOT_HANDOFF_URL", _url, None),
+        # The channels (app/channels/): REST is on unless "off"; Telegram and Slack when their secrets are set.
+        "REST_CHANNEL": _read(environ, "CHATBOT_REST_CHANNEL", _on_off, True),
+        "TELEGRAM_TOKEN": _read(environ, "CHATBOT_TELEGRAM_TOKEN", _secret, None, secret=True),
+        "TELEGRAM_SECRET": _read(environ, "CHATBOT_TELEGRAM_SECRET", _telegram_secret, None, secret=True),
+        "TELEGRAM_API_URL": _read(environ, "CHATBOT_TELEGRAM_API_URL", _url, "https://api.telegram.org"),
+        "SLACK_SIGNING_SECRET": _read(environ, "CHATBOT_SLACK_SIGNING_SECRET", _secret, None, secret=True),
+        "SLACK_BOT_TOKEN": _read(environ, "CHATBOT_SLACK_BOT_TOKEN", _secret, None, secret=True),
+        "SLACK_API_URL": _read(environ, "CHATBOT_SLACK_API_URL", _url, "https://slack.com/api"),
         # Never from FLASK_DEBUG: debug mode would serve tracebacks (create_app refuses it).
         "DEBUG": False,
     }
@@ -146,6 +154,20 @@ def _token(raw: str) -> str:
     # A short bearer token can be guessed; the endpoint it guards swaps the model in production.
     if len(raw) < MIN_TOKEN_CHARS:
         raise ValueError(f"must be at least {MIN_TOKEN_CHARS} characters")
+    return raw
+
+
+def _secret(raw: str) -> str:
+    # Chosen by Telegram or Slack, not by us: only a length that no real one falls short of.
+    if len(raw) < 8 or any(char.isspace() for char in raw):
+        raise ValueError("must be at least 8 characters without spaces")
+    return raw
+
+
+def _telegram_secret(raw: str) -> str:
+    # Telegram's setWebhook accepts 1-256 of A-Z, a-z, 0-9, _ and -; ours must also resist guessing.
+    if not re.fullmatch(r"[A-Za-z0-9_-]{16,256}", raw):
+        raise ValueError("must be 16 to 256 letters, digits, _ or -")
     return raw
 
 

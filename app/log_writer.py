@@ -353,6 +353,25 @@ def log_replies(
     conversation_log.record(answered, texts, replies, request.remote_addr)
 
 
+def log_operator_reply(text: str, session: str, operator: str) -> None:
+    """Queue an operator's reply for the log: intent "operator", answered by "operator:<name>".
+
+    Its confidence is 1, so the review inbox (messages the bot was unsure of) never lists it.
+    """
+    conversation_log = current_app.extensions.get("conversation_log")
+    if conversation_log is None:
+        return
+    answered = Answered(utc_now(), request.path[:32], session, "operator", 0.0)
+    if conversation_log._owner_pid != os.getpid():  # this module's own class: the writer starts once
+        conversation_log._start_writer()
+    if len(conversation_log.buffer) >= conversation_log.capacity:
+        conversation_log.lost_rows.labels("queue_full").inc()
+        return
+    conversation_log.buffer.append(
+        Logged(answered, text, (("operator", 1.0),), False, f"operator:{operator}")
+    )
+
+
 def opted_out(payload: Mapping[str, Any] | None) -> bool:
     """Say whether the client asked not to be logged: the header, or ``"log": false`` in its JSON."""
     if request.headers.get(OPT_OUT_HEADER, "").strip().lower() in {"off", "0", "false", "no"}:

@@ -91,7 +91,8 @@ class Metrics:
         )
         self.handoffs = Counter(
             "chatbot_handoffs",
-            "Conversations handed over to a person (started) and handed back (released).",
+            "Conversations handed over to a person (started), handed back (released), and handoffs "
+            "refused because no one is told about them (unstaffed).",
             ["event"],
             registry=self.registry,
         )
@@ -176,7 +177,7 @@ def observe_action(intent: str, outcome: str) -> None:
 
 
 def observe_handoff(event: str) -> None:
-    """Count a handoff ``started`` or ``released``."""
+    """Count a handoff ``started``, ``released``, ``notify_failed`` or ``unstaffed``."""
     current_app.extensions["metrics"].handoffs.labels(event).inc()
 
 

@@ -16,7 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app.shared_redis import shared_redis
 
-LIMITED_BLUEPRINTS = frozenset({"api", "admin", "review"})
+LIMITED_BLUEPRINTS = frozenset({"api", "admin", "review", "console", "rest_channel"})
 
 
 def init_app(app: Flask) -> None:

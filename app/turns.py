@@ -2,7 +2,8 @@
 
 The core (chatbot.dialogue.turn) decides what to say; this module does the I/O around it: the
 session store, the action's webhook (whose failures become the fallback text, never a 5xx) and the
-operator's handoff hook. While a person has the conversation, the bot stays silent.
+operator's handoff hook and inbox (app/handoff.py). While a person has the conversation, the bot
+stays silent; when nobody could take it over, the bot says so and stays in the conversation.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from flask import current_app
 from app.actions import WebhookError
 from app.bot import current_bot
 from app.errors import ApiError
+from app.handoff import UNSTAFFED_RESPONSE, WEB, Recipient, closed, customer_wrote, hand_over, staffed
 from app.log_writer import log_replies
 from app.metrics import observe_action, observe_handoff, observe_replies
 from app.sessions import SessionState, Turn
@@ -29,16 +31,20 @@ log = logging.getLogger(__name__)
 HANDOFF_INTENT = "handoff"  # the intent recorded for messages a person answers
 
 
-def converse(session_id: str, message: str, payload: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def converse(
+    session_id: str, message: str, payload: Mapping[str, Any] | None = None, recipient: Recipient = WEB
+) -> dict[str, Any]:
     """Answer a message in a session and return the chat reply's JSON fields.
 
-    ``payload`` is the request's JSON, for the conversation log's per-request opt-out.
+    ``payload`` is the request's JSON, for the conversation log's per-request opt-out;
+    ``recipient`` says where the customer talks, for the operators' replies.
     """
     bot = current_bot()
     state = bot.sessions.get(session_id)
     if state.handoff:
         state = state.after(Turn(message, "", HANDOFF_INTENT), state.context)
         notify_operator("message", session_id, state)
+        customer_wrote(session_id, message)
         bot.sessions.save(session_id, state)
         return {"response": "", "intent": None, "fallback": False, "context": state.context} | _extras(
             [], [], state
@@ -49,6 +55,10 @@ def converse(session_id: str, message: str, payload: Mapping[str, Any] | None = 
     response, quick_replies, slots = step.reply.response, list(step.reply.quick_replies), step.slots
     if step.action is not None:
         response, quick_replies, slots = run_action(step, session_id, message)
+    if step.handoff and not staffed():
+        step = dataclasses.replace(step, handoff=False)
+        response, quick_replies = UNSTAFFED_RESPONSE, []
+        observe_handoff("unstaffed")
     state = state.after(
         Turn(message, response, step.reply.intent),
         step.reply.context,
@@ -59,6 +69,7 @@ def converse(session_id: str, message: str, payload: Mapping[str, Any] | None = 
     if step.handoff:
         observe_handoff("started")
         notify_operator("handoff", session_id, state)
+        hand_over(session_id, recipient, state)
     bot.sessions.save(session_id, state)
     reply = step.reply
     intent = {"name": reply.intent, "confidence": round(reply.confidence, 6)}
@@ -137,4 +148,5 @@ def release(session_id: str) -> None:
     if not state.handoff:
         raise ApiError(409, "not_handed_over", f"session {session_id} is not handed over to a person")
     sessions.save(session_id, dataclasses.replace(state, handoff=False, pending=None))
+    closed(session_id)
     observe_handoff("released")

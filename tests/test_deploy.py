@@ -383,8 +383,11 @@ def test_configmap_sets_real_settings_with_valid_values(
 ):
     data = k8s_objects["ConfigMap"]["data"]
     assert set(data) <= setting_names, f"not read by app/config.py: {set(data) - setting_names}"
-    # The admin token and the webhook secret come from Secrets, not the ConfigMap.
-    secrets = {"CHATBOT_ADMIN_TOKEN", "CHATBOT_ACTION_SECRET"}
+    # The admin token, the webhook secret and the channels' secrets come from Secrets, not the ConfigMap.
+    secrets = {"CHATBOT_ADMIN_TOKEN", "CHATBOT_ACTION_SECRET"} | {
+        f"CHATBOT_{name}"
+        for name in ("TELEGRAM_TOKEN", "TELEGRAM_SECRET", "SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN")
+    }
     assert setting_names - NOT_DEPLOYED - {"CHATBOT_THRESHOLD"} - secrets <= set(data)
     assert not secrets & set(data)
     # The values parse: a bad one would stop every pod at start.

@@ -72,7 +72,9 @@ def test_every_operation_documents_its_errors_and_the_rate_limit() -> None:
     for path, operations in spec["paths"].items():
         for method, operation in operations.items():
             statuses = set(operation["responses"])
-            if method == "post":  # the chatbot and admin endpoints: rate limited, with bodies
+            # The chatbot and admin endpoints: rate limited, with bodies. Telegram and Slack call
+            # from a few addresses of their own, so a limit per address would silence every chat.
+            if method == "post" and not path.startswith(("/webhooks/telegram", "/webhooks/slack")):
                 assert "429" in statuses, (method, path)
                 assert "Retry-After" in operation["responses"]["429"]["headers"], (method, path)
             assert any(status.startswith("2") for status in statuses), (method, path)

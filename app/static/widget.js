@@ -99,7 +99,7 @@
   /* ---- state kept in sessionStorage ---- */
 
   function emptyState() {
-    return { sessionId: null, messages: [], quickReplies: [], open: false, handoff: false };
+    return { sessionId: null, messages: [], quickReplies: [], open: false, handoff: false, eventCursor: null };
   }
 
   function isText(value) {
@@ -124,6 +124,7 @@
       quickReplies: Array.isArray(stored.quickReplies) ? stored.quickReplies.filter(isText) : [],
       open: stored.open === true,
       handoff: stored.handoff === true,
+      eventCursor: typeof stored.eventCursor === "string" ? stored.eventCursor : null,
     };
   }
 
@@ -245,6 +246,7 @@
     const state = loadState();
     let busy = false;
     let failed = null; // the text whose sending failed, while its "Try again" button is shown
+    let listener = null; // the EventSource of a handed-over conversation
 
     const root = host.attachShadow({ mode: "open" });
     const stylesheet = el("link", { rel: "stylesheet", href: settings.stylesheet });
@@ -397,6 +399,46 @@
     function renderHandoff() {
       handoffNotice.hidden = !state.handoff;
       subtitle.textContent = phrase(state.handoff ? "handoff_subtitle" : "subtitle");
+      if (state.handoff) {
+        listen();
+      } else {
+        stopListening();
+      }
+    }
+
+    // While a person has the conversation, their replies arrive as Server-Sent Events; the server
+    // ends each stream after 30 s and the browser reconnects, resuming after the last event.
+    function listen() {
+      if (listener || !state.sessionId || typeof EventSource === "undefined") {
+        return;
+      }
+      const after = state.eventCursor ? "?cursor=" + encodeURIComponent(state.eventCursor) : "";
+      listener = new EventSource(
+        settings.botUrl + "/api/v1/sessions/" + encodeURIComponent(state.sessionId) + "/events" + after,
+      );
+      listener.addEventListener("message", (event) => {
+        let data = null;
+        try {
+          data = JSON.parse(event.data);
+        } catch (error) {
+          return; // not ours: ignore it
+        }
+        state.eventCursor = event.lastEventId || state.eventCursor;
+        if (data && data.type === "reply" && isText(data.text)) {
+          addMessage("bot", data.text);
+        } else if (data && data.type === "released") {
+          state.handoff = false;
+          saveState(state);
+          renderHandoff();
+        }
+      });
+    }
+
+    function stopListening() {
+      if (listener) {
+        listener.close();
+        listener = null;
+      }
     }
 
     function addMessage(role, text) {
