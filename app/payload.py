@@ -153,9 +153,14 @@ def _checked_message(value: Any, name: str) -> tuple[str, int]:
     return value, length
 
 
+def is_session_id(value: Any) -> bool:
+    """Say whether a value is a valid session id (the SessionId schema)."""
+    return contract().validators["SessionId"].is_valid(value)
+
+
 def session_id(value: Any) -> str:
     """Check a client's session id against the SessionId schema."""
-    if not contract().validators["SessionId"].is_valid(value):
+    if not is_session_id(value):
         raise ApiError(
             422, "invalid_field", f'"session_id" must be 1-{MAX_SESSION_CHARS} letters, digits or . _ : -'
         )

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.harness import tree_memory_kib
 from bench.machine import describe_machine
+from tests.harness import tree_memory_kib
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "encoder_cost.json"

@@ -30,8 +30,8 @@ from typing import Any
 
 import requests
 
-from bench.harness import Gunicorn
 from chatbot.learning.message_log import ConversationStore, utc_now
+from tests.harness import Gunicorn
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS_PATH = REPO / "bench" / "results" / "reliability" / "review_inbox.json"

@@ -18,9 +18,9 @@ import pytest
 
 from app import create_app
 from app.channels import channel_session
-from bench.harness import ThreadedHTTPServer, wait_until
 from chatbot.classifier.ranker import Ranker
 from chatbot.dialogue.decision import Dialogue
+from tests.harness import ThreadedHTTPServer, wait_until
 from tests.support import ASK_NUMBER, with_slots
 
 ADMIN = "admin-token-0123456789abcdef"

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from bench.harness import wait_until
 from chatbot.learning.message_log import ConversationStore
+from tests.harness import wait_until
 from tests.support import OrderBot, RedisServer, record_figures, with_slots
 from tests.test_channels import (
     SLACK_SECRET,

@@ -12,10 +12,10 @@ import pytest
 
 from app import create_app
 from app.handoff import UNSTAFFED_RESPONSE
-from bench.harness import wait_until
 from chatbot.classifier.ranker import Ranker
 from chatbot.dialogue.decision import Dialogue
 from chatbot.learning.message_log import ConversationStore
+from tests.harness import wait_until
 from tests.support import WebhookServer, with_slots
 from tests.test_channels import PlatformApi, platform_config, post_telegram, rest, telegram_update
 
