@@ -1,0 +1,188 @@
+"""Fit the entity tagger (chatbot/classifier/tagger.py) in Keras on annotated examples.
+
+The model is the numpy tagger's, layer for layer: a word table, a bag of hashed character n-grams
+and shape flags, concatenated, read by a bidirectional LSTM, scored by a dense softmax over BIO
+tags. Training is seeded; its weights are copied out into plain arrays for the bundle.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from chatbot.classifier.tagger import (
+    OUTSIDE,
+    PAD_ID,
+    SHAPE_FEATURES,
+    Tagger,
+    TaggerConfig,
+    token_spans,
+)
+from chatbot.data.annotations import AnnotatedText
+from chatbot.data.entities import fold
+from chatbot.data.intents import Intent
+
+log = logging.getLogger(__name__)
+
+
+def annotated_examples(intents: Sequence[Intent]) -> list[AnnotatedText]:
+    """Return every pattern of the intents with its annotations (plain patterns teach "no entity")."""
+    return [example for intent in intents for example in intent.examples()]
+
+
+def has_annotations(intents: Sequence[Intent]) -> bool:
+    """Say whether any pattern is annotated: only then is a tagger trained."""
+    return any(intent.annotated for intent in intents)
+
+
+def token_labels(example: AnnotatedText) -> tuple[list[str], list[str]]:
+    """Return an example's tokens and BIO labels; a token partly inside a span is left outside it."""
+    spans = token_spans(example.text)
+    labels = [OUTSIDE] * len(spans)
+    for annotation in example.annotations:
+        inside = [
+            index
+            for index, (start, end) in enumerate(spans)
+            if start >= annotation.start and end <= annotation.end
+        ]
+        for position, index in enumerate(inside):
+            labels[index] = f"{'B' if position == 0 else 'I'}-{annotation.entity}"
+    return [example.text[start:end] for start, end in spans], labels
+
+
+def fit_tagger(
+    examples: Sequence[AnnotatedText],
+    config: TaggerConfig | None = None,
+    validation: Sequence[AnnotatedText] = (),
+) -> Tagger:
+    """Train a tagger on annotated examples and return it ready for numpy serving."""
+    import keras  # here, not at import: only training needs Keras
+
+    config = config or TaggerConfig()
+    keras.utils.set_random_seed(config.seed)
+    labelled = [token_labels(example) for example in examples if example.text.strip()]
+    entities = tuple(
+        sorted({annotation.entity for example in examples for annotation in example.annotations})
+    )
+    counts = Counter(token.casefold() for tokens, _ in labelled for token in tokens)
+    words = tuple(sorted(counts, key=lambda word: (-counts[word], word)))
+    draft = Tagger(config, words, entities, {}, {})
+    tag_index = {tag: index for index, tag in enumerate(draft.tags)}
+    model = build_tagger_model(len(words) + 2, len(draft.tags), config)
+    inputs, targets, weights = _arrays(draft, labelled, tag_index)
+    rng = np.random.default_rng(config.seed)
+    fit_inputs = dict(inputs)
+    validation_data = None
+    if validation:
+        held = [token_labels(example) for example in validation]
+        val_inputs, val_targets, val_weights = _arrays(draft, held, tag_index)
+        validation_data = (val_inputs, val_targets, val_weights)
+    # Word dropout: some known words are shown as unknown, so the unknown row learns something.
+    for epoch in range(config.epochs):
+        dropped = (rng.random(inputs["words"].shape) < config.word_dropout) & (inputs["words"] > PAD_ID)
+        fit_inputs["words"] = np.where(dropped, 1, inputs["words"])
+        history = model.fit(
+            fit_inputs,
+            targets,
+            sample_weight=weights,
+            batch_size=config.batch_size,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            shuffle=True,
+            verbose=0,
+            validation_data=validation_data,
+        )
+        log.debug("tagger epoch %d: %s", epoch + 1, {k: round(v[-1], 4) for k, v in history.history.items()})
+    synonyms = {
+        fold(example.text[annotation.start : annotation.end]): annotation.value
+        for example in examples
+        for annotation in example.annotations
+        if annotation.value is not None
+    }
+    return Tagger(config, words, entities, export_weights(model), synonyms)
+
+
+def build_tagger_model(vocabulary_size: int, tag_count: int, config: TaggerConfig):  # returns a keras.Model
+    """Return the Keras tagger: word + n-gram bag + shape -> BiLSTM -> softmax over tags."""
+    import keras
+    from keras import layers, ops
+
+    words = keras.Input(shape=(None,), dtype="int32", name="words")
+    subwords = keras.Input(shape=(None, None), dtype="int32", name="subwords")
+    shapes = keras.Input(shape=(None, SHAPE_FEATURES), name="shapes")
+    mask = ops.not_equal(words, PAD_ID)
+    word_vectors = layers.Embedding(vocabulary_size, config.word_dim, name="word_table")(words)
+    gram_vectors = layers.Embedding(config.subword_buckets, config.subword_dim, name="subword_table")(
+        subwords
+    )
+    gram_mask = ops.expand_dims(ops.cast(ops.not_equal(subwords, PAD_ID), "float32"), -1)
+    # The mean of the token's n-gram vectors (padding rows masked out, as numpy serving does).
+    gram_mean = ops.sum(gram_vectors * gram_mask, axis=2) / ops.maximum(ops.sum(gram_mask, axis=2), 1.0)
+    features = layers.Concatenate()([word_vectors, gram_mean, shapes])
+    features = layers.Dropout(config.dropout)(features)
+    hidden = layers.Bidirectional(layers.LSTM(config.units, return_sequences=True), name="bilstm")(
+        features, mask=mask
+    )
+    hidden = layers.Dropout(config.dropout)(hidden)
+    outputs = layers.Dense(tag_count, activation="softmax", name="tags")(hidden)
+    model = keras.Model([words, subwords, shapes], outputs)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=5.0),
+        loss="sparse_categorical_crossentropy",
+        weighted_metrics=[],
+    )
+    return model
+
+
+def export_weights(model) -> dict[str, np.ndarray]:  # model: a keras.Model
+    """Copy the model's weights out under the names the numpy tagger reads."""
+    word_table = model.get_layer("word_table").get_weights()[0].astype(np.float32)
+    subword_table = model.get_layer("subword_table").get_weights()[0].astype(np.float32)
+    subword_table[PAD_ID] = 0.0  # padding adds nothing in numpy's sum
+    forward = model.get_layer("bilstm").forward_layer.get_weights()
+    backward = model.get_layer("bilstm").backward_layer.get_weights()
+    dense_kernel, dense_bias = model.get_layer("tags").get_weights()
+    return {
+        "word_table": word_table,
+        "subword_table": subword_table,
+        **{
+            f"forward_{name}": values.astype(np.float32)
+            for name, values in zip(LSTM_NAMES, forward, strict=True)
+        },
+        **{
+            f"backward_{name}": values.astype(np.float32)
+            for name, values in zip(LSTM_NAMES, backward, strict=True)
+        },
+        "dense_kernel": dense_kernel.astype(np.float32),
+        "dense_bias": dense_bias.astype(np.float32),
+    }
+
+
+LSTM_NAMES = ("kernel", "recurrent", "bias")
+
+
+def _arrays(
+    draft: Tagger, labelled: list[tuple[list[str], list[str]]], tag_index: dict[str, int]
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Return padded inputs, targets and sample weights (1 for tokens, 0 for padding)."""
+    length = max((len(tokens) for tokens, _ in labelled), default=1) or 1
+    width = draft.config.max_subwords
+    words = np.zeros((len(labelled), length), dtype=np.int32)
+    subwords = np.zeros((len(labelled), length, width), dtype=np.int32)
+    shapes = np.zeros((len(labelled), length, SHAPE_FEATURES), dtype=np.float32)
+    targets = np.zeros((len(labelled), length), dtype=np.int32)
+    weights = np.zeros((len(labelled), length), dtype=np.float32)
+    for row, (tokens, labels) in enumerate(labelled):
+        if not tokens:
+            continue
+        word_ids, gram_ids, flags = draft.features(tokens)
+        count = len(tokens)
+        words[row, :count] = word_ids
+        subwords[row, :count, : gram_ids.shape[1]] = gram_ids[:, :width]
+        shapes[row, :count] = flags
+        targets[row, :count] = [tag_index.get(label, 0) for label in labels]
+        weights[row, :count] = 1.0
+    return {"words": words, "subwords": subwords, "shapes": shapes}, targets, weights
