@@ -11,6 +11,8 @@ of tokens, and this module needs numpy alone: serving never imports Keras.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -208,3 +210,59 @@ def _spans_from_tags(tags: list[str], spans: list[tuple[int, int]]) -> list[tupl
         elif tag.startswith("I-") and found and found[-1][0] == tag[2:]:
             found[-1] = (found[-1][0], found[-1][1], end)
     return found
+
+
+def write_tagger(group: Any, tagger: Tagger) -> None:
+    """Write a tagger into an HDF5 group (the bundle's ``chatbot_tagger``): arrays and one JSON attribute."""
+    group.attrs["tagger"] = json.dumps(
+        {
+            "config": tagger.config.to_dict(),
+            "words": list(tagger.words),
+            "entities": list(tagger.entities),
+            "synonyms": tagger.synonyms,
+        },
+        ensure_ascii=False,
+    )
+    for name, values in tagger.weights.items():
+        group.create_dataset(name, data=values)
+
+
+def read_tagger(group: Any) -> Tagger:
+    """Read a tagger written by ``write_tagger``; raise ValueError when its parts disagree."""
+    meta = json.loads(group.attrs["tagger"])
+    tagger = Tagger(
+        config=TaggerConfig.from_dict(meta["config"]),
+        words=tuple(meta["words"]),
+        entities=tuple(meta["entities"]),
+        weights={name: np.asarray(group[name], dtype=np.float32) for name in WEIGHT_NAMES},
+        synonyms=dict(meta["synonyms"]),
+    )
+    weights = tagger.weights
+    if (
+        weights["word_table"].shape[0] != len(tagger.words) + 2
+        or weights["subword_table"].shape[0] != tagger.config.subword_buckets
+        or weights["dense_kernel"].shape[1] != len(tagger.tags)
+    ):
+        raise ValueError("the entity tagger's weights do not match its words and tags")
+    return tagger
+
+
+def tagger_digest(tagger: Tagger) -> bytes:
+    """Return what identifies a tagger's weights, words and tags: the bundle fingerprint covers it."""
+    digest = hashlib.sha256("\n".join((*tagger.words, "", *tagger.entities)).encode())
+    for name in WEIGHT_NAMES:
+        digest.update(np.ascontiguousarray(tagger.weights[name]).tobytes())
+    return digest.digest()
+
+
+WEIGHT_NAMES = (
+    "word_table",
+    "subword_table",
+    *(
+        f"{direction}_{name}"
+        for direction in ("forward", "backward")
+        for name in ("kernel", "recurrent", "bias")
+    ),
+    "dense_kernel",
+    "dense_bias",
+)

@@ -20,6 +20,7 @@ from chatbot.data.builtin_entities import (
     BuiltinExtractor,
     BuiltinSettings,
     check_timezone,
+    display_value,
 )
 from chatbot.data.entities import NAME_PATTERN, EntityDefinition, EntityExtractor, validate_entities
 from chatbot.errors import IntentsError
@@ -168,6 +169,14 @@ def render(template: str, values: Mapping[str, str]) -> str:
         return template
     # re.sub with a function inserts each value as it is: it is never parsed again.
     return PLACEHOLDER.sub(lambda match: values.get(match.group(1), ""), template)
+
+
+def displayed(values: Mapping[str, str], domain: Domain, language: str) -> Mapping[str, str]:
+    """Return slot values as the bot says them: a date slot spelled out in the bot's language."""
+    if not domain.builtins:
+        return values
+    types = domain.slot_types()
+    return {slot: display_value(types.get(slot, "text"), value, language) for slot, value in values.items()}
 
 
 def slot_updates(

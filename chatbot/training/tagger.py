@@ -7,12 +7,14 @@ tags. Training is seeded; its weights are copied out into plain arrays for the b
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections import Counter
 from collections.abc import Sequence
 
 import numpy as np
 
+from chatbot.classifier.bundle import Bundle
 from chatbot.classifier.tagger import (
     OUTSIDE,
     PAD_ID,
@@ -186,3 +188,12 @@ def _arrays(
         targets[row, :count] = [tag_index.get(label, 0) for label in labels]
         weights[row, :count] = 1.0
     return {"words": words, "subwords": subwords, "shapes": shapes}, targets, weights
+
+
+def with_tagger(bundle: Bundle, intents: Sequence[Intent]) -> Bundle:
+    """Return the bundle with an entity tagger fitted on the intents' annotations (unchanged without any)."""
+    if not has_annotations(intents):
+        return bundle
+    tagger = fit_tagger(annotated_examples(intents))
+    log.info("entity tagger: %d entity types, %d words", len(tagger.entities), len(tagger.words))
+    return dataclasses.replace(bundle, tagger=tagger)
