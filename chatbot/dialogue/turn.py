@@ -74,6 +74,10 @@ def continue_turn(
             quick_replies=waiting.quick_replies,
         )
     elif reply.fallback or intent is None:
+        if waiting is not None and (missing := missing_slots(waiting.require, values)):
+            # An answer the bot cannot read (no date for a date slot): ask the same question again.
+            again = dataclasses.replace(reply, response=render(missing[0].question, shown), quick_replies=())
+            return Step(again, entities, values, waiting.tag)
         return Step(_rendered(reply, shown), entities, values, pending)
     if missing := missing_slots(intent.require, values):
         question = dataclasses.replace(reply, response=render(missing[0].question, shown), quick_replies=())

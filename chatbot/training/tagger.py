@@ -18,6 +18,7 @@ from chatbot.classifier.bundle import Bundle
 from chatbot.classifier.tagger import (
     OUTSIDE,
     PAD_ID,
+    PIECE_DIM,
     SHAPE_FEATURES,
     Tagger,
     TaggerConfig,
@@ -59,6 +60,7 @@ def fit_tagger(
     examples: Sequence[AnnotatedText],
     config: TaggerConfig | None = None,
     validation: Sequence[AnnotatedText] = (),
+    intents: Sequence[str] = (),
 ) -> Tagger:
     """Train a tagger on annotated examples and return it ready for numpy serving."""
     import keras  # here, not at import: only training needs Keras
@@ -73,8 +75,16 @@ def fit_tagger(
     words = tuple(sorted(counts, key=lambda word: (-counts[word], word)))
     draft = Tagger(config, words, entities, {}, {})
     tag_index = {tag: index for index, tag in enumerate(draft.tags)}
-    model = build_tagger_model(len(words) + 2, len(draft.tags), config)
+    intent_labels = sorted(set(intents))
+    with_intents = bool(intents) and config.intent_weight > 0
+    model = build_tagger_model(
+        len(words) + 2, len(draft.tags), config, len(intent_labels) if with_intents else 0
+    )
     inputs, targets, weights = _arrays(draft, labelled, tag_index)
+    if with_intents:
+        intent_ids = np.array([intent_labels.index(intent) for intent in intents])
+        targets = {"tags": targets, "intent": intent_ids}  # type: ignore[assignment]
+        weights = {"tags": weights, "intent": np.ones(len(intent_ids), dtype=np.float32)}  # type: ignore[assignment]
     rng = np.random.default_rng(config.seed)
     fit_inputs = dict(inputs)
     validation_data = None
@@ -104,17 +114,36 @@ def fit_tagger(
         for annotation in example.annotations
         if annotation.value is not None
     }
-    return Tagger(config, words, entities, export_weights(model), synonyms)
+    exported = export_weights(model, config)
+    if config.transition_weight > 0:
+        exported["transitions"] = config.transition_weight * _transition_scores(labelled, draft.tags)
+    return Tagger(config, words, entities, exported, synonyms)
 
 
-def build_tagger_model(vocabulary_size: int, tag_count: int, config: TaggerConfig):  # returns a keras.Model
+def _transition_scores(labelled: list[tuple[list[str], list[str]]], tags: tuple[str, ...]) -> np.ndarray:
+    """Return log P(next tag | previous tag) from the training labels, smoothed; the start row last."""
+    index = {tag: position for position, tag in enumerate(tags)}
+    counts = np.ones((len(tags) + 1, len(tags)), dtype=np.float64)
+    for _, labels in labelled:
+        previous = len(tags)
+        for label in labels:
+            counts[previous, index[label]] += 1
+            previous = index[label]
+    return np.log(counts / counts.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def build_tagger_model(
+    vocabulary_size: int, tag_count: int, config: TaggerConfig, intent_count: int = 0
+):  # returns a keras.Model
     """Return the Keras tagger: word + n-gram bag + shape -> BiLSTM -> softmax over tags."""
     import keras
     from keras import layers, ops
 
     words = keras.Input(shape=(None,), dtype="int32", name="words")
     subwords = keras.Input(shape=(None, None), dtype="int32", name="subwords")
-    shapes = keras.Input(shape=(None, SHAPE_FEATURES), name="shapes")
+    shapes = keras.Input(
+        shape=(None, SHAPE_FEATURES + (PIECE_DIM if config.pretrained_pieces else 0)), name="shapes"
+    )
     mask = ops.not_equal(words, PAD_ID)
     word_vectors = layers.Embedding(vocabulary_size, config.word_dim, name="word_table")(words)
     gram_vectors = layers.Embedding(config.subword_buckets, config.subword_dim, name="subword_table")(
@@ -123,23 +152,44 @@ def build_tagger_model(vocabulary_size: int, tag_count: int, config: TaggerConfi
     gram_mask = ops.expand_dims(ops.cast(ops.not_equal(subwords, PAD_ID), "float32"), -1)
     # The mean of the token's n-gram vectors (padding rows masked out, as numpy serving does).
     gram_mean = ops.sum(gram_vectors * gram_mask, axis=2) / ops.maximum(ops.sum(gram_mask, axis=2), 1.0)
-    features = layers.Concatenate()([word_vectors, gram_mean, shapes])
+    parts = [word_vectors, gram_mean, shapes[:, :, :SHAPE_FEATURES]]
+    if config.pretrained_pieces:
+        parts.append(
+            layers.Dense(config.piece_dim, activation="tanh", name="pieces")(shapes[:, :, SHAPE_FEATURES:])
+        )
+    features = layers.Concatenate()(parts)
     features = layers.Dropout(config.dropout)(features)
     hidden = layers.Bidirectional(layers.LSTM(config.units, return_sequences=True), name="bilstm")(
         features, mask=mask
     )
     hidden = layers.Dropout(config.dropout)(hidden)
     outputs = layers.Dense(tag_count, activation="softmax", name="tags")(hidden)
-    model = keras.Model([words, subwords, shapes], outputs)
+    if not intent_count:
+        model = keras.Model([words, subwords, shapes], outputs)
+        model.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=5.0),
+            loss="sparse_categorical_crossentropy",
+            weighted_metrics=[],
+        )
+        return model
+    # The intent head only shapes what the LSTM learns (entity types follow the intent); not served.
+    pooled = layers.GlobalMaxPooling1D()(
+        hidden + ops.expand_dims((ops.cast(mask, "float32") - 1.0) * 1e4, -1)
+    )
+    intent = layers.Dense(intent_count, activation="softmax", name="intent")(pooled)
+    model = keras.Model([words, subwords, shapes], {"tags": outputs, "intent": intent})
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=5.0),
-        loss="sparse_categorical_crossentropy",
-        weighted_metrics=[],
+        loss={"tags": "sparse_categorical_crossentropy", "intent": "sparse_categorical_crossentropy"},
+        loss_weights={"tags": 1.0, "intent": config.intent_weight},
+        weighted_metrics={"tags": [], "intent": []},
     )
     return model
 
 
-def export_weights(model) -> dict[str, np.ndarray]:  # model: a keras.Model
+def export_weights(
+    model, config: TaggerConfig | None = None
+) -> dict[str, np.ndarray]:  # model: a keras.Model
     """Copy the model's weights out under the names the numpy tagger reads."""
     word_table = model.get_layer("word_table").get_weights()[0].astype(np.float32)
     subword_table = model.get_layer("subword_table").get_weights()[0].astype(np.float32)
@@ -160,7 +210,13 @@ def export_weights(model) -> dict[str, np.ndarray]:  # model: a keras.Model
         },
         "dense_kernel": dense_kernel.astype(np.float32),
         "dense_bias": dense_bias.astype(np.float32),
+        **(_piece_weights(model) if config is not None and config.pretrained_pieces else {}),
     }
+
+
+def _piece_weights(model) -> dict[str, np.ndarray]:  # model: a keras.Model
+    kernel, bias = model.get_layer("pieces").get_weights()
+    return {"piece_kernel": kernel.astype(np.float32), "piece_bias": bias.astype(np.float32)}
 
 
 LSTM_NAMES = ("kernel", "recurrent", "bias")
@@ -174,7 +230,10 @@ def _arrays(
     width = draft.config.max_subwords
     words = np.zeros((len(labelled), length), dtype=np.int32)
     subwords = np.zeros((len(labelled), length, width), dtype=np.int32)
-    shapes = np.zeros((len(labelled), length, SHAPE_FEATURES), dtype=np.float32)
+    shapes = np.zeros(
+        (len(labelled), length, SHAPE_FEATURES + (PIECE_DIM if draft.config.pretrained_pieces else 0)),
+        dtype=np.float32,
+    )
     targets = np.zeros((len(labelled), length), dtype=np.int32)
     weights = np.zeros((len(labelled), length), dtype=np.float32)
     for row, (tokens, labels) in enumerate(labelled):
