@@ -16,7 +16,7 @@ from chatbot.data.annotations import (
 from chatbot.data.intents import Intent, fingerprint_data, validate_intents
 from chatbot.data.slots import Domain
 from chatbot.errors import IntentsError
-from tests.support import TINY_INTENTS
+from tests.support import TINY_INTENTS, run_cli, write_json
 
 PARSED = [
     pytest.param("hello there", "hello there", (), id="plain"),
@@ -136,3 +136,10 @@ def test_an_annotated_entity_needs_no_declaration_to_fill_a_slot() -> None:
     data["slots"] = {"destination": {"entity": "town"}}
     with pytest.raises(IntentsError, match="entity 'town' is not defined"):
         validate_intents(data)
+
+
+def test_validate_names_the_intent_and_phrase_of_a_bad_annotation(tmp_path) -> None:
+    path = write_json(tmp_path / "intents.json", annotated_data("ship to [Berlin(city)"))
+    result = run_cli("validate", "--data", str(path))
+    assert result.returncode == 1  # validate's status for a file with errors
+    assert "intent 2 ('order'): pattern 'ship to [Berlin(city)': unbalanced brackets" in result.stdout

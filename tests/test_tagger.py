@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import random
 import time
 
 import h5py
 import numpy as np
 import pytest
 
+from app import create_app
 from chatbot.classifier.bundle import TAGGER_KEY, Bundle
 from chatbot.classifier.extraction import EntityPipeline
+from chatbot.classifier.ranker import Ranker
 from chatbot.classifier.tagger import Tagger, TaggerConfig, bio_tags, token_spans, viterbi
 from chatbot.data.annotations import parse_annotated
+from chatbot.dialogue.decision import Dialogue
 from chatbot.errors import BundleError
 from chatbot.training.tagger import build_tagger_model, export_weights, fit_tagger, token_labels
+from tests.support import TINY_INTENTS, run_cli, write_json
 
 SMALL = TaggerConfig(
     word_dim=8, subword_dim=8, subword_buckets=500, units=8, epochs=60, batch_size=8, dropout=0.0
@@ -127,3 +133,35 @@ def test_a_long_message_costs_linear_time() -> None:
     ratio = seconds(long_text) / seconds(short_text)
     assert ratio < 30, f"1,000 characters took {ratio:.0f}x 100 characters"  # linear: ~10x
     assert len(token_spans("x" * 1000)) == 1  # one long word is one token with a bounded n-gram bag
+
+
+ANNOTATED_ORDER = [
+    "ship my order to [Berlin](city)",
+    "send it to [Paris](city) please",
+    "deliver my parcel to [Madrid](city)",
+    "my order should go to [NYC](city:New York)",
+    "track my parcel to [Rome](city)",
+]
+
+
+@pytest.mark.slow
+def test_a_trained_bot_answers_with_learned_entities(tmp_path) -> None:
+    """Train through the CLI, serve the bundle, and see the tagger's entities in /api/v1/parse."""
+    data = copy.deepcopy(TINY_INTENTS)
+    data["intents"][2]["patterns"] += ANNOTATED_ORDER
+    data["slots"] = {"destination": {"entity": "city"}}
+    data["intents"][2]["responses"] = ["Shipping to {destination}."]
+    path = write_json(tmp_path / "intents.json", data)
+    model = tmp_path / "model.h5"
+    run_cli("train", "--data", str(path), "--out", str(model), check=True)
+    bundle = Bundle.load(model)
+    assert bundle.tagger is not None and bundle.tagger.entities == ("city",)
+    dialogue = Dialogue(Ranker.from_bundle(bundle), threshold=0.0, rng=random.Random(0))
+    client = create_app({"TESTING": True, "RATE_LIMIT": None}, dialogue=dialogue).test_client()
+    body = client.post("/api/v1/parse", json={"text": "ship my order to NYC"}).get_json()
+    assert body["intent"]["name"] == "order"
+    assert body["entities"] == [
+        {"entity": "city", "value": "New York", "start": 17, "end": 20, "extractor": "tagger"}
+    ]
+    chat = client.post("/api/v1/chat", json={"message": "send it to Berlin please"}).get_json()
+    assert chat["response"] == "Shipping to Berlin."
