@@ -179,7 +179,7 @@ def test_a_long_message_costs_linear_time(shape: str) -> None:
     def seconds(text: str) -> float:
         every.extract(text, NOW)  # warm caches
         best = float("inf")
-        for _ in range(5):
+        for _ in range(15):  # the best of many: other processes only ever add time
             started = time.perf_counter()
             every.extract(text, NOW)
             best = min(best, time.perf_counter() - started)

@@ -35,7 +35,7 @@ def random_tagger(seed: int = 0) -> tuple[Tagger, object]:
 
     keras.utils.set_random_seed(seed)
     model = build_tagger_model(len(WORDS) + 2, len(bio_tags(ENTITIES)), SMALL)
-    return Tagger(SMALL, WORDS, ENTITIES, export_weights(model), {"nyc": "New York"}), model
+    return Tagger(SMALL, WORDS, ENTITIES, export_weights(model, SMALL), {"nyc": "New York"}), model
 
 
 def test_numpy_forward_matches_keras() -> None:
@@ -123,8 +123,8 @@ def test_a_long_message_costs_linear_time() -> None:
     short_text = long_text[:100]
 
     def seconds(text: str) -> float:
-        best = float("inf")
-        for _ in range(5):
+        best = float("inf")  # the best of many: other processes on the machine only ever add time
+        for _ in range(15):
             started = time.perf_counter()
             tagger.extract(text)
             best = min(best, time.perf_counter() - started)
