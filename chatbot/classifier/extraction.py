@@ -32,6 +32,7 @@ class EntityPipeline:
         if (builtin := bundle.domain.builtin_extractor(bundle.config.language)) is not None:
             extractors.append(builtin.extract)
         if bundle.tagger is not None:
+            bundle.tagger.warm_up()
             extractors.append(bundle.tagger.extract)
         return cls(extractors)
 

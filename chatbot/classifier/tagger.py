@@ -156,6 +156,11 @@ class Tagger:
         exp = np.exp(logits)
         return exp / exp.sum(axis=1, keepdims=True)
 
+    def warm_up(self) -> None:
+        """Load the pretrained subword table now, at model load, not on the first message."""
+        if self.config.pretrained_pieces:
+            piece_vectors(["warm"])
+
     def extract(self, text: str, now: datetime | None = None) -> list[Entity]:
         """Return the learned entities in a text, with offsets into it (``now`` is unused)."""
         spans = token_spans(text)
