@@ -30,6 +30,7 @@ class EntityPipeline:
             declared = bundle.domain.extractor()
             extractors.append(lambda text, now: declared.extract(text))
         if (builtin := bundle.domain.builtin_extractor(bundle.config.language)) is not None:
+            builtin.warm_up()
             extractors.append(builtin.extract)
         if bundle.tagger is not None:
             bundle.tagger.warm_up()

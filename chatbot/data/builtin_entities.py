@@ -267,6 +267,17 @@ class BuiltinExtractor:
             re.IGNORECASE,
         )
 
+    def warm_up(self) -> None:
+        """Load dateparser's and phonenumbers' tables now, at model load: seconds, not on a message."""
+        if "date" in self.names:
+            _calendar_date("1 January 2000", self.settings.language, date(2000, 1, 1))
+        if "phone_number" in self.names:
+            import phonenumbers
+
+            region = self.settings.region or "US"  # its tables load per country, on first use
+            example = phonenumbers.example_number(region)
+            self._phones(phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL))
+
     def extract(self, text: str, now: datetime | None = None) -> list[Entity]:
         """Return the built-in entities in a text; where two overlap, the longer one wins."""
         found: list[Entity] = []
