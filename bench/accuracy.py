@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from bench.baseline import baseline_accuracy, fit_baseline
+from bench.entity_accuracy import entity_rows, mtop_entities
 from bench.machine import describe_machine
 from bench.typos import typo_copy
 from chatbot.classifier.bundle import Bundle
@@ -56,7 +57,14 @@ MTOP_LANGUAGES = ("en", "de", "es", "fr", "hi", "th")
 MTOP_VALIDATION_SHARE = 0.2  # of each intent's phrases, at least one
 MTOP_SEED = 0
 UNSEGMENTED = ("th",)  # languages written without spaces between words, whose MTOP text has them
-SECTIONS = ("default_cross_validation", "default_held_out", "clinc_few_shot", "clinc_full", "mtop")
+SECTIONS = (
+    "default_cross_validation",
+    "default_held_out",
+    "clinc_few_shot",
+    "clinc_full",
+    "mtop",
+    "mtop_entities",
+)
 # Table 2 of the paper, test split: (in-scope accuracy, out-of-scope recall) with a threshold.
 PUBLISHED = {
     "FastText": (88.6, 28.3),
@@ -351,7 +359,7 @@ def print_table(results: dict[str, Any]) -> None:
     """Print our figures beside the baseline's and the targets, then the published CLINC150 ones."""
     print("| measure | ours | n-gram baseline, same run | target |")
     print("|---|---|---|---|")
-    for measure, ours, baseline, target in rows(results):
+    for measure, ours, baseline, target in rows(results) + entity_rows(results.get("mtop_entities", {})):
         print(f"| {measure} | {ours} | {baseline} | {target} |")
     if "clinc_full" in results:
         print("\nPublished on the CLINC150 test split (threshold setting): in-scope accuracy / oos recall")
@@ -368,7 +376,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "models" / "clinc150.h5")
     parser.add_argument("--mtop", type=Path, default=ROOT.parent / "shared" / "datasets" / "mtop")
     parser.add_argument(
-        "--only", default="default,few,full,mtop", help="comma-separated: default, few, full, mtop"
+        "--only",
+        default="default,few,full,mtop,entities",
+        help="comma-separated: default, few, full, mtop, entities",
     )
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -385,6 +395,8 @@ def main() -> None:
         results["clinc_full"] = clinc_full(args.clinc, args.out)
     if "mtop" in chosen:
         results["mtop"] = mtop_languages(args.mtop)
+    if "entities" in chosen:  # the learned entity tagger beside a CRF fitted in the same run
+        results["mtop_entities"] = mtop_entities(args.mtop)
     results["machine"] = describe_machine()
     print_table(results)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

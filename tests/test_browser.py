@@ -10,14 +10,17 @@ import functools
 import html
 import shutil
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 from playwright.sync_api import Browser, Page, Route, expect
 
 from chatbot.classifier.config import ModelConfig
+from chatbot.data.builtin_entities import display_value
 from chatbot.data.intents import load_intents, validate_intents
 from tests.browser import bot_bubbles, send, texts, user_bubbles, wait_for_answers
 from tests.harness import ThreadedHTTPServer, free_port
@@ -288,6 +291,33 @@ def test_order_lookup_and_handoff_in_the_widget(page: Page, bot: Server) -> None
     send(page, "Hello")
     assert wait_for_answers(page, 4)[3] in responses_of("greeting")
     expect(notice).to_be_hidden()
+
+
+def slot_question(tag: str) -> str:
+    """Return the question the default bot asks for an intent's first missing slot."""
+    (intent,) = [intent for intent in load_intents(DEFAULT_INTENTS) if intent.tag == tag]
+    return intent.require[0].question
+
+
+def test_delivery_date_and_call_back_number_in_the_widget(page: Page, bot: Server) -> None:
+    page.goto(bot.url + "/")
+    send(page, "I'd like to choose my delivery date")
+    assert wait_for_answers(page, 1)[0] == slot_question("delivery_date")
+    send(page, "whenever")  # no date in it: the bot asks again rather than guessing
+    assert wait_for_answers(page, 2)[1] == slot_question("delivery_date")
+    send(page, "next Friday")
+    zone = ZoneInfo("America/New_York")  # the default bot's time zone: "next Friday" is read there
+    today = datetime.now(zone).date()
+    friday = today + timedelta(days=(4 - today.weekday()) % 7 or 7)
+    said = display_value("date", friday.isoformat(), "en")  # "Friday, 4 December 2026"
+    answer = wait_for_answers(page, 3)[2]
+    assert said in answer, answer
+    send(page, "Please call me back")
+    assert wait_for_answers(page, 4)[3] == slot_question("callback")
+    send(page, "sure, it's (212) 555-0147")
+    assert wait_for_answers(page, 5)[4] in {
+        response.replace("{phone}", "+12125550147") for response in responses_of("callback")
+    }
 
 
 @pytest.mark.parametrize("where", ["chat page", "other site"])

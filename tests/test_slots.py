@@ -120,7 +120,8 @@ def test_default_bot_actions_are_checked_against_the_allowlist() -> None:
 
 def test_default_bot_declares_the_order_number() -> None:
     domain = load_domain(DEFAULT_INTENTS)
-    assert domain.slots == {"order_number": "order_number"}
+    assert domain.slots == {"order_number": "order_number", "delivery_date": "date", "phone": "phone_number"}
+    assert domain.slot_types() == {"order_number": "text", "delivery_date": "date", "phone": "phone_number"}
     assert [entity.value for entity in domain.extractor().extract("where is order 12345")] == ["12345"]
 
 

@@ -14,6 +14,7 @@ architecture by a checksum, so an edit anywhere is caught before anything is ser
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -28,6 +29,7 @@ import numpy as np
 
 from chatbot.classifier.config import ModelConfig
 from chatbot.classifier.ngrams import NgramModel
+from chatbot.classifier.tagger import Tagger, read_tagger, tagger_digest, write_tagger
 from chatbot.classifier.vocab import Vocabulary
 from chatbot.data.intents import Intent, validate_intents
 from chatbot.data.slots import Domain, validate_domain
@@ -40,6 +42,7 @@ CHECKSUM_KEY = "checksum"
 METADATA_KEY = "chatbot_bundle"
 NGRAMS_KEY = "chatbot_ngrams"
 NGRAM_ARRAYS = ("idf", "coef", "intercept")
+TAGGER_KEY = "chatbot_tagger"  # the learned entity tagger (classifier/tagger.py), when trained
 Weights = dict[str, dict[str, np.ndarray]]  # layer name -> weight name -> values, in Keras order
 
 
@@ -62,6 +65,7 @@ class Bundle:
     spelling_words: tuple[str, ...] = ()  # training words, most frequent first: typos of them are corrected
     widget_strings: dict[str, str] = field(default_factory=dict)  # the chat widget's texts (intents.json)
     domain: Domain = field(default_factory=Domain)  # entities and slots; empty in bundles made before them
+    tagger: Tagger | None = None  # the learned entity tagger; None when no pattern is annotated
 
     @cached_property
     def fingerprint(self) -> str:
@@ -83,6 +87,8 @@ class Bundle:
             digest.update("\n".join(self.ngram_model.features).encode())
             for name in NGRAM_ARRAYS:
                 digest.update(np.ascontiguousarray(getattr(self.ngram_model, name)).tobytes())
+        if self.tagger is not None:
+            digest.update(tagger_digest(self.tagger))
         return digest.hexdigest()[:16]
 
     def intents_by_tag(self) -> dict[str, Intent]:
@@ -127,6 +133,8 @@ class Bundle:
             )
             for name in NGRAM_ARRAYS:
                 ngrams.create_dataset(name, data=getattr(self.ngram_model, name))
+        if self.tagger is not None:
+            write_tagger(file.create_group(TAGGER_KEY), self.tagger)
 
     def _write_keras_model(self, file: h5py.File) -> None:
         file.attrs["backend"] = "tensorflow"
@@ -191,7 +199,10 @@ class Bundle:
             _check_metadata(path, metadata, architecture)
             weights = _read_weights(file["model_weights"]) if has_lstm else {}
             ngram_model = _read_ngram_model(file[NGRAMS_KEY]) if NGRAMS_KEY in file else None
+            tagger = read_tagger(file[TAGGER_KEY]) if TAGGER_KEY in file else None
         bundle = cls._from_metadata(path, metadata, architecture, weights, ngram_model)
+        if tagger is not None:
+            bundle = dataclasses.replace(bundle, tagger=tagger)
         return bundle, metadata["fingerprint"]
 
     @classmethod

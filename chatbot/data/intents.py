@@ -14,6 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from chatbot.data.actions import Action, validate_action
+from chatbot.data.annotations import (
+    AnnotatedText,
+    AnnotationError,
+    check_entity_names,
+    has_markup,
+    parse_annotated,
+)
 from chatbot.data.slots import Domain, SlotRequest, check_template, validate_domain, validate_requests
 from chatbot.errors import IntentsError
 from chatbot.text.hidden import find_hidden_character
@@ -54,7 +61,7 @@ KNOWN_KEYS = frozenset(
     | {"require", "action", "handoff"}
 )
 
-OMITTED_WHEN_EMPTY = frozenset({"quick_replies", "require", "handoff"})
+OMITTED_WHEN_EMPTY = frozenset({"quick_replies", "require", "handoff", "annotated"})
 
 
 @dataclass(frozen=True)
@@ -70,15 +77,26 @@ class Intent:
     require: tuple[SlotRequest, ...] = ()  # slots to ask for, in order, before answering
     action: Action | None = None  # a webhook that answers instead of the responses
     handoff: bool = False  # answering hands the conversation over to a person
+    # The patterns as written, with entity annotations; empty when none has any (patterns say it all).
+    annotated: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return the intent as it appears in intents.json."""
         # Absent optional fields stay absent, so adding a field leaves existing data hashes unchanged.
-        return {
+        item = {
             key: value
             for key, value in asdict(self).items()
             if value is not None and not (key in OMITTED_WHEN_EMPTY and not value)
         }
+        if annotated := item.pop("annotated", None):
+            item["patterns"] = annotated  # intents.json's form: the annotations are the source
+        return item
+
+    def examples(self) -> list[AnnotatedText]:
+        """Return the patterns with their entity annotations (none for plain patterns)."""
+        if not self.annotated:
+            return [AnnotatedText(pattern) for pattern in self.patterns]
+        return [parse_annotated(pattern) for pattern in self.annotated]
 
 
 def load_intents(path: str | Path) -> list[Intent]:
@@ -131,7 +149,7 @@ def _validate(raw: Any, source: str) -> tuple[list[Intent], Domain]:
     check_hidden_characters(raw, source)
     validate_language(raw, source)
     validate_widget_strings(raw, source)
-    domain = validate_domain(raw, source)
+    domain = validate_domain(raw, source, learned=_annotated_entities(entries, source))
     intents = [_validate_intent(entry, index, source, domain) for index, entry in enumerate(entries)]
     _check_unique_tags(intents, source)
     _check_context_filters(intents, source)
@@ -193,7 +211,8 @@ def _validate_intent(entry: Any, index: int, source: str, domain: Domain) -> Int
     where = f"{source}: intent {index} ({tag!r})"
     for key in sorted(set(entry) - KNOWN_KEYS):
         log.warning("%s: unknown key %r is ignored", where, key)
-    patterns = _string_list(entry.get("patterns"), f'{where}: "patterns"')
+    annotated = _string_list(entry.get("patterns"), f'{where}: "patterns"')
+    patterns = [_parse_pattern(pattern, where).text for pattern in annotated]
     if not patterns and tag != FALLBACK_TAG:
         raise IntentsError(f'{where}: "patterns" is empty; only "{FALLBACK_TAG}" may have none')
     if "responses" not in entry:
@@ -223,7 +242,33 @@ def _validate_intent(entry: Any, index: int, source: str, domain: Domain) -> Int
         require=require,
         action=action,
         handoff=entry.get("handoff", False),
+        annotated=tuple(annotated) if patterns != annotated else (),
     )
+
+
+def _parse_pattern(pattern: str, where: str) -> AnnotatedText:
+    try:
+        return parse_annotated(pattern)
+    except AnnotationError as exc:
+        raise IntentsError(f"{where}: pattern {pattern!r}: {exc}") from exc
+
+
+def _annotated_entities(entries: list[Any], source: str) -> tuple[str, ...]:
+    """Return the entity names the patterns annotate, checked: they need no other declaration."""
+    first_use: dict[str, str] = {}
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("patterns"), list):
+            continue  # _validate_intent names that fault
+        where = f"{source}: intent {index} ({entry.get('tag')!r})"
+        for pattern in entry["patterns"]:
+            if isinstance(pattern, str) and has_markup(pattern):
+                for annotation in _parse_pattern(pattern, where).annotations:
+                    first_use.setdefault(annotation.entity, f"intent {entry.get('tag')!r}")
+    try:
+        check_entity_names(first_use)
+    except AnnotationError as exc:
+        raise IntentsError(f"{source}: {exc}") from exc
+    return tuple(sorted(first_use))
 
 
 def _string_list(value: Any, where: str) -> list[str]:

@@ -14,6 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from chatbot.data.builtin_entities import (
+    BUILTIN_TYPES,
+    DEFAULT_TIMEZONE,
+    BuiltinExtractor,
+    BuiltinSettings,
+    check_timezone,
+    display_value,
+)
 from chatbot.data.entities import NAME_PATTERN, EntityDefinition, EntityExtractor, validate_entities
 from chatbot.errors import IntentsError
 
@@ -35,12 +43,24 @@ class Domain:
 
     entities: tuple[EntityDefinition, ...] = ()
     slots: Mapping[str, str] = field(default_factory=dict)  # slot name -> the entity that fills it
+    learned: tuple[str, ...] = ()  # entities the tagger learns from annotated patterns
+    builtins: tuple[str, ...] = ()  # built-in entities the bot names (builtin_entities.py)
+    timezone: str = DEFAULT_TIMEZONE  # what relative dates are read in
+    region: str | None = None  # the country of phone numbers written without +country
 
     def to_dict(self) -> dict[str, Any]:
         """Return the domain as it appears in intents.json (top-level ``entities`` and ``slots``)."""
+        # The newer keys only when set, so the data hash of a bot without them is unchanged.
+        optional = {
+            "learned_entities": list(self.learned),
+            "builtin_entities": list(self.builtins),
+            "timezone": self.timezone if self.timezone != DEFAULT_TIMEZONE else None,
+            "region": self.region,
+        }
         return {
             "entities": {definition.name: definition.to_dict() for definition in self.entities},
             "slots": {name: {"entity": entity} for name, entity in self.slots.items()},
+            **{key: value for key, value in optional.items() if value},
         }
 
     @classmethod
@@ -51,18 +71,45 @@ class Domain:
                 EntityDefinition.from_dict(name, spec) for name, spec in raw.get("entities", {}).items()
             ),
             slots={name: spec["entity"] for name, spec in raw.get("slots", {}).items()},
+            learned=tuple(raw.get("learned_entities", ())),
+            builtins=tuple(raw.get("builtin_entities", ())),
+            timezone=raw.get("timezone", DEFAULT_TIMEZONE),
+            region=raw.get("region"),
         )
 
     def extractor(self) -> EntityExtractor:
         """Return an extractor for this domain's entities (compiles every pattern: build it once)."""
         return EntityExtractor(self.entities)
 
+    def builtin_extractor(self, language: str) -> BuiltinExtractor | None:
+        """Return an extractor of the built-in entities the bot names, or None when it names none."""
+        if not self.builtins:
+            return None
+        return BuiltinExtractor(self.builtins, BuiltinSettings(language, self.timezone, self.region))
 
-def validate_domain(raw: Any, source: str = "intents") -> Domain:
-    """Check the top-level ``entities`` and ``slots`` of an intents file and return them."""
+    def slot_types(self) -> dict[str, str]:
+        """Return slot -> type: the built-in entity that fills it ("date", ...), else "text"."""
+        return {slot: entity if entity in self.builtins else "text" for slot, entity in self.slots.items()}
+
+
+def validate_domain(raw: Any, source: str = "intents", learned: tuple[str, ...] = ()) -> Domain:
+    """Check the top-level ``entities`` and ``slots`` of an intents file and return them.
+
+    ``learned`` names the entities annotated in the patterns: they need no other declaration.
+    """
     raw = raw if isinstance(raw, dict) else {}
     entities = validate_entities(raw.get("entities"), source)
-    names = {definition.name for definition in entities}
+    learned = tuple(sorted({*learned, *_names_list(raw, "learned_entities", (), source)}))
+    builtins = _names_list(raw, "builtin_entities", BUILTIN_TYPES, source)
+    timezone = raw.get("timezone", DEFAULT_TIMEZONE)
+    try:
+        check_timezone(timezone if isinstance(timezone, str) else "")
+    except ValueError as exc:
+        raise IntentsError(f'{source}: "timezone": {exc}') from exc
+    region = raw.get("region")
+    if region is not None and not (isinstance(region, str) and re.fullmatch(r"[A-Z]{2}", region)):
+        raise IntentsError(f'{source}: "region" must be a two-letter country code such as "DE"')
+    names = {definition.name for definition in entities} | set(learned) | set(builtins)
     slots = raw.get("slots", {})
     if not isinstance(slots, dict):
         raise IntentsError(f'{source}: "slots" must be an object of slot name -> {{"entity": name}}')
@@ -74,7 +121,20 @@ def validate_domain(raw: Any, source: str = "intents") -> Domain:
             raise IntentsError(f'{where}: expected {{"entity": "<entity name>"}}')
         if spec["entity"] not in names:
             raise IntentsError(f'{where}: entity {spec["entity"]!r} is not defined under "entities"')
-    return Domain(entities, {name: spec["entity"] for name, spec in slots.items()})
+    slot_entities = {name: spec["entity"] for name, spec in slots.items()}
+    return Domain(entities, slot_entities, learned, builtins, timezone, region)
+
+
+def _names_list(raw: dict[str, Any], key: str, allowed: tuple[str, ...], source: str) -> tuple[str, ...]:
+    """Return a list of entity names under ``key``; ``allowed`` limits them when not empty."""
+    names = raw.get(key, [])
+    if not isinstance(names, list) or not all(
+        isinstance(name, str) and NAME_PATTERN.fullmatch(name) for name in names
+    ):
+        raise IntentsError(f'{source}: "{key}" must be a list of entity names')
+    if allowed and (unknown := sorted(set(names) - set(allowed))):
+        raise IntentsError(f'{source}: "{key}": unknown {unknown}; known: {", ".join(allowed)}')
+    return tuple(dict.fromkeys(names))
 
 
 def validate_requests(raw: Any, slots: Mapping[str, str], where: str) -> tuple[SlotRequest, ...]:
@@ -109,6 +169,14 @@ def render(template: str, values: Mapping[str, str]) -> str:
         return template
     # re.sub with a function inserts each value as it is: it is never parsed again.
     return PLACEHOLDER.sub(lambda match: values.get(match.group(1), ""), template)
+
+
+def displayed(values: Mapping[str, str], domain: Domain, language: str) -> Mapping[str, str]:
+    """Return slot values as the bot says them: a date slot spelled out in the bot's language."""
+    if not domain.builtins:
+        return values
+    types = domain.slot_types()
+    return {slot: display_value(types.get(slot, "text"), value, language) for slot, value in values.items()}
 
 
 def slot_updates(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chatbot.classifier.bundle import Bundle
+from chatbot.classifier.extraction import EntityPipeline
 from chatbot.classifier.ranker import Ranker, Ranking
 from chatbot.data.intents import FALLBACK_TAG, Intent
 from chatbot.text.languages import fallback_response
@@ -149,7 +150,7 @@ class Dialogue:
         self.rule = FallbackRule(threshold, engine.bundle.config.unknown_word_penalty)
         self.intents_by_tag = engine.bundle.intents_by_tag()
         self.rng = rng or random.Random()
-        self.extractor = engine.bundle.domain.extractor()  # compiled once per model, swapped with it
+        self.extractor = EntityPipeline.from_bundle(engine.bundle)  # built once per model, swapped with it
 
     @property
     def bundle(self) -> Bundle:

@@ -18,7 +18,7 @@ from typing import Any
 from chatbot.data.actions import Action
 from chatbot.data.entities import Entity
 from chatbot.data.intents import Intent
-from chatbot.data.slots import missing_slots, render, slot_updates
+from chatbot.data.slots import displayed, missing_slots, render, slot_updates
 from chatbot.dialogue.decision import Dialogue, Reply, next_context
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ def continue_turn(
 ) -> Step:
     """Apply entities and slots to the dialogue's reply to a message (see ``take_turn``)."""
     values = slot_updates(entities, dialogue.bundle.domain.slots, slots)
+    shown = displayed(values, dialogue.bundle.domain, dialogue.bundle.config.language)
     intent = dialogue.intents_by_tag.get(reply.intent)
     waiting = dialogue.intents_by_tag.get(pending) if pending else None
     if waiting is not None and _continues(waiting, reply, intent, slots or {}, values):
@@ -82,11 +83,15 @@ def continue_turn(
             quick_replies=waiting.quick_replies,
         )
     elif reply.fallback or intent is None:
-        return Step(_rendered(reply, values), entities, values, pending)
+        if waiting is not None and (missing := missing_slots(waiting.require, values)):
+            # An answer the bot cannot read (no date for a date slot): ask the same question again.
+            again = dataclasses.replace(reply, response=render(missing[0].question, shown), quick_replies=())
+            return Step(again, entities, values, waiting.tag)
+        return Step(_rendered(reply, shown), entities, values, pending)
     if missing := missing_slots(intent.require, values):
-        question = dataclasses.replace(reply, response=render(missing[0].question, values), quick_replies=())
+        question = dataclasses.replace(reply, response=render(missing[0].question, shown), quick_replies=())
         return Step(question, entities, values, intent.tag)
-    return Step(_rendered(reply, values), entities, values, None, intent.action, intent.handoff)
+    return Step(_rendered(reply, shown), entities, values, None, intent.action, intent.handoff)
 
 
 def parse_result(text: str, step: Step) -> dict[str, Any]:

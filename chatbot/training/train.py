@@ -28,6 +28,7 @@ from chatbot.data.slots import Domain
 from chatbot.errors import IntentsError
 from chatbot.text.languages import DEFAULT_LANGUAGE, fallback_response
 from chatbot.text.tokens import stem, words
+from chatbot.training.tagger import with_tagger
 from chatbot.training.threshold import IN_SCOPE_REFUSAL_BUDGET, calibrate_in_scope, load_off_topic
 
 log = logging.getLogger(__name__)
@@ -306,6 +307,7 @@ def train(
     metrics["train_accuracy"] = float(np.mean(predicted == examples.label_ids))
     metrics["epochs"] = float(len(fit_history.get("loss", ())))
     metrics["seconds"] = round(time.perf_counter() - started, 2)
+    bundle = with_tagger(bundle, intents)  # the entity tagger, when patterns are annotated
     return dataclasses.replace(
         bundle,
         metrics=metrics,

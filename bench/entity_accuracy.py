@@ -1,0 +1,241 @@
+"""Measure the learned entity tagger on MTOP beside a CRF yardstick fitted in the same run.
+
+Each language's ``train.entities.json`` is split per intent (80% to fit, 20% to score; seeded);
+both extractors are fitted on the same 80% and scored by exact-span micro F1 (type, start and end
+must all match) on the other 20%. The yardstick is a linear-chain CRF (python-crfsuite) over
+whitespace tokens with BIO tags and window features (word, affixes, shape, two words either side),
+as in the dataset's README. Target: the tagger >= the CRF + 5 points in every language.
+
+    .venv/bin/python -m bench.entity_accuracy [--mtop ../shared/datasets/mtop] [--languages en,de]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from chatbot.classifier.tagger import TaggerConfig
+from chatbot.data.annotations import AnnotatedText, Annotation
+from chatbot.training.tagger import fit_tagger
+
+ROOT = Path(__file__).resolve().parent.parent
+LANGUAGES = ("en", "de", "es", "fr", "hi", "th")
+VALIDATION_SHARE = 0.2
+SEED = 0
+MARGIN = 5.0  # points the tagger must beat the yardstick by
+Span = tuple[str, int, int]
+
+
+def load_examples(path: Path) -> list[tuple[str, AnnotatedText]]:
+    """Return (intent, annotated text) pairs from an MTOP ``train.entities.json``."""
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    return [
+        (
+            item["intent"],
+            AnnotatedText(
+                item["text"],
+                tuple(Annotation(e["entity"], e["start"], e["end"]) for e in item["entities"]),
+            ),
+        )
+        for item in raw["examples"]
+    ]
+
+
+def split_pairs(
+    examples: Sequence[tuple[str, AnnotatedText]], share: float = VALIDATION_SHARE, seed: int = SEED
+) -> tuple[list[tuple[str, AnnotatedText]], list[AnnotatedText]]:
+    """Split per intent: ``share`` of each (at least one when it has two or more) is held out."""
+    rng = np.random.default_rng(seed)
+    by_intent: dict[str, list[AnnotatedText]] = defaultdict(list)
+    for intent, example in examples:
+        by_intent[intent].append(example)
+    train, held = [], []
+    for intent in sorted(by_intent):
+        items = by_intent[intent]
+        order = rng.permutation(len(items))
+        count = max(1, round(share * len(items))) if len(items) > 1 else 0
+        held += [items[i] for i in order[:count]]
+        train += [(intent, items[i]) for i in order[count:]]
+    return train, held
+
+
+def micro_f1(gold: Sequence[set[Span]], predicted: Sequence[set[Span]]) -> dict[str, float]:
+    """Return exact-span micro precision, recall and F1 in percent."""
+    true_positives = sum(len(g & p) for g, p in zip(gold, predicted, strict=True))
+    predicted_count = sum(map(len, predicted))
+    gold_count = sum(map(len, gold))
+    precision = true_positives / predicted_count if predicted_count else 0.0
+    recall = true_positives / gold_count if gold_count else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": 100 * precision, "recall": 100 * recall, "f1": 100 * f1}
+
+
+def gold_spans(example: AnnotatedText) -> set[Span]:
+    """Return an example's annotations as (entity, start, end)."""
+    return {(a.entity, a.start, a.end) for a in example.annotations}
+
+
+# The CRF yardstick: whitespace tokens, BIO, window features.
+def _whitespace_tokens(text: str) -> list[tuple[int, int]]:
+    spans, start = [], None
+    for index, ch in enumerate(text + " "):
+        if ch.isspace():
+            if start is not None:
+                spans.append((start, index))
+                start = None
+        elif start is None:
+            start = index
+    return spans
+
+
+def _word_features(word: str, prefix: str) -> dict[str, Any]:
+    lower = word.lower()
+    return {
+        f"{prefix}w": lower,
+        f"{prefix}p2": lower[:2],
+        f"{prefix}p3": lower[:3],
+        f"{prefix}s2": lower[-2:],
+        f"{prefix}s3": lower[-3:],
+        f"{prefix}title": word.istitle(),
+        f"{prefix}upper": word.isupper(),
+        f"{prefix}digit": word.isdigit(),
+    }
+
+
+def _crf_features(words: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for index in range(len(words)):
+        features: dict[str, Any] = {"bias": 1.0}
+        for offset in (-2, -1, 0, 1, 2):
+            position = index + offset
+            if 0 <= position < len(words):
+                features.update(_word_features(words[position], f"{offset}:"))
+            else:
+                features[f"{offset}:edge"] = True
+        rows.append(features)
+    return rows
+
+
+def _crf_labels(example: AnnotatedText, spans: list[tuple[int, int]]) -> list[str]:
+    labels = ["O"] * len(spans)
+    for annotation in example.annotations:
+        inside = [i for i, (s, e) in enumerate(spans) if s >= annotation.start and e <= annotation.end]
+        for position, index in enumerate(inside):
+            labels[index] = f"{'B' if position == 0 else 'I'}-{annotation.entity}"
+    return labels
+
+
+def _spans_from_bio(labels: list[str], spans: list[tuple[int, int]]) -> set[Span]:
+    found: list[list[Any]] = []
+    for label, (start, end) in zip(labels, spans, strict=True):
+        if label.startswith("B-") or (label.startswith("I-") and (not found or found[-1][0] != label[2:])):
+            found.append([label[2:], start, end])
+        elif label.startswith("I-"):
+            found[-1][2] = end
+        else:
+            found.append(["", 0, 0])  # an O ends the run
+    return {(name, start, end) for name, start, end in found if name}
+
+
+def crf_yardstick(train: Sequence[AnnotatedText], held: Sequence[AnnotatedText]) -> list[set[Span]]:
+    """Fit the CRF on train and return its spans on the held-out examples."""
+    import pycrfsuite  # dev/bench only: requirements-dev.txt
+
+    trainer = pycrfsuite.Trainer(verbose=False)
+    for example in train:
+        spans = _whitespace_tokens(example.text)
+        words = [example.text[s:e] for s, e in spans]
+        trainer.append(_crf_features(words), _crf_labels(example, spans))
+    trainer.set_params({"c1": 0.1, "c2": 0.01, "max_iterations": 200, "feature.possible_transitions": True})
+    model_path = ROOT / "models" / ".crf_yardstick.crfsuite"
+    model_path.parent.mkdir(exist_ok=True)
+    trainer.train(str(model_path))
+    tagger = pycrfsuite.Tagger()
+    tagger.open(str(model_path))
+    predicted = []
+    for example in held:
+        spans = _whitespace_tokens(example.text)
+        predicted.append(
+            _spans_from_bio(tagger.tag(_crf_features([example.text[s:e] for s, e in spans])), spans)
+        )
+    tagger.close()
+    model_path.unlink(missing_ok=True)
+    return predicted
+
+
+def language_result(
+    mtop: Path, language: str, config: TaggerConfig, skip_crf: bool = False
+) -> dict[str, Any]:
+    """Fit and score both extractors on one language."""
+    train_pairs, held = split_pairs(load_examples(mtop / language / "train.entities.json"))
+    train = [example for _, example in train_pairs]
+    gold = [gold_spans(example) for example in held]
+    started = time.perf_counter()
+    crf = micro_f1(gold, crf_yardstick(train, held)) if not skip_crf else {"f1": float("nan")}
+    crf_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    tagger = fit_tagger(train, config, intents=[intent for intent, _ in train_pairs])
+    fit_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    predicted = [{(e.entity, e.start, e.end) for e in tagger.extract(example.text)} for example in held]
+    extract_ms = 1000 * (time.perf_counter() - started) / max(len(held), 1)
+    learned = micro_f1(gold, predicted)
+    return {
+        "train": len(train),
+        "validation": len(held),
+        "entity_types": len(tagger.entities),
+        "crf": crf,
+        "tagger": learned,
+        "margin": learned["f1"] - crf["f1"],
+        "target_met": learned["f1"] >= crf["f1"] + MARGIN,
+        "crf_fit_seconds": crf_seconds,
+        "tagger_fit_seconds": fit_seconds,
+        "tagger_ms_per_message": extract_ms,
+    }
+
+
+def mtop_entities(
+    mtop: Path, languages: Sequence[str] = LANGUAGES, config: TaggerConfig | None = None
+) -> dict[str, Any]:
+    """Return each language's result (the ``mtop_entities`` section of bench/accuracy.py)."""
+    return {language: language_result(mtop, language, config or TaggerConfig()) for language in languages}
+
+
+def entity_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """Return table rows: measure, figure, yardstick, target."""
+    return [
+        (
+            f"MTOP {language} entities, exact-span micro F1 (tagger; {row['validation']} held out)",
+            f"{row['tagger']['f1']:.1f}",
+            f"CRF {row['crf']['f1']:.1f}",
+            f">= {row['crf']['f1'] + MARGIN:.1f} {'met' if row['target_met'] else 'NOT met'}",
+        )
+        for language, row in results.items()
+    ]
+
+
+def main() -> None:
+    """Run the entity section alone and print it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mtop", type=Path, default=ROOT.parent / "shared" / "datasets" / "mtop")
+    parser.add_argument("--languages", default=",".join(LANGUAGES))
+    parser.add_argument("--skip-crf", action="store_true", help="tuning runs: the tagger alone")
+    parser.add_argument(
+        "--config", default="{}", help="JSON overrides of TaggerConfig (tuning on the splits)"
+    )
+    args = parser.parse_args()
+    config = TaggerConfig.from_dict({**TaggerConfig().to_dict(), **json.loads(args.config)})
+    for language in args.languages.split(","):
+        result = language_result(args.mtop, language, config, args.skip_crf)
+        print(language, json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

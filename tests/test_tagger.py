@@ -1,0 +1,171 @@
+"""The learned entity tagger: numpy serving matches Keras, BIO decoding is valid, the bundle keeps it."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import random
+import time
+
+import h5py
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits
+
+from app import create_app
+from chatbot.classifier.bundle import TAGGER_KEY, Bundle
+from chatbot.classifier.extraction import EntityPipeline
+from chatbot.classifier.ranker import Ranker
+from chatbot.classifier.tagger import Tagger, TaggerConfig, bio_tags, token_spans, viterbi
+from chatbot.data.annotations import parse_annotated
+from chatbot.dialogue.decision import Dialogue
+from chatbot.errors import BundleError
+from chatbot.training.tagger import build_tagger_model, export_weights, fit_tagger, token_labels
+from tests.support import TINY_INTENTS, run_cli, write_json
+
+SMALL = TaggerConfig(
+    word_dim=8, subword_dim=8, subword_buckets=500, units=8, epochs=60, batch_size=8, dropout=0.0
+)
+WORDS = ("ship", "to", "berlin", "paris", "tomorrow")
+ENTITIES = ("city", "when")
+
+
+def random_tagger(seed: int = 0) -> tuple[Tagger, object]:
+    """Return a tagger with a freshly initialised Keras model's weights, and that model."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = build_tagger_model(len(WORDS) + 2, len(bio_tags(ENTITIES)), SMALL)
+    return Tagger(SMALL, WORDS, ENTITIES, export_weights(model, SMALL), {"nyc": "New York"}), model
+
+
+def test_numpy_forward_matches_keras() -> None:
+    tagger, model = random_tagger()
+    tokens = ["Ship", "it", "to", "Berlin", "tomorrow", "!"]
+    word_ids, subwords, shapes = tagger.features(tokens)
+    expected = model.predict(
+        {"words": word_ids[None], "subwords": subwords[None], "shapes": shapes[None]}, verbose=0
+    )[0]
+    np.testing.assert_allclose(tagger.tag_probabilities(tokens), expected, atol=1e-5)
+
+
+def test_decoding_never_starts_an_entity_inside() -> None:
+    tags = bio_tags(("city",))  # O, B-city, I-city
+    allowed = Tagger(SMALL, (), ("city",), {}, {})._allowed  # type: ignore[attr-defined]
+    # Alone, the middle token prefers I-city after O: an invalid sequence the decoder must avoid.
+    probabilities = np.array([[0.9, 0.05, 0.05], [0.1, 0.3, 0.6], [0.9, 0.05, 0.05]])
+    path = [tags[index] for index in viterbi(np.log(probabilities), allowed)]
+    assert path == ["O", "B-city", "O"]
+    assert [tags[i] for i in viterbi(np.log(np.array([[0.1, 0.2, 0.7]])), allowed)] == ["B-city"]
+
+
+def test_token_labels_follow_the_annotations() -> None:
+    tokens, labels = token_labels(parse_annotated("ship to [San Francisco](city), [tomorrow](when)!"))
+    assert tokens == ["ship", "to", "San", "Francisco", ",", "tomorrow", "!"]
+    assert labels == ["O", "O", "B-city", "I-city", "O", "B-when", "O"]
+
+
+TRAINING = [
+    "ship it to [Berlin](city)",
+    "send my parcel to [Paris](city) please",
+    "deliver to [Madrid](city)",
+    "I live in [Rome](city)",
+    "can you ship to [NYC](city:New York)",
+    "to [Vienna](city) [tomorrow](when)",
+    "deliver it [tomorrow](when)",
+    "hello there",
+    "where is my order",
+    "I want it [today](when) in [Lisbon](city)",
+]
+
+
+@pytest.mark.slow
+def test_a_fitted_tagger_learns_its_phrases_and_synonyms() -> None:
+    tagger = fit_tagger([parse_annotated(pattern) for pattern in TRAINING], SMALL)
+    found = tagger.extract("can you ship to NYC")
+    assert [(e.entity, e.value, e.start, e.end, e.extractor) for e in found] == [
+        ("city", "New York", 16, 19, "tagger")
+    ]
+    assert [(e.entity, e.value) for e in tagger.extract("deliver to Berlin")] == [("city", "Berlin")]
+    assert [(e.entity, e.value) for e in tagger.extract("deliver it tomorrow")] == [("when", "tomorrow")]
+    assert tagger.extract("hello there") == []
+
+
+def test_the_bundle_keeps_the_tagger(tiny_bundle: Bundle, tmp_path) -> None:
+    tagger, _ = random_tagger()
+    bundle = dataclasses.replace(tiny_bundle, tagger=tagger)
+    assert bundle.fingerprint != tiny_bundle.fingerprint
+    loaded = Bundle.load(bundle.save(tmp_path / "tagged.h5"))
+    assert loaded.fingerprint == bundle.fingerprint
+    assert loaded.tagger is not None
+    text = "ship it to Berlin tomorrow"
+    np.testing.assert_array_equal(
+        loaded.tagger.tag_probabilities(text.split()), tagger.tag_probabilities(text.split())
+    )
+    assert Bundle.load(tiny_bundle.save(tmp_path / "plain.h5")).tagger is None
+
+
+def test_a_changed_tagger_weight_is_caught(tiny_bundle: Bundle, tmp_path) -> None:
+    path = dataclasses.replace(tiny_bundle, tagger=random_tagger()[0]).save(tmp_path / "tagged.h5")
+    with h5py.File(path, "r+") as file:
+        file[TAGGER_KEY]["dense_bias"][0] += 1.0
+    with pytest.raises(BundleError, match="fingerprint"):
+        Bundle.load(path)
+
+
+def test_a_bot_without_extractors_runs_none(tiny_bundle: Bundle) -> None:
+    assert EntityPipeline.from_bundle(tiny_bundle).extractors == []
+    assert EntityPipeline.from_bundle(tiny_bundle).extract("ship it to Berlin") == []
+
+
+def test_a_long_message_costs_linear_time() -> None:
+    tagger, _ = random_tagger()
+    long_text = ("ship it to Berlin tomorrow " * 40)[:1000]
+    short_text = long_text[:100]
+
+    def seconds(text: str) -> float:
+        best = float("inf")  # the best of many: other processes on the machine only ever add time
+        for _ in range(15):
+            started = time.perf_counter()
+            tagger.extract(text)
+            best = min(best, time.perf_counter() - started)
+        return best
+
+    # One BLAS thread, as gunicorn's workers run (gunicorn.conf.py): on a busy machine a threaded
+    # matrix product waits for cores, which would time the machine rather than the tagger.
+    with threadpool_limits(1):
+        ratio = seconds(long_text) / seconds(short_text)
+    assert ratio < 30, f"1,000 characters took {ratio:.0f}x 100 characters"  # linear: ~10x
+    assert len(token_spans("x" * 1000)) == 1  # one long word is one token with a bounded n-gram bag
+
+
+ANNOTATED_ORDER = [
+    "ship my order to [Berlin](city)",
+    "send it to [Paris](city) please",
+    "deliver my parcel to [Madrid](city)",
+    "my order should go to [NYC](city:New York)",
+    "track my parcel to [Rome](city)",
+]
+
+
+@pytest.mark.slow
+def test_a_trained_bot_answers_with_learned_entities(tmp_path) -> None:
+    """Train through the CLI, serve the bundle, and see the tagger's entities in /api/v1/parse."""
+    data = copy.deepcopy(TINY_INTENTS)
+    data["intents"][2]["patterns"] += ANNOTATED_ORDER
+    data["slots"] = {"destination": {"entity": "city"}}
+    data["intents"][2]["responses"] = ["Shipping to {destination}."]
+    path = write_json(tmp_path / "intents.json", data)
+    model = tmp_path / "model.h5"
+    run_cli("train", "--data", str(path), "--out", str(model), check=True)
+    bundle = Bundle.load(model)
+    assert bundle.tagger is not None and bundle.tagger.entities == ("city",)
+    dialogue = Dialogue(Ranker.from_bundle(bundle), threshold=0.0, rng=random.Random(0))
+    client = create_app({"TESTING": True, "RATE_LIMIT": None}, dialogue=dialogue).test_client()
+    body = client.post("/api/v1/parse", json={"text": "ship my order to NYC"}).get_json()
+    assert body["intent"]["name"] == "order"
+    assert body["entities"] == [
+        {"entity": "city", "value": "New York", "start": 17, "end": 20, "extractor": "tagger"}
+    ]
+    chat = client.post("/api/v1/chat", json={"message": "send it to Berlin please"}).get_json()
+    assert chat["response"] == "Shipping to Berlin."
