@@ -14,6 +14,7 @@ from typing import Any
 DEFAULT_DATA_PATH = Path("data/intents.json")
 DEFAULT_MODEL_PATH = Path("models/chatbot_model.h5")
 LARGE_DATASET = 2000  # patterns from which ModelConfig.for_dataset picks the large model
+ENCODERS = ("auto", "none")  # auto: the sentence encoder where it covers the bot's language; none: never
 ENGINES = ("numpy", "keras")  # forward passes that serve a bundle; numpy needs no TensorFlow
 MAX_SEQUENCE_LENGTH = 1024  # tokens; a message is at most a few thousand characters
 # The bounds, both inclusive, of the fields that have them. A field not named here must only have its
@@ -39,6 +40,7 @@ FIELD_RANGES: dict[str, tuple[float, float]] = {
     "threshold": (0.0, 1.0),
     "unknown_word_penalty": (0.0, 1.0),
     "deep_weight": (0.0, 1.0),
+    "vector_dropout": (0.0, 0.99),
     "ngram_c": (1e-9, 1e9),
     "ngram_min_df": (1, 1_000_000),
     "off_topic_weight": (0.0, 1000.0),
@@ -70,8 +72,10 @@ class ModelConfig:
     seed: int = 1337  # seeds numpy, Python and TensorFlow for reproducible training
     threshold: float = 0.5  # below this confidence the bot answers with the fallback
     unknown_word_penalty: float = 0.0  # confidence taken off per share of unknown words, for fallback
-    deep_weight: float = 0.0  # share of the LSTM in the probabilities, the n-gram model has the rest;
-    # 0: no LSTM is trained (below LARGE_DATASET patterns it only lowered accuracy: bench/accuracy.py)
+    deep_weight: float = 0.5  # share of the Keras model in the probabilities, the n-gram model has the
+    # rest; training replaces it with the share that does best on held-out data, when it has some
+    encoder: str = "auto"  # the pretrained sentence encoder (chatbot.classifier.encoder): auto or none
+    vector_dropout: float = 0.2  # dropout of the sentence vector before it joins the LSTM's output
     ngram_c: float = 20.0  # inverse regularisation strength of the n-gram logistic regression
     ngram_min_df: int = 1  # n-grams in fewer training texts than this are left out
     off_topic_weight: float = 0.5  # generic off-topic queries train the fallback intent, together
@@ -86,6 +90,8 @@ class ModelConfig:
         """
         for field in dataclasses.fields(self):
             check_field(field.name, field.type, getattr(self, field.name))
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"config encoder={self.encoder!r} must be one of {', '.join(ENCODERS)}")
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
