@@ -150,14 +150,14 @@ def test_a_bundle_of_another_encoder_is_refused_when_served(tiny_bundle: Bundle,
 def test_a_malformed_encoder_record_is_refused(tiny_bundle: Bundle, tmp_path: Path) -> None:
     path = tiny_bundle.save(tmp_path / "m.h5")
     rewrite_metadata(path, lambda metadata: metadata.update(encoder={"name": "x"}))
-    with pytest.raises(BundleError, match="encoder record is malformed.*retrain"):
+    with pytest.raises(BundleError, match=r"encoder record is malformed.*retrain"):
         Bundle.load(path)
 
 
 def test_an_old_format_is_refused_with_retrain(tiny_bundle: Bundle, tmp_path: Path) -> None:
     path = tiny_bundle.save(tmp_path / "m.h5")
     rewrite_metadata(path, lambda metadata: metadata.update(format_version=2))
-    with pytest.raises(BundleError, match="bundle format 2 is not supported.*retrain"):
+    with pytest.raises(BundleError, match=r"bundle format 2 is not supported.*retrain"):
         Bundle.load(path)
 
 

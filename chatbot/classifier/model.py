@@ -2,7 +2,7 @@
 
     token_ids -> Embedding -> LSTM -> Dropout --+
                                                 +-> Concatenate -> Dense softmax
-    sentence_vector (512, the encoder's) -> Dropout --+
+    sentence_vector (512, the encoder's) -> Rescaling -> Dropout --+
 
 The LSTM learns the bot's own words (names, codes, its jargon); the sentence vector brings what
 the phrases do not contain (synonyms, paraphrases, other languages). A bot whose language the
@@ -39,7 +39,8 @@ def build_model(
     inputs = [token_ids]
     if vector_dim:
         sentence_vector = keras.Input(shape=(vector_dim,), dtype="float32", name="sentence_vector")
-        vector = layers.Dropout(config.vector_dropout, name="vector_dropout")(sentence_vector)
+        vector = layers.Rescaling(config.vector_scale, name="vector_scale")(sentence_vector)
+        vector = layers.Dropout(config.vector_dropout, name="vector_dropout")(vector)
         x = layers.Concatenate(name="joined")([x, vector])
         inputs.append(sentence_vector)
     if config.dense_units:

@@ -41,6 +41,7 @@ PASS_THROUGH = frozenset({"InputLayer", "NotEqual", "Dropout", "SpatialDropout1D
 TOKEN_INPUT = "token_ids"
 VECTOR_INPUT = "sentence_vector"
 RECURRENT = frozenset({"LSTM", "Bidirectional"})
+KNOWN = frozenset({"Embedding", "Dense", "Rescaling", "Concatenate", *RECURRENT})  # besides PASS_THROUGH
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,6 +70,18 @@ class Dense:
         kernels = self.kernels.reshape(members, *time_axis, inputs, units)
         biases = self.biases.reshape(members, 1, *time_axis, units)
         return self.activation(values @ kernels + biases), mask
+
+
+@dataclass(frozen=True, eq=False)
+class Rescaling:
+    """Multiply the values by a constant and add another (Keras' Rescaling layer)."""
+
+    scale: float
+    offset: float
+
+    def __call__(self, values: Array, mask: Array) -> tuple[Array, Array]:
+        """Return the rescaled values, and the mask unchanged."""
+        return values * np.float32(self.scale) + np.float32(self.offset), mask
 
 
 @dataclass(frozen=True, eq=False)
@@ -175,7 +188,7 @@ class LSTM:
         return self.activation(preactivation[..., 2 * units : 3 * units])
 
 
-Layer = Embedding | Dense | LSTM
+Layer = Embedding | Dense | LSTM | Rescaling
 
 
 def numpy_forward(bundle: Bundle) -> Forward:
@@ -206,6 +219,9 @@ def joined_forward(bundle: Bundle) -> Forward:
     layers that end in the softmax: the LSTM's chain, the vector's chain and the head each run as
     chains of numpy layers."""
     layers = bundle.layers()
+    for layer in layers:
+        if layer["class_name"] not in PASS_THROUGH | KNOWN:
+            raise unsupported(layer)
     by_name = {layer["name"]: layer for layer in layers}
     joins = [layer for layer in layers if layer["class_name"] == "Concatenate"]
     if len(joins) != 1:
@@ -218,7 +234,7 @@ def joined_forward(bundle: Bundle) -> Forward:
         if source not in (TOKEN_INPUT, VECTOR_INPUT):
             raise UnsupportedModelError(f"the Concatenate layer joins an unknown input {source!r}")
         branches.append((source, compile_chain(chain, bundle.weights)))
-    outputs = bundle.architecture["config"]["output_layers"]
+    outputs = bundle.architecture["config"].get("output_layers") or [layers[-1]["name"]]
     output = outputs[0][0] if isinstance(outputs[0], list) else outputs[0]  # one output: not nested
     head = compile_chain(chain_to(output, by_name, stop=join["name"]), bundle.weights)
 
@@ -333,8 +349,17 @@ def compile_layer(layer: LayerConfig, weights: dict[str, Array]) -> Layer:
         return Dense(kernel[None], bias[None], activation(config, "activation"))
     if class_name in RECURRENT:
         return compile_lstm(layer, arrays)
-    raise UnsupportedModelError(
-        f"layer {layer['name']!r} ({class_name}) is not supported by the numpy engine; "
+    if class_name == "Rescaling" and all(
+        isinstance(config.get(key), int | float) for key in ("scale", "offset")
+    ):
+        return Rescaling(float(config["scale"]), float(config["offset"]))
+    raise unsupported(layer)
+
+
+def unsupported(layer: LayerConfig) -> UnsupportedModelError:
+    """Return the error for a layer the numpy engine does not run."""
+    return UnsupportedModelError(
+        f"layer {layer['name']!r} ({layer['class_name']}) is not supported by the numpy engine; "
         "train the model with `chatbot train`"
     )
 
