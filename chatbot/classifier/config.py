@@ -64,8 +64,8 @@ class ModelConfig:
     ensemble_size: int = 1  # models trained with consecutive seeds; their probabilities are averaged
     max_length: int = 32  # longest token sequence the model reads; longer input is cut
     epochs: int = 300  # upper bound; training usually stops far sooner
-    batch_size: int = 16
-    learning_rate: float = 0.005
+    batch_size: int = 32
+    learning_rate: float = 0.01
     ema_momentum: float = 0.0  # keep an average of the weights (Polyak); stop and serve on it; 0: off
     patience: int = 10  # epochs without improvement before early stopping
     fit_confidence: float = 0.9  # the final fit goes on until every pattern gets its intent this surely
