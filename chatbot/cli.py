@@ -23,9 +23,16 @@ from tqdm import tqdm
 
 import chatbot
 from chatbot.classifier.bundle import Bundle
-from chatbot.classifier.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH
+from chatbot.classifier.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH, ENCODERS
 from chatbot.classifier.ranker import Ranker
-from chatbot.data.checks import ERROR, check_file, findings_json, has_failures, run_checks
+from chatbot.data.checks import (
+    ERROR,
+    check_file,
+    drop_phrases_in_two_intents,
+    findings_json,
+    has_failures,
+    run_checks,
+)
 from chatbot.data.intents import load_domain, load_intents, load_language, load_widget_strings
 from chatbot.dialogue.decision import load_dialogue
 from chatbot.dialogue.turn import parse_result, take_turn
@@ -129,6 +136,16 @@ def build_parser(
         "the threshold is calibrated on both; without, they join the generic off-topic queries",
     )
     train.add_argument("--epochs", type=int, help="upper bound on training epochs")
+    train.add_argument(
+        "--encoder",
+        choices=ENCODERS,
+        help="the pretrained sentence encoder: auto (where it covers the language; the default) or none",
+    )
+    train.add_argument(
+        "--drop-conflicts",
+        action="store_true",
+        help="drop phrases filed under two intents (refused by default) and say how many",
+    )
     train.add_argument("--seed", type=int, help="random seed")
     train.set_defaults(command=run_train)
 
@@ -213,6 +230,9 @@ def run_train(args: argparse.Namespace) -> int:
 
     # Read every input before the slow TensorFlow import, so that bad data fails at once.
     intents = load_intents(args.data)
+    if args.drop_conflicts:
+        intents, dropped = drop_phrases_in_two_intents(intents)
+        print(f"dropped {dropped} phrases filed under two intents (--drop-conflicts)")
     findings = run_checks(intents)
     for finding in findings:  # diagnostics here: `chatbot validate` prints them as its result
         log.log(logging.ERROR if finding.severity == ERROR else logging.WARNING, "%s", finding)
@@ -223,9 +243,11 @@ def run_train(args: argparse.Namespace) -> int:
     validation = load_intents(args.val) if args.val else None
     out_of_scope = load_out_of_scope(args.oos_val) if args.oos_val else None
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from chatbot.training.train import default_config, train
+    from chatbot.training.train import default_config, encoder_summary, train
 
-    config = default_config(intents, load_language(args.data)).replace(epochs=args.epochs, seed=args.seed)
+    config = default_config(intents, load_language(args.data)).replace(
+        epochs=args.epochs, seed=args.seed, encoder=args.encoder
+    )
     # Without --val, out-of-scope queries join the generic ones that the threshold is chosen on.
     held_out_out_of_scope = out_of_scope if validation is None and out_of_scope is not None else ()
     widget_strings = load_widget_strings(args.data)
@@ -238,7 +260,10 @@ def run_train(args: argparse.Namespace) -> int:
     bundle.save(args.out)
     metrics = bundle.metrics
     validation = metrics.get("validation_accuracy")
-    parts = "an LSTM and an n-gram model" if bundle.architecture is not None else "an n-gram model"
+    parts = (
+        f"an LSTM {encoder_summary(bundle)} and an n-gram model "
+        f"(share of the LSTM model {bundle.config.deep_weight:.1f})"
+    )
     saved = f"saved {args.out} (fingerprint {bundle.fingerprint})"
     if bundle.history:  # the LSTM's curves, per epoch
         saved += f" and {plots.training_curves(bundle.history, args.out.with_suffix('.training.png'))}"

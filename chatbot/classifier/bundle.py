@@ -3,7 +3,9 @@
 When the bundle has an LSTM, the file is a Keras HDF5 model (``keras.models.load_model`` opens
 it); a bundle of the n-gram model alone (small bots) is the same file without the Keras parts. It has one extra dataset,
 ``chatbot_bundle``: JSON with the vocabulary, labels, intents, config, data hash and versions, and
-one extra group, ``chatbot_ngrams``: the n-gram model's features, idf, weights and biases.
+one extra group, ``chatbot_ngrams``: the n-gram model's features, idf, weights and biases. The
+metadata names the sentence encoder the model was trained with (or none), so that a server with
+another encoder refuses it (chatbot.classifier.encoder).
 This module alone knows that layout; it reads and writes it with h5py, never with Keras.
 
 ``Bundle.load`` is the one place that reads a file, and every way it can be wrong (truncated,
@@ -28,6 +30,7 @@ import h5py
 import numpy as np
 
 from chatbot.classifier.config import ModelConfig
+from chatbot.classifier.encoder import EncoderIdentity
 from chatbot.classifier.ngrams import NgramModel
 from chatbot.classifier.tagger import Tagger, read_tagger, tagger_digest, write_tagger
 from chatbot.classifier.vocab import Vocabulary
@@ -37,7 +40,8 @@ from chatbot.errors import BundleError, IntentsError
 from chatbot.files import replace_file
 from chatbot.text.languages import LANGUAGES
 
-FORMAT_VERSION = 2  # 2: the metadata carries a checksum of itself and the architecture
+FORMAT_VERSION = 3  # 2: the metadata carries a checksum of itself and the architecture; 3: and the
+# sentence encoder's identity, beside which every model has an LSTM
 CHECKSUM_KEY = "checksum"
 METADATA_KEY = "chatbot_bundle"
 NGRAMS_KEY = "chatbot_ngrams"
@@ -66,6 +70,7 @@ class Bundle:
     widget_strings: dict[str, str] = field(default_factory=dict)  # the chat widget's texts (intents.json)
     domain: Domain = field(default_factory=Domain)  # entities and slots; empty in bundles made before them
     tagger: Tagger | None = None  # the learned entity tagger; None when no pattern is annotated
+    encoder: EncoderIdentity | None = None  # the sentence encoder the model reads vectors of; None: none
 
     @cached_property
     def fingerprint(self) -> str:
@@ -166,6 +171,7 @@ class Bundle:
             "spelling_words": list(self.spelling_words),
             "widget_strings": self.widget_strings,
             "domain": self.domain.to_dict(),
+            "encoder": self.encoder.as_dict() if self.encoder is not None else None,
         }
 
     @classmethod
@@ -215,6 +221,7 @@ class Bundle:
         ngram_model: NgramModel | None,
     ) -> Bundle:
         domain = metadata.get("domain", {})
+        encoder = metadata.get("encoder")
         try:
             return cls(
                 architecture=architecture,
@@ -235,6 +242,7 @@ class Bundle:
                 spelling_words=tuple(metadata.get("spelling_words", ())),
                 widget_strings=dict(metadata.get("widget_strings", {})),
                 domain=validate_domain(domain, source="domain"),
+                encoder=EncoderIdentity.from_dict(encoder) if encoder is not None else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BundleError(f"{path}: invalid bundle metadata ({exc})") from exc
@@ -355,6 +363,12 @@ def _check_lstm(path: Path, bundle: Bundle) -> None:
         rows = ", ".join(str(table.shape[0]) for table in embeddings) or "0"
         raise BundleError(
             f"{path}: vocabulary has {len(bundle.vocabulary)} words but the embedding has {rows} rows"
+        )
+    reads_vectors = "sentence_vector" in layers
+    if reads_vectors != (bundle.encoder is not None):
+        raise BundleError(
+            f"{path}: the model {'reads' if reads_vectors else 'does not read'} sentence vectors but the "
+            f"bundle names {'no' if bundle.encoder is None else 'a'} sentence encoder; retrain the model"
         )
     last_weights = [w for w in bundle.weights.values() if w][-1]
     output_units = list(last_weights.values())[-1].shape[-1]

@@ -1,4 +1,13 @@
-"""Define the intent classifier: Embedding -> LSTM -> Dense -> softmax."""
+"""Define the intent classifier: an LSTM over the bot's own words beside a pretrained sentence vector.
+
+    token_ids -> Embedding -> LSTM -> Dropout --+
+                                                +-> Concatenate -> Dense softmax
+    sentence_vector (512, the encoder's) -> Rescaling -> Dropout --+
+
+The LSTM learns the bot's own words (names, codes, its jargon); the sentence vector brings what
+the phrases do not contain (synonyms, paraphrases, other languages). A bot whose language the
+encoder does not cover, or trained with ``encoder: none``, has the LSTM alone before the softmax.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +23,11 @@ from chatbot.classifier.bundle import Bundle
 from chatbot.classifier.config import ModelConfig
 
 
-def build_model(vocabulary_size: int, num_labels: int, config: ModelConfig) -> keras.Model:
-    """Build and compile the classifier for token-id sequences padded with zeros."""
+def build_model(
+    vocabulary_size: int, num_labels: int, config: ModelConfig, vector_dim: int = 0
+) -> keras.Model:
+    """Build and compile the classifier for token-id sequences padded with zeros, and sentence
+    vectors of ``vector_dim`` values (0: no sentence vector input)."""
     # Any length: training batches are cut to their longest row; serving pads to max_length.
     token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
     x = layers.Embedding(vocabulary_size, config.embedding_dim, mask_zero=True, name="embedding")(token_ids)
@@ -24,11 +36,18 @@ def build_model(vocabulary_size: int, num_labels: int, config: ModelConfig) -> k
     lstm = layers.LSTM(config.lstm_units, name="lstm")
     x = layers.Bidirectional(lstm, name="bilstm")(x) if config.bidirectional else lstm(x)
     x = layers.Dropout(config.dropout, name="lstm_dropout")(x)
+    inputs = [token_ids]
+    if vector_dim:
+        sentence_vector = keras.Input(shape=(vector_dim,), dtype="float32", name="sentence_vector")
+        vector = layers.Rescaling(config.vector_scale, name="vector_scale")(sentence_vector)
+        vector = layers.Dropout(config.vector_dropout, name="vector_dropout")(vector)
+        x = layers.Concatenate(name="joined")([x, vector])
+        inputs.append(sentence_vector)
     if config.dense_units:
         x = layers.Dense(config.dense_units, activation="relu", name="hidden")(x)
         x = layers.Dropout(config.dropout, name="hidden_dropout")(x)
     intent = layers.Dense(num_labels, activation="softmax", name="intent")(x)
-    model = keras.Model(token_ids, intent, name="intent_classifier")
+    model = keras.Model(inputs if vector_dim else token_ids, intent, name="intent_classifier")
     model.compile(
         optimizer=keras.optimizers.Adam(
             config.learning_rate, use_ema=config.ema_momentum > 0, ema_momentum=config.ema_momentum or 0.99
@@ -49,11 +68,17 @@ def load_keras_model(bundle: Bundle) -> keras.Model:
     return model
 
 
-def keras_forward(bundle: Bundle) -> Callable[[np.ndarray], np.ndarray]:
+def keras_forward(bundle: Bundle) -> Callable[[np.ndarray, np.ndarray | None], np.ndarray]:
     """Return the bundle's forward pass as a compiled TensorFlow function (``CHATBOT_ENGINE=keras``)."""
     model = load_keras_model(bundle)
-    call = tf.function(lambda token_ids: model(token_ids, training=False), reduce_retracing=True)
-    return lambda token_ids: np.asarray(call(tf.constant(token_ids)))
+    call = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
+
+    def forward(token_ids: np.ndarray, sentence_vectors: np.ndarray | None = None) -> np.ndarray:
+        if len(model.inputs) == 1:
+            return np.asarray(call(tf.constant(token_ids)))
+        return np.asarray(call([tf.constant(token_ids), tf.constant(sentence_vectors)]))
+
+    return forward
 
 
 def average_models(members: Sequence[keras.Model]) -> keras.Model:

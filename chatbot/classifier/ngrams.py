@@ -1,7 +1,8 @@
 """Serve the "wide" half of the classifier: a linear model over word and character n-grams.
 
 With 10-20 phrases per intent an LSTM trained from scratch has too little data to learn what words
-mean, while n-grams share strength across spellings, inflections and typos: word unigrams and
+mean (the sentence vector beside it brings that knowledge), while n-grams are exact on the bot's
+own words and share strength across spellings, inflections and typos: word unigrams and
 bigrams of the stemmed tokens, and character 2- to 5-grams of each word padded with spaces (like
 scikit-learn's ``char_wb``). Each family is TF-IDF weighted with sublinear term frequency and scaled
 to unit length; a multinomial logistic regression turns them into probabilities. train.py fits it

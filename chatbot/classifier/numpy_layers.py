@@ -3,8 +3,9 @@
 ``numpy_forward`` reads the Keras architecture and weights from the bundle and compiles the layers
 the trainer builds: Embedding with masking, LSTM, Bidirectional(LSTM), Dense, and the layers that do
 nothing at inference (Dropout and the like). An ensemble (chains of such layers joined by an
-Average layer) is supported too. Anything else fails at load with UnsupportedModelError rather
-than giving wrong answers.
+Average layer) is supported too, and so is the model with a sentence vector beside the LSTM: the
+LSTM's chain and the vector input joined by a Concatenate layer, then the Dense softmax. Anything
+else fails at load with UnsupportedModelError rather than giving wrong answers.
 
 Every value carries a leading *member* axis, so the members of an ensemble run side by side: each
 layer is one numpy call for all of them, and an LSTM time step is one batched matrix product for
@@ -25,7 +26,7 @@ from chatbot.classifier.bundle import Bundle
 from chatbot.errors import UnsupportedModelError
 
 Array = np.ndarray
-Forward = Callable[[Array], Array]  # padded token ids -> probabilities
+Forward = Callable[[Array, Array | None], Array]  # padded token ids, sentence vectors -> probabilities
 LayerConfig = dict[str, Any]  # one layer of a Keras architecture (class_name, name, config, ...)
 
 ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
@@ -37,7 +38,10 @@ ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
     "softmax": lambda x: softmax(x),
 }
 PASS_THROUGH = frozenset({"InputLayer", "NotEqual", "Dropout", "SpatialDropout1D", "GaussianNoise"})
+TOKEN_INPUT = "token_ids"
+VECTOR_INPUT = "sentence_vector"
 RECURRENT = frozenset({"LSTM", "Bidirectional"})
+KNOWN = frozenset({"Embedding", "Dense", "Rescaling", "Concatenate", *RECURRENT})  # besides PASS_THROUGH
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,6 +70,18 @@ class Dense:
         kernels = self.kernels.reshape(members, *time_axis, inputs, units)
         biases = self.biases.reshape(members, 1, *time_axis, units)
         return self.activation(values @ kernels + biases), mask
+
+
+@dataclass(frozen=True, eq=False)
+class Rescaling:
+    """Multiply the values by a constant and add another (Keras' Rescaling layer)."""
+
+    scale: float
+    offset: float
+
+    def __call__(self, values: Array, mask: Array) -> tuple[Array, Array]:
+        """Return the rescaled values, and the mask unchanged."""
+        return values * np.float32(self.scale) + np.float32(self.offset), mask
 
 
 @dataclass(frozen=True, eq=False)
@@ -172,19 +188,19 @@ class LSTM:
         return self.activation(preactivation[..., 2 * units : 3 * units])
 
 
-Layer = Embedding | Dense | LSTM
+Layer = Embedding | Dense | LSTM | Rescaling
 
 
 def numpy_forward(bundle: Bundle) -> Forward:
     """Compile the bundle's model into one numpy function: a chain of layers, or an ensemble of
     chains whose probabilities an Average layer joins (its members stacked, to run side by side)."""
+    if any(layer["class_name"] == "Concatenate" for layer in bundle.layers()):
+        return joined_forward(bundle)
     chains = [compile_chain(chain, bundle.weights) for chain in model_chains(bundle.layers())]
     stacked_chains = stack_members(chains)
 
-    def forward(token_ids: Array) -> Array:
-        # Padding is at the end: columns that are padding in every row change nothing, so skip them.
-        used = np.flatnonzero(token_ids.any(axis=0))
-        token_ids = token_ids[:, : used[-1] + 1 if used.size else 0]
+    def forward(token_ids: Array, sentence_vectors: Array | None = None) -> Array:
+        token_ids = trim_padding(token_ids)
         outputs = [run_layers(layers, token_ids) for layers in stacked_chains]
         probabilities = outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
         return probabilities[0] if len(probabilities) == 1 else np.mean(probabilities, axis=0)
@@ -192,9 +208,53 @@ def numpy_forward(bundle: Bundle) -> Forward:
     return forward
 
 
-def run_layers(layers: list[Layer], token_ids: Array) -> Array:
-    """Run compiled layers over padded token ids: (members, batch, labels) probabilities."""
-    values, mask = token_ids, token_ids != 0
+def trim_padding(token_ids: Array) -> Array:
+    """Drop the columns that are padding in every row: padding is at the end, and changes nothing."""
+    used = np.flatnonzero(token_ids.any(axis=0))
+    return token_ids[:, : used[-1] + 1 if used.size else 0]
+
+
+def joined_forward(bundle: Bundle) -> Forward:
+    """Compile a model whose LSTM output and sentence vector a Concatenate layer joins before the
+    layers that end in the softmax: the LSTM's chain, the vector's chain and the head each run as
+    chains of numpy layers."""
+    layers = bundle.layers()
+    for layer in layers:
+        if layer["class_name"] not in PASS_THROUGH | KNOWN:
+            raise unsupported(layer)
+    by_name = {layer["name"]: layer for layer in layers}
+    joins = [layer for layer in layers if layer["class_name"] == "Concatenate"]
+    if len(joins) != 1:
+        raise UnsupportedModelError("the numpy engine runs models with one Concatenate layer")
+    join = joins[0]
+    branches = []  # (input name, compiled chain), in the order the Concatenate layer joins them
+    for name in inbound_names(join):
+        chain = chain_to(name, by_name)
+        source = inbound_names(chain[0])[0] if chain else name
+        if source not in (TOKEN_INPUT, VECTOR_INPUT):
+            raise UnsupportedModelError(f"the Concatenate layer joins an unknown input {source!r}")
+        branches.append((source, compile_chain(chain, bundle.weights)))
+    outputs = bundle.architecture["config"].get("output_layers") or [layers[-1]["name"]]
+    output = outputs[0][0] if isinstance(outputs[0], list) else outputs[0]  # one output: not nested
+    head = compile_chain(chain_to(output, by_name, stop=join["name"]), bundle.weights)
+
+    def forward(token_ids: Array, sentence_vectors: Array | None = None) -> Array:
+        if sentence_vectors is None:
+            raise ValueError("this model needs the sentence vectors of its texts")
+        inputs = {TOKEN_INPUT: trim_padding(token_ids), VECTOR_INPUT: sentence_vectors[None]}
+        joined = np.concatenate([run_layers(chain, inputs[source]) for source, chain in branches], axis=-1)
+        values, mask = joined, np.ones(joined.shape[1:2], dtype=bool)
+        for layer in head:
+            values, mask = layer(values, mask)
+        return values[0]
+
+    return forward
+
+
+def run_layers(layers: list[Layer], inputs: Array) -> Array:
+    """Run compiled layers over padded token ids (or vectors, for a chain with no Embedding):
+    (members, batch, outputs)."""
+    values, mask = inputs, inputs != 0
     for layer in layers:
         values, mask = layer(values, mask)
     return values
@@ -219,10 +279,11 @@ def inbound_names(layer: LayerConfig) -> list[str]:
     return [tensor["config"]["keras_history"][0] for tensor in tensors]
 
 
-def chain_to(name: str, by_name: dict[str, LayerConfig]) -> list[LayerConfig]:
-    """Return the layers from the model's input to the named layer, each feeding the next."""
+def chain_to(name: str, by_name: dict[str, LayerConfig], stop: str | None = None) -> list[LayerConfig]:
+    """Return the layers from the model's input (or from after ``stop``) to the named layer, each
+    feeding the next."""
     chain = []
-    while name in by_name and by_name[name]["class_name"] != "InputLayer":
+    while name in by_name and name != stop and by_name[name]["class_name"] != "InputLayer":
         layer = by_name[name]
         sources = inbound_names(layer)
         if len(sources) != 1:
@@ -288,8 +349,17 @@ def compile_layer(layer: LayerConfig, weights: dict[str, Array]) -> Layer:
         return Dense(kernel[None], bias[None], activation(config, "activation"))
     if class_name in RECURRENT:
         return compile_lstm(layer, arrays)
-    raise UnsupportedModelError(
-        f"layer {layer['name']!r} ({class_name}) is not supported by the numpy engine; "
+    if class_name == "Rescaling" and all(
+        isinstance(config.get(key), int | float) for key in ("scale", "offset")
+    ):
+        return Rescaling(float(config["scale"]), float(config["offset"]))
+    raise unsupported(layer)
+
+
+def unsupported(layer: LayerConfig) -> UnsupportedModelError:
+    """Return the error for a layer the numpy engine does not run."""
+    return UnsupportedModelError(
+        f"layer {layer['name']!r} ({layer['class_name']}) is not supported by the numpy engine; "
         "train the model with `chatbot train`"
     )
 

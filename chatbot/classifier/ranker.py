@@ -1,9 +1,10 @@
 """Rank a text's intents with a bundle's classifier, without TensorFlow: the public Ranker API.
 
-A bundle's probabilities mix two models: the LSTM (the "deep" part, weight ``deep_weight``), run in
-numpy by chatbot.classifier.numpy_layers, and the n-gram model (the "wide" part, chatbot.classifier.ngrams), which carries
-small bots alone. Words are segmented and spell-corrected as the model was trained to read them,
-and recent rankings are cached. A Keras forward pass (``backend="keras"``, in chatbot.classifier.model) stays
+A bundle's probabilities mix two models: the Keras model (the "deep" part, weight ``deep_weight``:
+an LSTM over the bot's words beside the pretrained sentence vector of the text), run in numpy by
+chatbot.classifier.numpy_layers, and the n-gram model (the "wide" part, chatbot.classifier.ngrams).
+Words are segmented and spell-corrected as the model was trained to read them; the sentence
+encoder reads those words too, once per message, and recent rankings are cached. A Keras forward pass (``backend="keras"``, in chatbot.classifier.model) stays
 available for comparison and as a fallback.
 """
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from chatbot.classifier.bundle import Bundle
 from chatbot.classifier.config import ENGINES
+from chatbot.classifier.encoder import SentenceEncoder, shared_encoder
 from chatbot.classifier.numpy_layers import Forward, numpy_forward
 from chatbot.text.languages import LANGUAGES
 from chatbot.text.segment import Segmenter
@@ -53,6 +55,11 @@ class Ranker:
         self.max_length = bundle.config.max_length
         self.language = bundle.config.language
         stemmer(self.language)  # other languages' Snowball stemmer imports NLTK: at load, not on a message
+        # The process's one encoder, refusing a bundle trained with another one ("retrain").
+        self.encoder: SentenceEncoder | None = None
+        if bundle.encoder is not None:
+            self.encoder = shared_encoder()
+            self.encoder.check(bundle.encoder)
         self.forward = forward or (numpy_forward(bundle) if bundle.architecture is not None else None)
         self.ngram_model = bundle.ngram_model
         if self.forward is None or self.ngram_model is None:
@@ -106,18 +113,41 @@ class Ranker:
         word_lists = [list(text_words) for text_words in word_lists]
         return word_lists, [[stem(word, self.language) for word in text_words] for text_words in word_lists]
 
+    def part_probabilities(self, word_lists: Sequence[Sequence[str]]) -> tuple[Array | None, Array | None]:
+        """Return the (batch, labels) probabilities of the deep and the wide part apart (None for a
+        part the bundle lacks), for training to choose their shares."""
+        word_lists, token_lists = self._read(word_lists)
+        deep = self._deep(word_lists, token_lists) if self.forward is not None else None
+        wide = self._wide(word_lists, token_lists) if self.ngram_model is not None else None
+        return deep, wide
+
     def _predict_proba(
         self, word_lists: Sequence[Sequence[str]], token_lists: Sequence[Sequence[str]]
     ) -> Array:
         if self.deep_weight > 0.0:
-            deep = self.forward(self.bundle.vocabulary.encode_batch(token_lists, self.max_length))
+            deep = self._deep(word_lists, token_lists)
             if self.deep_weight >= 1.0:
                 return deep
-        wide = self.ngram_model.predict_proba(list(zip(word_lists, token_lists, strict=True)))
+        wide = self._wide(word_lists, token_lists)
         return wide if self.deep_weight <= 0.0 else self.deep_weight * deep + (1.0 - self.deep_weight) * wide
+
+    def _deep(self, word_lists: Sequence[Sequence[str]], token_lists: Sequence[Sequence[str]]) -> Array:
+        vectors = None
+        if self.encoder is not None:
+            vectors = self.encoder.encode([sentence(text_words) for text_words in word_lists])
+        return self.forward(self.bundle.vocabulary.encode_batch(token_lists, self.max_length), vectors)
+
+    def _wide(self, word_lists: Sequence[Sequence[str]], token_lists: Sequence[Sequence[str]]) -> Array:
+        return self.ngram_model.predict_proba(list(zip(word_lists, token_lists, strict=True)))
 
     def _ranking(self, tokens: Sequence[str], probabilities: Array) -> Ranking:
         # Best first; equal probabilities keep the labels' order (a stable sort, as sorted() was).
         order = np.argsort(-probabilities, kind="stable")
         ranked = tuple(zip(self._label_array[order].tolist(), probabilities[order].tolist(), strict=True))
         return Ranking(ranked, self.bundle.vocabulary.count_known(tokens), len(tokens))
+
+
+def sentence(text_words: Sequence[str]) -> str:
+    """Return the text the sentence encoder reads: the words the model reads (normalised, segmented,
+    spell-corrected), the same in training and serving, so one ranking cache entry fits both parts."""
+    return " ".join(text_words)

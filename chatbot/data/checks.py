@@ -10,6 +10,7 @@ adding one (entities, slots, webhooks...) means writing it and appending it to C
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -68,6 +69,23 @@ def check_phrase_in_two_intents(intents: Sequence[Intent]) -> Iterable[Finding]:
                     f"{pattern!r} is also a phrase of intent {first[0]!r} ({first[1]!r})",
                     intent.tag,
                 )
+
+
+def drop_phrases_in_two_intents(intents: Sequence[Intent]) -> tuple[list[Intent], int]:
+    """Return the intents without any phrase that is filed under two intents (every copy of it goes:
+    no intent is its right answer), and how many phrases were dropped (``train --drop-conflicts``)."""
+    owners: dict[str, set[str]] = {}
+    for intent in intents:
+        for pattern in intent.patterns:
+            owners.setdefault(canonical(pattern), set()).add(intent.tag)
+    kept_intents, dropped = [], 0
+    for intent in intents:
+        kept = tuple(pattern for pattern in intent.patterns if len(owners[canonical(pattern)]) == 1)
+        dropped += len(intent.patterns) - len(kept)
+        kept_intents.append(
+            dataclasses.replace(intent, patterns=kept) if len(kept) < len(intent.patterns) else intent
+        )
+    return kept_intents, dropped
 
 
 def check_too_few_phrases(intents: Sequence[Intent]) -> Iterable[Finding]:

@@ -1,4 +1,9 @@
-"""Train an intent classifier from intents and return it as a Bundle."""
+"""Train an intent classifier from intents and return it as a Bundle.
+
+Every bot trains the Keras model (an LSTM over its own words, beside the pretrained sentence vector
+where the encoder covers its language) and the n-gram model; the share of each in the served
+probabilities is the one that does best on held-out data.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import keras
 import nltk
@@ -19,9 +25,10 @@ import tensorflow as tf
 import chatbot
 from chatbot.classifier.bundle import Bundle
 from chatbot.classifier.config import ModelConfig
+from chatbot.classifier.encoder import DIMENSION, SentenceEncoder, covers, shared_encoder
 from chatbot.classifier.model import average_models, build_model
 from chatbot.classifier.ngrams import Document, NgramModel, feature_families
-from chatbot.classifier.ranker import Ranker
+from chatbot.classifier.ranker import Ranker, sentence
 from chatbot.classifier.vocab import UNK_ID, Vocabulary, build_vocabulary
 from chatbot.data.intents import FALLBACK_TAG, Intent, fingerprint_data
 from chatbot.data.slots import Domain
@@ -34,6 +41,8 @@ from chatbot.training.threshold import IN_SCOPE_REFUSAL_BUDGET, calibrate_in_sco
 log = logging.getLogger(__name__)
 
 BUCKET_BATCHES = 50  # batches per chunk within which rows are sorted by length
+ENCODE_BATCH = 256  # texts per call to the sentence encoder at training time: bounded memory
+SHARES = np.round(np.linspace(0.0, 1.0, 11), 2)  # deep_weight values tried on held-out data
 
 
 @dataclass(frozen=True)
@@ -45,6 +54,7 @@ class Examples:
     tokens: list[list[str]]  # the stems of the words: what the LSTM reads
     label_ids: np.ndarray
     own: np.ndarray  # True for the bot's own patterns, False for generic off-topic queries
+    vectors: np.ndarray  # (texts, 512) sentence vectors; (texts, 0) without the encoder
 
     def subset(self, indices: Sequence[int]) -> Examples:
         """Return the examples at the given positions."""
@@ -55,6 +65,7 @@ class Examples:
             [self.tokens[i] for i in rows],
             self.label_ids[rows],
             self.own[rows],
+            self.vectors[rows],
         )
 
     def __add__(self, other: Examples) -> Examples:
@@ -64,11 +75,28 @@ class Examples:
             self.tokens + other.tokens,
             np.concatenate([self.label_ids, other.label_ids]),
             np.concatenate([self.own, other.own]),
+            np.concatenate([self.vectors, other.vectors]),
         )
 
     def documents(self) -> list[Document]:
         """Return each text's (words, stems): what the n-gram model reads."""
         return list(zip(self.words, self.tokens, strict=True))
+
+    def with_vectors(self, encoder: SentenceEncoder | None) -> Examples:
+        """Return the examples with their sentence vectors, encoded in batches (none without an encoder)."""
+        if encoder is None:
+            return self
+        batches = [
+            encoder.encode([sentence(text_words) for text_words in self.words[start : start + ENCODE_BATCH]])
+            for start in range(0, len(self.words), ENCODE_BATCH)
+        ]
+        vectors = np.concatenate(batches) if batches else np.zeros((0, DIMENSION), dtype=np.float32)
+        return dataclasses.replace(self, vectors=vectors)
+
+    def inputs(self, max_length: int, vocabulary: Vocabulary) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Return what the Keras model reads: padded token ids, and the sentence vectors if any."""
+        token_ids = vocabulary.encode_batch(self.tokens, max_length)
+        return (token_ids, self.vectors) if self.vectors.shape[1] else token_ids
 
     def intents(self, labels: Sequence[str]) -> list[Intent]:
         """Return the examples as intents with their texts as patterns (no responses needed)."""
@@ -94,13 +122,21 @@ class WordDropoutBatches:
     """
 
     def __init__(
-        self, x: np.ndarray, y: np.ndarray, weights: np.ndarray, batch_size: int, rate: float, seed: int
+        self,
+        x: np.ndarray,
+        vectors: np.ndarray,
+        y: np.ndarray,
+        weights: np.ndarray,
+        batch_size: int,
+        rate: float,
+        seed: int,
     ) -> None:
         self.x, self.y, self.weights, self.batch_size, self.rate = x, y, weights, batch_size, rate
+        self.vectors = vectors  # (rows, 0) when the model reads no sentence vectors
         self.lengths = np.maximum((x != 0).sum(axis=1), 1)
         self.rng = np.random.default_rng(seed)
 
-    def epoch(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def epoch(self) -> Iterator[tuple[Any, np.ndarray, np.ndarray]]:
         """Yield one epoch of batches, in a new order each time."""
         order = self.rng.permutation(len(self.x))
         chunk = BUCKET_BATCHES * self.batch_size
@@ -113,12 +149,15 @@ class WordDropoutBatches:
             rows = batches[index]
             x = self.x[rows, : self.lengths[rows].max()].copy()
             x[(x > UNK_ID) & (self.rng.random(x.shape) < self.rate)] = UNK_ID
-            yield x, self.y[rows], self.weights[rows]
+            inputs = (x, self.vectors[rows]) if self.vectors.shape[1] else x
+            yield inputs, self.y[rows], self.weights[rows]
 
     def dataset(self) -> tf.data.Dataset:
         """Return the batches as a dataset that declares their varying width (Keras would guess it)."""
+        token_ids = tf.TensorSpec(shape=(None, None), dtype=tf.int32)
+        vectors = tf.TensorSpec(shape=(None, self.vectors.shape[1]), dtype=tf.float32)
         signature = (
-            tf.TensorSpec(shape=(None, None), dtype=tf.int32),
+            (token_ids, vectors) if self.vectors.shape[1] else token_ids,
             tf.TensorSpec(shape=(None, self.y.shape[1]), dtype=tf.float32),
             tf.TensorSpec(shape=(None,), dtype=tf.float32),
         )
@@ -170,6 +209,7 @@ def make_examples(
         [[stem(word, language) for word in text_words] for text_words in word_lists],
         np.array([label for _, label in pairs], dtype=np.int32),
         np.ones(len(pairs), dtype=bool),
+        np.zeros((len(pairs), 0), dtype=np.float32),
     )
 
 
@@ -221,20 +261,26 @@ def train(
     The bundle carries the data file's other sections too: its entities and slots (``domain``) and
     the widget's texts.
 
-    With a validation set, the LSTM stops early on it and keeps its best epoch. Without one, when
-    the data allows, a stratified split measures how well the model generalises and for how many
-    epochs; the LSTM is then refitted on every pattern for at least that many epochs, and on until
-    it gives every pattern its own intent with ``config.fit_confidence``, so that the bot never
-    misreads or hesitates over its own examples. The n-gram model is fitted beside it.
+    The Keras model reads the sentence encoder's vectors when ``config.encoder`` is auto and the
+    encoder covers the bot's language (``chatbot.classifier.encoder.covers``); otherwise its LSTM
+    reads the words alone.
+
+    With a validation set, the Keras model stops early on it and keeps its best epoch. Without one,
+    when the data allows, a stratified split measures how well the model generalises and for how
+    many epochs; the model is then refitted on every pattern for at least that many epochs, and on
+    until it gives every pattern its own intent with ``config.fit_confidence``, so that the bot
+    never misreads or hesitates over its own examples. The n-gram model is fitted beside it, and
+    the share of each part (``deep_weight``) is the one that does best on the held-out queries.
 
     The threshold comes from the held-out queries (the validation set, or the split's held-out part
     as the split model answers it) and off-topic ones, the author's ``out_of_scope`` (such as those
     the review inbox marks) and generic ones: ``choose_threshold_in_scope``. With no held-out
-    queries, the config's threshold stays.
+    queries, the config's threshold and share stay.
     """
     started = time.perf_counter()
     config = config or default_config(intents)
     language = config.language
+    encoder = chosen_encoder(config)
     data_sha256 = fingerprint_data(list(intents), domain, widget_strings)
     off_topic = load_off_topic()
     if config.off_topic_weight > 0:
@@ -247,7 +293,8 @@ def train(
     else:
         labels = tuple(intent.tag for intent in intents if intent.patterns)
         negatives = make_examples([], labels, language=language)
-    examples = make_examples(intents, labels, language=language)
+    examples = make_examples(intents, labels, language=language).with_vectors(encoder)
+    negatives = negatives.with_vectors(encoder)
     longest = max(len(tokens) for tokens in examples.tokens)
     config = config.replace(max_length=max(1, min(config.max_length, longest)))
     frequency = Counter(word for text_words in (examples + negatives).words for word in text_words)
@@ -255,24 +302,26 @@ def train(
         _bundle,
         labels=labels,
         intents=intents,
-        config=config,
         data_sha256=data_sha256,
         spelling_words=tuple(word for word, _ in frequency.most_common()),
         domain=domain or Domain(),
         widget_strings=widget_strings or {},
+        encoder=encoder,
     )
     held_out_model: Bundle | None = None
     held_out: Sequence[Intent] = validation or ()
-    lstm = config.deep_weight > 0  # small bots do best with the n-gram model alone (bench/accuracy.py)
     fit_history: dict[str, list[float]] = {}
+    share_metrics: dict[str, float] = {}
     if validation is not None:
+        validation_examples = make_examples(validation, labels, strict=True, language=language)
+        validation_examples = validation_examples.with_vectors(encoder)
         model, vocabulary, fit_history = _fit_members(
-            examples + negatives,
-            len(labels),
-            config,
-            make_examples(validation, labels, strict=True, language=language),
-            lstm=lstm,
+            examples + negatives, len(labels), config, validation_examples
         )
+        bundle = build(
+            model, vocabulary, fit_ngram_model(examples + negatives, len(labels), config), config=config
+        )
+        share_metrics = choose_share(bundle, validation_examples)
     else:
         min_epochs = 1
         if can_split(examples.label_ids, config):
@@ -281,23 +330,31 @@ def train(
             )
             part, rest = examples.subset(train_rows) + negatives, examples.subset(validation_rows)
             split_model, split_vocabulary, fit_history = _fit_members(
-                part, len(labels), config.replace(ensemble_size=1), rest, lstm=lstm
+                part, len(labels), config.replace(ensemble_size=1), rest
             )
-            if lstm:
-                min_epochs = int(np.argmax(fit_history["val_accuracy"])) + 1
-                log.info(
-                    "LSTM validation accuracy %.4f at epoch %d; refitting on all patterns",
-                    fit_history["val_accuracy"][min_epochs - 1],
-                    min_epochs,
-                )
-            held_out_model = build(split_model, split_vocabulary, fit_ngram_model(part, len(labels), config))
+            min_epochs = int(np.argmax(fit_history["val_accuracy"])) + 1
+            log.info(
+                "Keras model validation accuracy %.4f at epoch %d; refitting on all patterns",
+                fit_history["val_accuracy"][min_epochs - 1],
+                min_epochs,
+            )
+            held_out_model = build(
+                split_model, split_vocabulary, fit_ngram_model(part, len(labels), config), config=config
+            )
+            share_metrics = choose_share(held_out_model, rest)
+            config = config.replace(deep_weight=share_metrics["deep_weight"])
+            held_out_model = dataclasses.replace(held_out_model, config=config)
             held_out = rest.intents(labels)
-        model, vocabulary, history = _fit_members(
-            examples + negatives, len(labels), config, None, min_epochs, lstm=lstm
-        )
+        model, vocabulary, history = _fit_members(examples + negatives, len(labels), config, None, min_epochs)
         fit_history = fit_history or history
-    bundle = build(model, vocabulary, fit_ngram_model(examples + negatives, len(labels), config))
-    metrics: dict[str, float] = {}
+        bundle = build(
+            model, vocabulary, fit_ngram_model(examples + negatives, len(labels), config), config=config
+        )
+    if share_metrics:
+        bundle = dataclasses.replace(
+            bundle, config=bundle.config.replace(deep_weight=share_metrics["deep_weight"])
+        )
+    metrics: dict[str, float] = dict(share_metrics)
     if held_out:
         bundle, summary = calibrate_in_scope(bundle, held_out, [*out_of_scope, *off_topic], held_out_model)
         metrics["validation_accuracy"] = summary["accuracy"]
@@ -313,6 +370,53 @@ def train(
         metrics=metrics,
         history={name: [float(value) for value in values] for name, values in fit_history.items()},
     )
+
+
+def chosen_encoder(config: ModelConfig) -> SentenceEncoder | None:
+    """Return the sentence encoder when the config allows it and it covers the bot's language."""
+    if config.encoder == "none":
+        log.info("sentence encoder: none (the training settings opt out)")
+        return None
+    if not covers(config.language):
+        log.info("sentence encoder: not used, it does not cover language %r", config.language)
+        return None
+    return shared_encoder()
+
+
+def encoder_summary(bundle: Bundle) -> str:
+    """Say whether the bundle's model reads sentence vectors, and why not, for the training output."""
+    if bundle.encoder is not None:
+        return f"with the sentence encoder {bundle.encoder.name} {bundle.encoder.version}"
+    if bundle.config.encoder == "none":
+        return "without the sentence encoder (encoder: none)"
+    return f"without the sentence encoder (it does not cover language {bundle.config.language!r})"
+
+
+def choose_share(bundle: Bundle, held_out: Examples) -> dict[str, float]:
+    """Return the deep part's share that ranks the held-out examples best (the higher mean
+    log-probability of the right intent breaks ties), with each part's accuracy alone."""
+    deep, wide = Ranker.from_bundle(bundle, cache_size=0).part_probabilities(held_out.words)
+    rows = np.arange(len(held_out.label_ids))
+    scores = []
+    for share in SHARES:
+        probabilities = share * deep + (1.0 - share) * wide
+        accuracy = float(np.mean(probabilities.argmax(axis=1) == held_out.label_ids))
+        log_probability = float(np.mean(np.log(probabilities[rows, held_out.label_ids] + 1e-9)))
+        scores.append((accuracy, log_probability))
+    best = max(range(len(SHARES)), key=lambda index: scores[index])
+    log.info(
+        "share of the Keras model %.1f: held-out accuracy %.4f (Keras model alone %.4f, n-grams alone %.4f)",
+        SHARES[best],
+        scores[best][0],
+        scores[-1][0],
+        scores[0][0],
+    )
+    return {
+        "deep_weight": float(SHARES[best]),
+        "held_out_accuracy_mixed": scores[best][0],
+        "held_out_accuracy_keras": scores[-1][0],
+        "held_out_accuracy_ngrams": scores[0][0],
+    }
 
 
 def describe_threshold(threshold: float, summary: dict[str, float]) -> str:
@@ -336,6 +440,7 @@ def _bundle(
     spelling_words: tuple[str, ...],
     domain: Domain,
     widget_strings: dict[str, str],
+    encoder: SentenceEncoder | None,
 ) -> Bundle:
     return Bundle(
         architecture=json_architecture(model) if model is not None else None,
@@ -350,6 +455,7 @@ def _bundle(
         spelling_words=spelling_words,
         domain=domain,
         widget_strings=widget_strings,
+        encoder=encoder.identity if encoder is not None else None,
     )
 
 
@@ -360,7 +466,7 @@ class StopWhenFitted(keras.callbacks.Callback):
     the training on the raw weights of the last step.
     """
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, min_epochs: int, confidence: float) -> None:
+    def __init__(self, x: Any, y: np.ndarray, min_epochs: int, confidence: float) -> None:
         super().__init__()
         self.x, self.y, self.min_epochs, self.confidence = x, y, min_epochs, confidence
         self.fitted_weights: list[np.ndarray] | None = None
@@ -385,15 +491,13 @@ def _fit_members(
     config: ModelConfig,
     validation: Examples | None,
     min_epochs: int = 1,
-    lstm: bool = True,
-) -> tuple[keras.Model | None, Vocabulary, dict[str, list[float]]]:
-    """Fit ``config.ensemble_size`` LSTMs with consecutive seeds and join them into one (none
-    without ``lstm``: then only the vocabulary, which counts the known words of a message)."""
-    if not lstm:
-        return None, build_vocabulary(examples.tokens), {}
+) -> tuple[keras.Model, Vocabulary, dict[str, list[float]]]:
+    """Fit ``config.ensemble_size`` LSTMs with consecutive seeds and join them into one; with
+    sentence vectors, one model (beside the vector, a second LSTM did not pay for its cost)."""
+    members = 1 if examples.vectors.shape[1] else config.ensemble_size
     fits = [
         _fit(examples, num_labels, config.replace(seed=config.seed + member), validation, min_epochs)
-        for member in range(config.ensemble_size)
+        for member in range(members)
     ]
     model, vocabulary, history = fits[0]  # every member builds the same sorted vocabulary
     if len(fits) > 1:
@@ -411,11 +515,13 @@ def _fit(
     """Fit a new model; with validation data, stop early on it, else once all examples fit."""
     keras.utils.set_random_seed(config.seed)
     vocabulary = build_vocabulary(examples.tokens)  # fitted on training text only
-    model = build_model(len(vocabulary), num_labels, config)
+    model = build_model(len(vocabulary), num_labels, config, examples.vectors.shape[1])
     x = vocabulary.encode_batch(examples.tokens, config.max_length)
     y = one_hot(examples.label_ids, num_labels)
     weights = examples.sample_weights(config.off_topic_weight)
-    batches = WordDropoutBatches(x, y, weights, config.batch_size, config.word_dropout, config.seed)
+    batches = WordDropoutBatches(
+        x, examples.vectors, y, weights, config.batch_size, config.word_dropout, config.seed
+    )
     callbacks: list[keras.callbacks.Callback] = [EpochLogger(every=1 if len(x) > 2000 else 25)]
     if config.ema_momentum:
         # First, so that the callbacks after it (and validation) see the averaged weights.
@@ -423,7 +529,7 @@ def _fit(
     validation_data = None
     if validation is not None:
         validation_data = (
-            vocabulary.encode_batch(validation.tokens, config.max_length),
+            validation.inputs(config.max_length, vocabulary),
             one_hot(validation.label_ids, num_labels),
         )
         callbacks.append(
@@ -434,9 +540,15 @@ def _fit(
     else:
         # Label smoothing caps what the targets teach: (1 - smoothing + smoothing / labels) at most.
         highest = 1.0 - config.label_smoothing + config.label_smoothing / num_labels
-        own = examples.own  # generic off-topic queries need not fit: they only pull towards fallback
+        # Generic off-topic queries need not fit: they only pull towards fallback.
+        own = examples.subset(np.flatnonzero(examples.own))
         callbacks.append(
-            StopWhenFitted(x[own], examples.label_ids[own], min_epochs, config.fit_confidence * highest)
+            StopWhenFitted(
+                own.inputs(config.max_length, vocabulary),
+                own.label_ids,
+                min_epochs,
+                config.fit_confidence * highest,
+            )
         )
     history = model.fit(
         batches.dataset(),
