@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from tests.browser import DESKTOP, send, wait_for_answers
 from tests.support import RedisServer, Server, record_figures, with_slots
-from tests.test_browser import DESKTOP, browser, playwright, send, texts, wait_for_answers  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +22,7 @@ REPLY = "Hi, I'm Alice from support. Let me check."
 
 
 @pytest.fixture
-def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:  # noqa: F811
+def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
     """Open browser contexts for a test (each its own storage, as two people) and close them after."""
     opened: list[BrowserContext] = []
     yield opened
@@ -30,7 +30,7 @@ def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:  # noqa: F811
         context.close()
 
 
-def new_page(browser: Browser, contexts: list[BrowserContext]) -> Page:  # noqa: F811
+def new_page(browser: Browser, contexts: list[BrowserContext]) -> Page:
     context = browser.new_context(viewport=DESKTOP)
     context.set_default_timeout(10_000)
     contexts.append(context)
@@ -88,7 +88,7 @@ def operator_round_trip(
     assert wait_for_answers(customer_page, 4)[3] in ("Hello!", "Hi there.")
 
 
-def test_operator_answers_a_customer_in_one_process(browser: Browser, contexts, serve, handoff_model) -> None:  # noqa: F811
+def test_operator_answers_a_customer_in_one_process(browser: Browser, contexts, serve, handoff_model) -> None:
     server = serve(handoff_model, {"CHATBOT_ADMIN_TOKEN": ADMIN_TOKEN})
     operator_round_trip(
         new_page(browser, contexts), server, new_page(browser, contexts), server, "operator_reply_one_process"
@@ -96,7 +96,7 @@ def test_operator_answers_a_customer_in_one_process(browser: Browser, contexts, 
 
 
 def test_operator_on_one_replica_answers_a_customer_on_another(
-    browser: Browser,  # noqa: F811
+    browser: Browser,
     contexts,
     serve,
     handoff_model,
