@@ -28,6 +28,8 @@ MAX_BATCH = 256  # texts in one /api/v1/parse request
 # tests/test_api.py), so that a few batches cannot starve every chat (256 texts of 39 characters).
 MAX_BATCH_CHARS = 10_000
 SESSION_ID_CHARACTERS = "A-Za-z0-9._:-"
+# A session id as the served SessionId schema describes it (for ids the server makes, such as channels').
+SESSION_ID_PATTERN = f"^[{SESSION_ID_CHARACTERS}]{{1,{MAX_SESSION_CHARS}}}$"
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def build_contract(max_message_chars: int) -> Contract:
         f"A batch: 1 to {MAX_BATCH} messages, and at most {MAX_BATCH_CHARS:,} characters in all once "
         "normalised (NFKC)."
     )
-    schemas["SessionId"]["pattern"] = f"^[{SESSION_ID_CHARACTERS}]{{1,{MAX_SESSION_CHARS}}}$"
+    schemas["SessionId"]["pattern"] = SESSION_ID_PATTERN
     components = {"components": {"schemas": copy.deepcopy(schemas)}}
     validators = {
         name: jsonschema_rs.validator_for({**components, "$ref": f"#/components/schemas/{name}"})

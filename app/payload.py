@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from typing import Any
 from urllib.parse import unquote
 
@@ -109,7 +110,7 @@ def message_text(value: Any, name: str) -> str:
 def message_texts(value: Any, name: str) -> list[str]:
     """Check a batch (the Texts schema), then its characters after NFKC in all."""
     spec = contract()
-    if not isinstance(value, list) or not spec.validators["Texts"].is_valid(value):
+    if not isinstance(value, list) or not spec.validators["Texts"].is_valid(_encodable(value)):
         schema = spec.schema("Texts")
         if not isinstance(value, list) or not schema["minItems"] <= len(value) <= schema["maxItems"]:
             raise ApiError(
@@ -133,8 +134,8 @@ def _checked_message(value: Any, name: str) -> tuple[str, int]:
     """Return the message and its length once normalised, the work it costs; raise ApiError."""
     spec = contract()
     limit = spec.schema("Message")["maxLength"]
-    if not spec.validators["Message"].is_valid(value):
-        error = next(spec.validators["Message"].iter_errors(value))
+    if not spec.validators["Message"].is_valid(_encodable(value)):
+        error = next(spec.validators["Message"].iter_errors(_encodable(value)))
         rule = error.schema_path[-1]  # the keyword of the Message schema that refused it
         if rule == "type":
             raise ApiError(422, "invalid_field", f'"{name}" must be a string, not {json_type(value)}')
@@ -153,14 +154,9 @@ def _checked_message(value: Any, name: str) -> tuple[str, int]:
     return value, length
 
 
-def is_session_id(value: Any) -> bool:
-    """Say whether a value is a valid session id (the SessionId schema)."""
-    return contract().validators["SessionId"].is_valid(value)
-
-
 def session_id(value: Any) -> str:
     """Check a client's session id against the SessionId schema."""
-    if not is_session_id(value):
+    if not contract().validators["SessionId"].is_valid(_encodable(value)):
         raise ApiError(
             422, "invalid_field", f'"session_id" must be 1-{MAX_SESSION_CHARS} letters, digits or . _ : -'
         )
@@ -172,3 +168,16 @@ def json_type(value: Any) -> str:
     names = {type(None): "null", bool: "a boolean", int: "a number", float: "a number", str: "a string"}
     names |= {list: "an array", dict: "an object"}
     return names.get(type(value), type(value).__name__)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encodable(value: Any) -> Any:
+    """Return a value as the schema validator can read it: JSON may carry lone UTF-16 surrogates,
+    which cannot be encoded as UTF-8, so they stand as U+FFFD (the same length) while it checks."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [_encodable(item) for item in value]
+    return value

@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from app import create_app
+from app.actions import WebhookError
 from app.channels import channel_session
 from chatbot.classifier.ranker import Ranker
 from chatbot.dialogue.decision import Dialogue
@@ -365,6 +366,8 @@ def test_the_breakers_log_line_never_shows_the_telegram_token(tiny_bundle, caplo
     make_app(tiny_bundle, **platform_config("http://127.0.0.1:9"))  # registers the secrets to hide
     breaker = CircuitBreaker(failures=1)
     with caplog.at_level(logging.WARNING, logger="app.actions"):
-        breaker.record(f"http://127.0.0.1:9/bot{TELEGRAM_TOKEN}/sendMessage", success=False)
+        breaker.record(
+            f"http://127.0.0.1:9/bot{TELEGRAM_TOKEN}/sendMessage", WebhookError("unreachable", "refused")
+        )
     (record,) = caplog.records
     assert TELEGRAM_TOKEN not in record.getMessage() and "<hidden>" in record.getMessage()

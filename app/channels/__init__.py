@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -30,7 +31,7 @@ from flask import Flask
 from prometheus_client import Counter
 
 from app.actions import WebhookClient, WebhookError
-from app.payload import is_session_id
+from app.openapi import SESSION_ID_PATTERN
 from app.shared_redis import shared_redis
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ MAX_ID_CHARS = 100  # a platform's user or chat id in a session id; longer ones 
 def channel_session(channel: str, user_id: str) -> str:
     """Return the session id of a platform's user or chat: readable when it can be, hashed when not."""
     candidate = f"{channel}:{user_id}"
-    if len(user_id) <= MAX_ID_CHARS and is_session_id(candidate):
+    if len(user_id) <= MAX_ID_CHARS and re.fullmatch(SESSION_ID_PATTERN, candidate):
         return candidate
     return f"{channel}:h{hashlib.sha256(user_id.encode()).hexdigest()[:40]}"
 

@@ -21,6 +21,7 @@ A bundle records the encoder's ``EncoderIdentity``; serving it with another enco
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -86,6 +87,9 @@ def covers(language: str) -> bool:
     return language in LANGUAGES
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 class SentenceEncoder:
     """Encode texts into L2-normalised 512-d float32 vectors, in batches."""
 
@@ -123,7 +127,8 @@ class SentenceEncoder:
         No piece spans a word boundary, so the pieces of a text are its words' pieces in order,
         and a word's pieces are cached. Normalising the whole text first keeps its rules exact.
         """
-        normalized = self._tokenizer._normalizer.normalize(text)
+        # JSON may carry a lone UTF-16 surrogate, which the tokenizer cannot encode: it reads U+FFFD.
+        normalized = self._tokenizer._normalizer.normalize(_LONE_SURROGATE.sub("\ufffd", text))
         if not normalized:
             return [BEGIN_PIECE, UNKNOWN_PIECE, END_PIECE]
         words = normalized.split(WORD_MARK)
