@@ -24,13 +24,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 import redis
-from flask import Flask
+from flask import Blueprint, Flask, current_app
 from prometheus_client import Counter
 
 from app.actions import WebhookClient, WebhookError
+from app.errors import ApiError
 from app.openapi import SESSION_ID_PATTERN
 from app.shared_redis import shared_redis
 
@@ -163,6 +164,39 @@ def hide_in_logs(secrets: Iterable[str | None]) -> None:
         logger = logging.getLogger(name)
         if _hide_secrets not in logger.filters:
             logger.addFilter(_hide_secrets)
+
+
+class Platform(Protocol):
+    """A platform channel (Telegram, Slack): it sends a message to one of its users."""
+
+    def deliver(self, user_id: str, text: str, quick_replies: list[str]) -> None:
+        """Send a message and its quick replies (operator replies come this way too)."""
+
+
+def answer_404_while_off(channel: str, settings: str) -> Callable[[], None]:
+    """Return a platform blueprint's before-request check: 404 while the channel is off, as for a
+    route that does not exist, naming the settings that turn it on."""
+
+    def require_on() -> None:
+        if channel not in current_app.extensions:
+            raise ApiError(404, "not_found", f"the {channel} channel is off: set {settings}")
+
+    return require_on
+
+
+def start_platform(
+    app: Flask, bp: Blueprint, channel: str, secrets: tuple[str, ...], build: Callable[[], Platform]
+) -> None:
+    """Register a platform's endpoint, and turn the channel on when all its secret settings are set:
+    its secrets are then kept out of the logs and operator replies reach its users (``deliver``)."""
+    from app.handoff import register_delivery  # the handoff imports the turn, which views import
+
+    app.register_blueprint(bp)
+    if any(app.config[key] is None for key in secrets):
+        return
+    hide_in_logs(app.config[key] for key in secrets)
+    platform = app.extensions[channel] = build()
+    register_delivery(app, channel, platform.deliver)
 
 
 def init_app(app: Flask) -> None:

@@ -17,9 +17,16 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from prometheus_client import Counter
 
-from app.channels import SeenDeliveries, Sender, channel_session, check_ok_field, hide_in_logs
+from app.channels import (
+    SeenDeliveries,
+    Sender,
+    answer_404_while_off,
+    channel_session,
+    check_ok_field,
+    start_platform,
+)
 from app.errors import ApiError
-from app.handoff import Recipient, register_delivery
+from app.handoff import Recipient
 from app.payload import message_text, read_json_object
 from app.turns import converse
 
@@ -27,6 +34,7 @@ bp = Blueprint("slack_channel", __name__, url_prefix="/webhooks/slack")
 
 CHANNEL = "slack"
 MAX_AGE_SECONDS = 300  # Slack's own advice: older requests may be replays
+bp.before_request(answer_404_while_off(CHANNEL, "CHATBOT_SLACK_SIGNING_SECRET and CHATBOT_SLACK_BOT_TOKEN"))
 
 
 class Slack:
@@ -56,23 +64,7 @@ class Slack:
 
 def init_app(app: Flask, sends: Counter) -> None:
     """Register the endpoint; it answers 404 until the signing secret and the bot token are set."""
-    app.register_blueprint(bp)
-    if app.config["SLACK_SIGNING_SECRET"] is None or app.config["SLACK_BOT_TOKEN"] is None:
-        return
-    hide_in_logs([app.config["SLACK_SIGNING_SECRET"], app.config["SLACK_BOT_TOKEN"]])
-    slack = app.extensions["slack"] = Slack(app, sends)
-    register_delivery(app, CHANNEL, slack.deliver)
-
-
-@bp.before_request
-def require_on() -> None:
-    """Answer 404 while the channel is off, as for a route that does not exist."""
-    if CHANNEL not in current_app.extensions:
-        raise ApiError(
-            404,
-            "not_found",
-            "the Slack channel is off: set CHATBOT_SLACK_SIGNING_SECRET and CHATBOT_SLACK_BOT_TOKEN",
-        )
+    start_platform(app, bp, CHANNEL, ("SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN"), lambda: Slack(app, sends))
 
 
 @bp.post("/events")

@@ -13,9 +13,16 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from prometheus_client import Counter
 
-from app.channels import SeenDeliveries, Sender, channel_session, check_ok_field, hide_in_logs
+from app.channels import (
+    SeenDeliveries,
+    Sender,
+    answer_404_while_off,
+    channel_session,
+    check_ok_field,
+    start_platform,
+)
 from app.errors import ApiError
-from app.handoff import Recipient, register_delivery
+from app.handoff import Recipient
 from app.payload import message_text, read_json_object
 from app.turns import converse
 
@@ -23,6 +30,7 @@ bp = Blueprint("telegram_channel", __name__, url_prefix="/webhooks/telegram")
 
 CHANNEL = "telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+bp.before_request(answer_404_while_off(CHANNEL, "CHATBOT_TELEGRAM_TOKEN and CHATBOT_TELEGRAM_SECRET"))
 
 
 class Telegram:
@@ -46,23 +54,7 @@ class Telegram:
 
 def init_app(app: Flask, sends: Counter) -> None:
     """Register the webhook; it answers 404 until the bot's token and the webhook's secret are set."""
-    app.register_blueprint(bp)
-    if app.config["TELEGRAM_TOKEN"] is None or app.config["TELEGRAM_SECRET"] is None:
-        return
-    hide_in_logs([app.config["TELEGRAM_TOKEN"], app.config["TELEGRAM_SECRET"]])
-    telegram = app.extensions["telegram"] = Telegram(app, sends)
-    register_delivery(app, CHANNEL, telegram.deliver)
-
-
-@bp.before_request
-def require_on() -> None:
-    """Answer 404 while the channel is off, as for a route that does not exist."""
-    if CHANNEL not in current_app.extensions:
-        raise ApiError(
-            404,
-            "not_found",
-            "the Telegram channel is off: set CHATBOT_TELEGRAM_TOKEN and CHATBOT_TELEGRAM_SECRET",
-        )
+    start_platform(app, bp, CHANNEL, ("TELEGRAM_TOKEN", "TELEGRAM_SECRET"), lambda: Telegram(app, sends))
 
 
 @bp.post("")
