@@ -78,9 +78,10 @@ def test_the_loop_through_the_page_and_the_cli(
     groups = page.locator(".review-group")
 
     def listed() -> bool:
-        """the inbox lists the logged questions (the writer flushes every half second)"""
+        """the inbox lists both logged questions (each worker's writer flushes every half second)"""
         page.wait_for_timeout(300)
-        if groups.count():
+        meta = groups.filter(has_text=QUESTIONS[0]).locator(".review-meta")
+        if meta.count() and "2 messages" in meta.first.inner_text():
             return True
         page.reload()  # the token stays in sessionStorage: the page loads the inbox again
         return False
