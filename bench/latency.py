@@ -39,11 +39,19 @@ def build_paths(bundle: Bundle) -> dict[str, Callable[[str], object]]:
     engines = {
         "numpy (ours)": Ranker.from_bundle(bundle, cache_size=0),
         "keras tf.function": Ranker.from_bundle(bundle, "keras", cache_size=0),
-        "keras model.predict": Ranker(
-            bundle, lambda token_ids: model.predict(token_ids, verbose=0), cache_size=0
-        ),
+        "keras model.predict": Ranker(bundle, predict_with(model), cache_size=0),
     }
     return {name: Dialogue(engine, threshold).reply for name, engine in engines.items()}
+
+
+def predict_with(model) -> Callable[..., object]:
+    """Return a forward pass through ``model.predict``: token ids, and sentence vectors if it reads them."""
+
+    def forward(token_ids, sentence_vectors=None):
+        inputs = token_ids if len(model.inputs) == 1 else [token_ids, sentence_vectors]
+        return model.predict(inputs, verbose=0)
+
+    return forward
 
 
 def time_calls(reply: Callable[[str], object], texts: list[str], calls: int) -> list[float]:
