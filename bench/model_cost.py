@@ -33,7 +33,7 @@ def previous_design(bundle: Bundle) -> Bundle:
     """Return a bundle shaped like the LSTM-only model the project served before, for this bot."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from chatbot.classifier.model import average_models, build_model
-    from chatbot.training.train import extract_weights, json_architecture
+    from chatbot.training.fit import extract_weights, json_architecture
 
     patterns = sum(len(intent.patterns) for intent in bundle.intents)
     config = ModelConfig.for_dataset(patterns).replace(max_length=bundle.config.max_length)

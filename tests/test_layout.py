@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,3 +53,30 @@ def test_a_core_module_imports_only_its_own_group_or_those_before_it(path: Path)
 def test_every_core_group_is_in_the_order() -> None:
     groups = {group_of(".".join(path.relative_to(ROOT).with_suffix("").parts)) for path in CORE_FILES}
     assert groups - {None, "__init__", "__main__", "resources"} <= set(ORDER)
+
+
+def test_only_fitting_a_model_imports_tensorflow() -> None:
+    """Validating, evaluating, reviewing and serving a bot never load TensorFlow: only the module
+    that fits the Keras model (and the opt-in Keras engine) imports it."""
+    modules = [
+        "chatbot.cli",
+        "chatbot.training.train",
+        "chatbot.training.threshold",
+        "chatbot.learning.evaluate",
+        "chatbot.classifier.ranker",
+        "app",
+    ]
+    code = "import sys\n" + "".join(f"import {name}\n" for name in modules)
+    code += "print(sorted(name for name in ('tensorflow', 'keras') if name in sys.modules))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert loaded.stdout.strip() == "[]"
+    fitting = subprocess.run(
+        [sys.executable, "-c", "import sys, chatbot.training.fit; print('tensorflow' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    assert fitting.stdout.strip() == "True"

@@ -20,7 +20,7 @@ from tests.support import ROOT
 
 def random_bundle(model, vocabulary_size: int, config: ModelConfig) -> Bundle:
     """Wrap an untrained Keras model in a bundle, as training would."""
-    from chatbot.training.train import extract_weights, json_architecture
+    from chatbot.training.fit import extract_weights, json_architecture
 
     labels = tuple(f"intent{i}" for i in range(model.output_shape[-1]))
     from chatbot.data.intents import Intent

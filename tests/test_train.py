@@ -35,7 +35,7 @@ def test_can_split_needs_enough_patterns_per_label() -> None:
 
 
 def test_word_dropout_replaces_only_known_words() -> None:
-    from chatbot.training.train import WordDropoutBatches
+    from chatbot.training.fit import WordDropoutBatches
 
     x = np.tile(np.array([[5, 6, 7, 1, 0, 0]], dtype=np.int32), (400, 1))
     batches = WordDropoutBatches(
@@ -160,7 +160,8 @@ def test_weight_averaging_serves_the_averaged_weights_that_scored_best(tiny_inte
 
     from chatbot.classifier.encoder import shared_encoder
     from chatbot.classifier.model import load_keras_model
-    from chatbot.training.train import make_examples, one_hot, train
+    from chatbot.training.fit import one_hot
+    from chatbot.training.train import make_examples, train
     from tests.support import TINY_CONFIG
 
     config = TINY_CONFIG.replace(ema_momentum=0.9, epochs=30, patience=5, label_smoothing=0.1)
@@ -189,7 +190,7 @@ def test_refit_with_label_smoothing_stops_once_patterns_fit(tiny_intents) -> Non
 def test_stop_when_fitted_keeps_the_weights_it_checked() -> None:
     import keras
 
-    from chatbot.training.train import StopWhenFitted
+    from chatbot.training.fit import StopWhenFitted
 
     model = keras.Sequential([keras.Input(shape=(1,)), keras.layers.Dense(2, activation="softmax")])
     model.set_weights([np.array([[0.0, 0.0]], dtype=np.float32), np.array([5.0, -5.0], dtype=np.float32)])
@@ -204,7 +205,7 @@ def test_stop_when_fitted_keeps_the_weights_it_checked() -> None:
 
 
 def test_batches_group_similar_lengths_and_cut_padding() -> None:
-    from chatbot.training.train import WordDropoutBatches
+    from chatbot.training.fit import WordDropoutBatches
 
     rng = np.random.default_rng(0)
     lengths = rng.integers(1, 20, size=1000)
@@ -225,7 +226,7 @@ def test_batches_group_similar_lengths_and_cut_padding() -> None:
 
 
 def test_dataset_declares_varying_widths() -> None:
-    from chatbot.training.train import WordDropoutBatches
+    from chatbot.training.fit import WordDropoutBatches
 
     # The first batches all have width 3 and a later one width 5: a guessed signature would break.
     x = np.zeros((40, 5), dtype=np.int32)
