@@ -1,15 +1,13 @@
 // The operator console: asks for the admin token and the operator's name, lists the conversations
 // handed to a person, and long-polls the inbox's events to stay live (a fetch can carry the token;
-// an EventSource cannot). Text from the server is only ever set with textContent.
+// an EventSource cannot). The token, status line and calls come from admin.js. Text from the server
+// is only ever set with textContent.
 (function () {
   "use strict";
 
-  const TOKEN_KEY = "chatbot-admin-token";
+  const { login, token, say, call, failedToOpen, onSignIn } = adminPage("console");
   const NAME_KEY = "chatbot-operator-name";
-  const BASE = location.pathname.replace(/\/$/, "") + "/";
   const RETRY_MS = 2000; // after a failed long poll, so a down server is not hammered
-  const status = document.getElementById("console-status");
-  const login = document.getElementById("console-login");
   const desk = document.getElementById("console-desk");
   const list = document.getElementById("console-list");
   const empty = document.getElementById("console-empty");
@@ -22,30 +20,8 @@
   let openSession = null;
   let polling = false;
 
-  function token() {
-    return sessionStorage.getItem(TOKEN_KEY) || "";
-  }
-
   function operator() {
     return sessionStorage.getItem(NAME_KEY) || "";
-  }
-
-  function say(message, isError) {
-    status.textContent = message;
-    status.classList.toggle("review-error", Boolean(isError));
-  }
-
-  async function call(path, options) {
-    const response = await fetch(BASE + path, {
-      ...options,
-      headers: { Authorization: "Bearer " + token(), "Content-Type": "application/json" },
-    });
-    const body = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      const message = body.error ? body.error.message : "HTTP " + response.status;
-      throw Object.assign(new Error(message), { status: response.status });
-    }
-    return body;
   }
 
   function post(path, fields) {
@@ -179,18 +155,12 @@
         poll(cursor);
       }
     } catch (error) {
-      if (error.status === 401) {
-        sessionStorage.removeItem(TOKEN_KEY);
-      }
-      say(error.message, true);
+      failedToOpen(error);
     }
   }
 
-  login.addEventListener("submit", (event) => {
-    event.preventDefault();
-    sessionStorage.setItem(TOKEN_KEY, document.getElementById("console-token").value);
+  onSignIn(() => {
     sessionStorage.setItem(NAME_KEY, document.getElementById("console-operator").value.trim());
-    document.getElementById("console-token").value = "";
     open();
   });
 

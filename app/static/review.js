@@ -1,35 +1,10 @@
 // The review inbox page: asks for the admin token, then loads the inbox and charts as JSON with
-// it and sends each decision. Text from the server is only ever set with textContent or value.
+// it and sends each decision (the token, status line and calls: admin.js). Text from the server
+// is only ever set with textContent or value.
 (function () {
   "use strict";
 
-  const TOKEN_KEY = "chatbot-admin-token";
-  const BASE = location.pathname.replace(/\/$/, "") + "/"; // the JSON calls live under the page's path
-  const status = document.getElementById("review-status");
-  const login = document.getElementById("review-login");
-  const tokenInput = document.getElementById("review-token");
-
-  function token() {
-    return sessionStorage.getItem(TOKEN_KEY) || "";
-  }
-
-  function say(message, isError) {
-    status.textContent = message;
-    status.classList.toggle("review-error", Boolean(isError));
-  }
-
-  async function call(path, options) {
-    const response = await fetch(BASE + path, {
-      ...options,
-      headers: { Authorization: "Bearer " + token(), "Content-Type": "application/json" },
-    });
-    const body = await response.json().catch(() => ({}));
-    if (!response.ok) {
-      const message = body.error ? body.error.message : "HTTP " + response.status;
-      throw Object.assign(new Error(message), { status: response.status });
-    }
-    return body;
-  }
+  const { login, token, say, call, failedToOpen, onSignIn } = adminPage("review");
 
   function describe(group) {
     const when = group.latest.replace("T", " ").replace("Z", " UTC");
@@ -118,19 +93,11 @@
       login.hidden = true;
       say("", false);
     } catch (error) {
-      if (error.status === 401) {
-        sessionStorage.removeItem(TOKEN_KEY);
-      }
-      say(error.message, true);
+      failedToOpen(error);
     }
   }
 
-  login.addEventListener("submit", (event) => {
-    event.preventDefault();
-    sessionStorage.setItem(TOKEN_KEY, tokenInput.value);
-    tokenInput.value = "";
-    open();
-  });
+  onSignIn(open);
 
   if (token()) {
     open();
