@@ -11,6 +11,7 @@ import copy
 import dataclasses
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -22,11 +23,17 @@ from pathlib import Path
 
 import pytest
 import requests
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
+from app import create_app
 from chatbot.classifier.bundle import CHECKSUM_KEY, METADATA_KEY, Bundle, metadata_checksum
 from chatbot.classifier.config import ModelConfig
+from chatbot.classifier.ranker import Ranker
 from chatbot.data.intents import validate_intents
 from chatbot.data.slots import validate_domain
+from chatbot.dialogue.decision import Dialogue
 from tests import harness
 from tests.harness import ROOT
 
@@ -343,55 +350,160 @@ class PostgresServer(harness.PostgresServer):
     find_program = staticmethod(require_program)
 
 
-class WebhookServer(harness.ThreadedHTTPServer):
-    """A real HTTP server on 127.0.0.1 playing a webhook; ``mode`` says how it answers.
+def send_json(handler: BaseHTTPRequestHandler, status: int, payload: bytes) -> None:
+    """Answer a request with a JSON body; a client that stops reading (as a size cap does) is no error."""
+    handler.send_response(status)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(payload)))
+    handler.end_headers()
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        handler.wfile.write(payload)
 
-    Modes: ``ok`` (a JSON reply naming the order), ``hang`` (never answers), ``500``, ``404``, ``invalid``
-    (not JSON) and ``huge`` (10 MB). Every request's body and headers are kept in ``received``.
+
+class RecordingApi(harness.ThreadedHTTPServer):
+    """A real HTTP API on 127.0.0.1 that keeps every JSON POST (``record``) and answers it (``answer``).
+
+    ``mode`` says how it answers: ``hang`` never does (until the ``with`` block ends); the other modes
+    are the subclass's.
     """
-
-    HUGE_BYTES = 10 * 1024 * 1024
 
     def __init__(self, mode: str = "ok") -> None:
         self.mode = mode
-        self.received: list[tuple[dict, dict]] = []
         self.release = threading.Event()  # ends hanging requests at shutdown
-        webhook = self
+        api = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                webhook.received.append((body, dict(self.headers)))
-                if webhook.mode == "hang":
-                    webhook.release.wait(30)
+                api.record(self.path, body, dict(self.headers))
+                if api.mode == "hang":
+                    api.release.wait(30)
                     return
-                status, payload = 200, b""
-                if webhook.mode == "ok":
-                    number = body.get("slots", {}).get("order_number", "?")
-                    answer = {"text": f"Order {number} ships today.", "quick_replies": ["Thanks"]}
-                    payload = json.dumps(answer).encode()
-                elif webhook.mode == "500":
-                    status, payload = 500, b'{"text": "broken"}'
-                elif webhook.mode == "404":
-                    status, payload = 404, b'{"error": "no such order"}'
-                elif webhook.mode == "invalid":
-                    payload = b"<html>not json</html>"
-                elif webhook.mode == "huge":
-                    payload = b'{"text": "' + b"x" * webhook.HUGE_BYTES + b'"}'
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                # The client may stop reading: that is what a size cap does.
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(payload)
+                send_json(self, *api.answer(body))
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
         super().__init__(Handler)
-        self.url = f"{self.url}/hook"
+
+    def record(self, path: str, body: dict, headers: dict) -> None:
+        raise NotImplementedError
+
+    def answer(self, body: dict) -> tuple[int, bytes]:
+        """The status and JSON body to answer a request with, in the current mode."""
+        raise NotImplementedError
 
     def __exit__(self, *exc_info: object) -> None:
         self.release.set()
         super().__exit__(*exc_info)
+
+
+class WebhookServer(RecordingApi):
+    """A webhook (a bot's action): ``received`` keeps each request's body and headers.
+
+    Modes: ``ok`` (a JSON reply naming the order), ``hang``, ``500``, ``404``, ``invalid`` (not JSON)
+    and ``huge`` (10 MB).
+    """
+
+    HUGE_BYTES = 10 * 1024 * 1024
+
+    def __init__(self, mode: str = "ok") -> None:
+        self.received: list[tuple[dict, dict]] = []
+        super().__init__(mode)
+        self.url = f"{self.url}/hook"
+
+    def record(self, path: str, body: dict, headers: dict) -> None:
+        self.received.append((body, headers))
+
+    def answer(self, body: dict) -> tuple[int, bytes]:
+        if self.mode == "ok":
+            number = body.get("slots", {}).get("order_number", "?")
+            return 200, json.dumps(
+                {"text": f"Order {number} ships today.", "quick_replies": ["Thanks"]}
+            ).encode()
+        return {
+            "500": (500, b'{"text": "broken"}'),
+            "404": (404, b'{"error": "no such order"}'),
+            "invalid": (200, b"<html>not json</html>"),
+            "huge": (200, b'{"text": "' + b"x" * self.HUGE_BYTES + b'"}'),
+        }.get(self.mode, (200, b""))
+
+
+# ---- the channels' platforms (Telegram, Slack) and an app that talks to them -------------------
+
+ADMIN_TOKEN = "admin-token-0123456789abcdef"
+TELEGRAM_TOKEN = "123456:telegram-bot-token-abcdef"
+TELEGRAM_SECRET = "telegram-webhook-secret-0123"
+SLACK_SECRET = "slack-signing-secret-0123456789"
+SLACK_TOKEN = "xoxb-slack-bot-token-0123"
+BOT_USER = "UBOT"  # the Slack bot's own user id
+
+
+class PlatformApi(RecordingApi):
+    """Telegram's or Slack's API: ``received`` keeps each call's path, JSON body and headers.
+
+    Modes: ``ok``, ``500``, ``hang`` and ``refuse``, which answers 200 with ``{"ok": false}``, as both
+    APIs do for a call they reject.
+    """
+
+    def __init__(self, mode: str = "ok") -> None:
+        self.received: list[tuple[str, dict, dict]] = []
+        super().__init__(mode)
+
+    def record(self, path: str, body: dict, headers: dict) -> None:
+        self.received.append((path, body, headers))
+
+    def answer(self, body: dict) -> tuple[int, bytes]:
+        if self.mode == "500":
+            return 500, json.dumps({"ok": False, "error": "internal"}).encode()
+        if self.mode == "refuse":
+            return 200, json.dumps({"ok": False, "error": "channel_not_found"}).encode()
+        return 200, json.dumps({"ok": True, "result": {"message_id": len(self.received)}}).encode()
+
+
+def platform_config(api_url: str) -> dict:
+    """The app's settings for Telegram and Slack, both calling the API at ``api_url``."""
+    return {
+        "TELEGRAM_TOKEN": TELEGRAM_TOKEN,
+        "TELEGRAM_SECRET": TELEGRAM_SECRET,
+        "TELEGRAM_API_URL": api_url,
+        "SLACK_SIGNING_SECRET": SLACK_SECRET,
+        "SLACK_BOT_TOKEN": SLACK_TOKEN,
+        "SLACK_API_URL": api_url,
+    }
+
+
+def slot_bot_app(tiny_bundle: Bundle, **config: object) -> Flask:
+    """An in-process app over the tiny bot with slots (``bye`` hands over), the admin token set."""
+    dialogue = Dialogue(Ranker.from_bundle(with_slots(tiny_bundle)), 0.5, random.Random(0))
+    settings = {"TESTING": True, "RATE_LIMIT": None, "ADMIN_TOKEN": ADMIN_TOKEN} | config
+    return create_app(settings, dialogue=dialogue)
+
+
+def rest(client: FlaskClient, sender: str, message: str, **extra: object) -> list[dict]:
+    """Send a message through the Rasa-compatible REST channel; return the bot's messages."""
+    response = client.post("/webhooks/rest/webhook", json={"sender": sender, "message": message, **extra})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()
+
+
+def telegram_update(update_id: int, text: str, chat_id: int = 42) -> dict:
+    """A Telegram update carrying a text message from ``chat_id``."""
+    return {
+        "update_id": update_id,
+        "message": {"message_id": update_id, "from": {"id": chat_id}, "chat": {"id": chat_id}, "text": text},
+    }
+
+
+def post_telegram(client: FlaskClient, update: dict, secret: str = TELEGRAM_SECRET) -> TestResponse:
+    return client.post("/webhooks/telegram", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": secret})
+
+
+def slack_body(event_id: str, text: str, user: str = "U1", **event: object) -> dict:
+    """A Slack Events API callback carrying a message from ``user`` in channel C1."""
+    return {
+        "type": "event_callback",
+        "event_id": event_id,
+        "authorizations": [{"user_id": BOT_USER}],
+        "event": {"type": "message", "channel": "C1", "user": user, "text": text, **event},
+    }

@@ -3,16 +3,13 @@ HTTP servers on 127.0.0.1 that record what they receive and answer as the real A
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import hmac
 import json
 import logging
 import random
-import threading
 import time
-from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -21,86 +18,28 @@ from app.actions import WebhookError
 from app.channels import channel_session
 from chatbot.classifier.ranker import Ranker
 from chatbot.dialogue.decision import Dialogue
-from tests.harness import ThreadedHTTPServer, wait_until
-from tests.support import ASK_NUMBER, with_slots
-
-ADMIN = "admin-token-0123456789abcdef"
-TELEGRAM_TOKEN = "123456:telegram-bot-token-abcdef"
-TELEGRAM_SECRET = "telegram-webhook-secret-0123"
-SLACK_SECRET = "slack-signing-secret-0123456789"
-SLACK_TOKEN = "xoxb-slack-bot-token-0123"
-BOT_USER = "UBOT"
-
-
-class PlatformApi(ThreadedHTTPServer):
-    """Telegram's or Slack's API on 127.0.0.1: records each call; ``mode`` is ok, 500, hang or refuse.
-
-    ``refuse`` answers 200 with ``{"ok": false}``, as both APIs do for a call they reject.
-    """
-
-    def __init__(self, mode: str = "ok") -> None:
-        self.mode = mode
-        self.received: list[tuple[str, dict, dict]] = []  # path, JSON body, headers
-        self.release = threading.Event()
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                api.received.append((self.path, body, dict(self.headers)))
-                if api.mode == "hang":
-                    api.release.wait(30)
-                    return
-                status, answer = 200, {"ok": True, "result": {"message_id": len(api.received)}}
-                if api.mode == "500":
-                    status, answer = 500, {"ok": False, "error": "internal"}
-                elif api.mode == "refuse":
-                    answer = {"ok": False, "error": "channel_not_found"}
-                payload = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                    self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        super().__init__(Handler)
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.release.set()
-        super().__exit__(*exc_info)
-
-
-def make_app(tiny_bundle, **config):
-    dialogue = Dialogue(Ranker.from_bundle(with_slots(tiny_bundle)), 0.5, random.Random(0))
-    return create_app({"TESTING": True, "RATE_LIMIT": None, "ADMIN_TOKEN": ADMIN} | config, dialogue=dialogue)
-
-
-def platform_config(api_url: str) -> dict:
-    return {
-        "TELEGRAM_TOKEN": TELEGRAM_TOKEN,
-        "TELEGRAM_SECRET": TELEGRAM_SECRET,
-        "TELEGRAM_API_URL": api_url,
-        "SLACK_SIGNING_SECRET": SLACK_SECRET,
-        "SLACK_BOT_TOKEN": SLACK_TOKEN,
-        "SLACK_API_URL": api_url,
-    }
-
+from tests.harness import wait_until
+from tests.support import (
+    ASK_NUMBER,
+    BOT_USER,
+    SLACK_SECRET,
+    SLACK_TOKEN,
+    TELEGRAM_SECRET,
+    TELEGRAM_TOKEN,
+    PlatformApi,
+    platform_config,
+    post_telegram,
+    rest,
+    slack_body,
+    slot_bot_app,
+    telegram_update,
+)
 
 # ---- REST (Rasa-compatible) -------------------------------------------------------------------
 
 
-def rest(client, sender: str, message: str, **extra) -> list[dict]:
-    response = client.post("/webhooks/rest/webhook", json={"sender": sender, "message": message, **extra})
-    assert response.status_code == 200, response.get_json()
-    return response.get_json()
-
-
 def test_rest_channel_answers_in_rasas_shape_with_context_per_sender(tiny_bundle) -> None:
-    client = make_app(tiny_bundle).test_client()
+    client = slot_bot_app(tiny_bundle).test_client()
     assert client.get("/webhooks/rest/").get_json() == {"status": "ok"}
     assert rest(client, "alice", "where is my order", metadata={"page": "/shop"}) == [
         {"recipient_id": "alice", "text": ASK_NUMBER}
@@ -134,12 +73,12 @@ def test_rest_channel_turns_quick_replies_into_buttons(tiny_bundle) -> None:
     ],
 )
 def test_rest_channel_refuses_bad_input_with_json(tiny_bundle, body: dict, status: int, code: str) -> None:
-    response = make_app(tiny_bundle).test_client().post("/webhooks/rest/webhook", json=body)
+    response = slot_bot_app(tiny_bundle).test_client().post("/webhooks/rest/webhook", json=body)
     assert (response.status_code, response.get_json()["error"]["code"]) == (status, code)
 
 
 def test_rest_channel_off_answers_404(tiny_bundle) -> None:
-    client = make_app(tiny_bundle, REST_CHANNEL=False).test_client()
+    client = slot_bot_app(tiny_bundle, REST_CHANNEL=False).test_client()
     response = client.post("/webhooks/rest/webhook", json={"sender": "a", "message": "hi"})
     assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
 
@@ -153,20 +92,9 @@ def test_a_senders_odd_id_still_makes_a_valid_session() -> None:
 # ---- Telegram ---------------------------------------------------------------------------------
 
 
-def telegram_update(update_id: int, text: str, chat_id: int = 42) -> dict:
-    return {
-        "update_id": update_id,
-        "message": {"message_id": update_id, "from": {"id": chat_id}, "chat": {"id": chat_id}, "text": text},
-    }
-
-
-def post_telegram(client, update: dict, secret: str = TELEGRAM_SECRET):
-    return client.post("/webhooks/telegram", json=update, headers={"X-Telegram-Bot-Api-Secret-Token": secret})
-
-
 def test_telegram_answers_through_send_message_with_a_reply_keyboard(tiny_bundle) -> None:
     with PlatformApi() as api:
-        client = make_app(tiny_bundle, **platform_config(api.url)).test_client()
+        client = slot_bot_app(tiny_bundle, **platform_config(api.url)).test_client()
         assert post_telegram(client, telegram_update(1, "where is my order")).get_json() == {
             "status": "answered"
         }
@@ -194,7 +122,7 @@ def test_telegram_refuses_forged_or_malformed_updates(
     tiny_bundle, update: dict, secret: str, status: int
 ) -> None:
     with PlatformApi() as api:
-        client = make_app(tiny_bundle, **platform_config(api.url)).test_client()
+        client = slot_bot_app(tiny_bundle, **platform_config(api.url)).test_client()
         response = post_telegram(client, update, secret)
     assert response.status_code == status and "error" in response.get_json()
     assert api.received == []
@@ -202,7 +130,7 @@ def test_telegram_refuses_forged_or_malformed_updates(
 
 def test_telegram_oversized_and_non_json_bodies_are_refused(tiny_bundle) -> None:
     with PlatformApi() as api:
-        client = make_app(tiny_bundle, **platform_config(api.url)).test_client()
+        client = slot_bot_app(tiny_bundle, **platform_config(api.url)).test_client()
         headers = {"X-Telegram-Bot-Api-Secret-Token": TELEGRAM_SECRET, "Content-Type": "application/json"}
         huge = client.post("/webhooks/telegram", data=b"{" + b" " * 70_000 + b"}", headers=headers)
         broken = client.post("/webhooks/telegram", data=b"{not json", headers=headers)
@@ -212,7 +140,7 @@ def test_telegram_oversized_and_non_json_bodies_are_refused(tiny_bundle) -> None
 
 def test_telegram_duplicate_update_is_answered_once_and_non_text_ignored(tiny_bundle) -> None:
     with PlatformApi() as api:
-        client = make_app(tiny_bundle, **platform_config(api.url)).test_client()
+        client = slot_bot_app(tiny_bundle, **platform_config(api.url)).test_client()
         assert post_telegram(client, telegram_update(7, "hello")).get_json() == {"status": "answered"}
         assert post_telegram(client, telegram_update(7, "hello")).get_json() == {"status": "duplicate"}
         sticker = {"update_id": 8, "message": {"chat": {"id": 42}, "sticker": {}}}
@@ -223,7 +151,7 @@ def test_telegram_duplicate_update_is_answered_once_and_non_text_ignored(tiny_bu
 
 
 def test_telegram_off_without_its_secrets(tiny_bundle) -> None:
-    client = make_app(tiny_bundle).test_client()
+    client = slot_bot_app(tiny_bundle).test_client()
     assert post_telegram(client, telegram_update(1, "hi")).status_code == 404
 
 
@@ -237,7 +165,9 @@ def test_a_failing_telegram_api_is_counted_and_the_message_still_logged(
     monkeypatch.setattr("app.channels.RETRY_BACKOFF", (0.05, 0.05))
     database = f"sqlite:///{tmp_path / 'log.sqlite3'}"
     with PlatformApi(mode) as api, caplog.at_level(logging.WARNING):
-        app = make_app(tiny_bundle, CONVERSATION_LOG=True, DATABASE_URL=database, **platform_config(api.url))
+        app = slot_bot_app(
+            tiny_bundle, CONVERSATION_LOG=True, DATABASE_URL=database, **platform_config(api.url)
+        )
         client = app.test_client()
         started = time.monotonic()
         assert post_telegram(client, telegram_update(1, "hello there")).status_code == 200
@@ -256,15 +186,6 @@ def test_a_failing_telegram_api_is_counted_and_the_message_still_logged(
 
 
 # ---- Slack ------------------------------------------------------------------------------------
-
-
-def slack_body(event_id: str, text: str, user: str = "U1", **event) -> dict:
-    return {
-        "type": "event_callback",
-        "event_id": event_id,
-        "authorizations": [{"user_id": BOT_USER}],
-        "event": {"type": "message", "channel": "C1", "user": user, "text": text, **event},
-    }
 
 
 def slack_headers(body: bytes, timestamp: int | None = None, secret: str = SLACK_SECRET) -> dict:
@@ -286,7 +207,7 @@ def post_slack(client, payload: dict, **signing):
 
 def test_slack_verifies_urls_and_answers_by_post_message(tiny_bundle) -> None:
     with PlatformApi() as api:
-        client = make_app(tiny_bundle, **platform_config(api.url)).test_client()
+        client = slot_bot_app(tiny_bundle, **platform_config(api.url)).test_client()
         challenge = post_slack(client, {"type": "url_verification", "challenge": "abc123"})
         assert challenge.get_json() == {"challenge": "abc123"}
         assert post_slack(client, slack_body("Ev1", "where is my order")).get_json() == {"status": "answered"}
@@ -306,7 +227,7 @@ def test_slack_verifies_urls_and_answers_by_post_message(tiny_bundle) -> None:
 )
 def test_slack_refuses_forged_or_stale_signatures(tiny_bundle, signing: dict) -> None:
     with PlatformApi() as api:
-        client = make_app(tiny_bundle, **platform_config(api.url)).test_client()
+        client = slot_bot_app(tiny_bundle, **platform_config(api.url)).test_client()
         response = post_slack(client, slack_body("Ev1", "hello"), **signing)
     assert response.status_code == 401 and response.get_json()["error"]["code"] == "unauthorized"
     assert api.received == []
@@ -314,7 +235,7 @@ def test_slack_refuses_forged_or_stale_signatures(tiny_bundle, signing: dict) ->
 
 def test_slack_ignores_its_own_messages_and_answers_a_retried_event_once(tiny_bundle) -> None:
     with PlatformApi() as api:
-        client = make_app(tiny_bundle, **platform_config(api.url)).test_client()
+        client = slot_bot_app(tiny_bundle, **platform_config(api.url)).test_client()
         assert post_slack(client, slack_body("Ev1", "hello")).get_json() == {"status": "answered"}
         body = json.dumps(slack_body("Ev1", "hello")).encode()
         retry = client.post(
@@ -336,7 +257,7 @@ def test_slack_ignores_its_own_messages_and_answers_a_retried_event_once(tiny_bu
 
 
 def test_slack_off_without_its_secrets(tiny_bundle) -> None:
-    client = make_app(tiny_bundle).test_client()
+    client = slot_bot_app(tiny_bundle).test_client()
     assert post_slack(client, slack_body("Ev1", "hello")).status_code == 404
 
 
@@ -363,7 +284,7 @@ def test_bad_channel_settings_stop_the_start_without_showing_secrets(name: str, 
 def test_the_breakers_log_line_never_shows_the_telegram_token(tiny_bundle, caplog) -> None:
     from app.actions import CircuitBreaker
 
-    make_app(tiny_bundle, **platform_config("http://127.0.0.1:9"))  # registers the secrets to hide
+    slot_bot_app(tiny_bundle, **platform_config("http://127.0.0.1:9"))  # registers the secrets to hide
     breaker = CircuitBreaker(failures=1)
     with caplog.at_level(logging.WARNING, logger="app.actions"):
         breaker.record(

@@ -16,14 +16,17 @@ import requests
 
 from chatbot.learning.message_log import ConversationStore
 from tests.harness import wait_until
-from tests.support import OrderBot, RedisServer, record_figures, with_slots
-from tests.test_channels import (
+from tests.support import (
     SLACK_SECRET,
     TELEGRAM_SECRET,
+    OrderBot,
     PlatformApi,
+    RedisServer,
     platform_config,
+    record_figures,
     slack_body,
     telegram_update,
+    with_slots,
 )
 
 pytestmark = pytest.mark.slow

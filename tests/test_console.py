@@ -4,29 +4,27 @@ live events, the conversation log, and what a handoff does when no one is there 
 from __future__ import annotations
 
 import json
-import random
 import threading
 import time
 
 import pytest
 
-from app import create_app
 from app.handoff import UNSTAFFED_RESPONSE
-from chatbot.classifier.ranker import Ranker
-from chatbot.dialogue.decision import Dialogue
 from chatbot.learning.message_log import ConversationStore
 from tests.harness import wait_until
-from tests.support import WebhookServer, with_slots
-from tests.test_channels import PlatformApi, platform_config, post_telegram, rest, telegram_update
+from tests.support import (
+    ADMIN_TOKEN,
+    PlatformApi,
+    WebhookServer,
+    platform_config,
+    post_telegram,
+    rest,
+    slot_bot_app,
+    telegram_update,
+)
 
-ADMIN = "admin-token-0123456789abcdef"
-AUTH = {"Authorization": f"Bearer {ADMIN}"}
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 HANDED_OVER = "A person will answer here."  # with_slots: "bye" hands over
-
-
-def make_app(tiny_bundle, **config):
-    dialogue = Dialogue(Ranker.from_bundle(with_slots(tiny_bundle)), 0.5, random.Random(0))
-    return create_app({"TESTING": True, "RATE_LIMIT": None, "ADMIN_TOKEN": ADMIN} | config, dialogue=dialogue)
 
 
 def chat(client, message: str, session: str = "s1") -> dict:
@@ -42,7 +40,7 @@ def act(client, session: str, action: str, operator: str, **fields):
 
 
 def test_a_handoff_with_no_one_told_says_so_and_the_bot_stays(tiny_bundle) -> None:
-    client = make_app(tiny_bundle, ADMIN_TOKEN=None).test_client()
+    client = slot_bot_app(tiny_bundle, ADMIN_TOKEN=None).test_client()
     chat(client, "hello")
     answer = chat(client, "bye")
     assert (answer["response"], answer["handoff"]) == (UNSTAFFED_RESPONSE, False)
@@ -55,12 +53,12 @@ def test_a_handoff_with_no_one_told_says_so_and_the_bot_stays(tiny_bundle) -> No
 
 def test_the_operators_hook_alone_is_someone_to_hand_over_to(tiny_bundle) -> None:
     with WebhookServer("ok") as operator:
-        client = make_app(tiny_bundle, ADMIN_TOKEN=None, HANDOFF_URL=operator.url).test_client()
+        client = slot_bot_app(tiny_bundle, ADMIN_TOKEN=None, HANDOFF_URL=operator.url).test_client()
         assert chat(client, "bye")["handoff"] is True
 
 
 def test_console_page_has_the_admin_pages_policy(tiny_bundle) -> None:
-    page = make_app(tiny_bundle).test_client().get("/admin/inbox")
+    page = slot_bot_app(tiny_bundle).test_client().get("/admin/inbox")
     assert page.status_code == 200 and b"console.js" in page.data
     policy = page.headers["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
@@ -69,7 +67,7 @@ def test_console_page_has_the_admin_pages_policy(tiny_bundle) -> None:
 
 def test_claim_reply_and_give_back(tiny_bundle, tmp_path) -> None:
     database = f"sqlite:///{tmp_path / 'log.sqlite3'}"
-    app = make_app(tiny_bundle, CONVERSATION_LOG=True, DATABASE_URL=database)
+    app = slot_bot_app(tiny_bundle, CONVERSATION_LOG=True, DATABASE_URL=database)
     client = app.test_client()
     assert client.get("/admin/inbox/conversations").status_code == 401
     chat(client, "hello")
@@ -117,14 +115,14 @@ def test_claim_reply_and_give_back(tiny_bundle, tmp_path) -> None:
     [({"operator": ""}, 422), ({"operator": "a<b>"}, 422), ({"operator": "x" * 65}, 422), ({}, 400)],
 )
 def test_operator_names_are_checked(tiny_bundle, body: dict, status: int) -> None:
-    client = make_app(tiny_bundle).test_client()
+    client = slot_bot_app(tiny_bundle).test_client()
     chat(client, "bye")
     response = client.post("/admin/inbox/conversations/s1/claim", json=body, headers=AUTH)
     assert response.status_code == status and "error" in response.get_json()
 
 
 def test_unknown_conversations_and_bad_cursors(tiny_bundle) -> None:
-    client = make_app(tiny_bundle).test_client()
+    client = slot_bot_app(tiny_bundle).test_client()
     assert client.get("/admin/inbox/conversations/nobody", headers=AUTH).status_code == 404
     assert act(client, "nobody", "claim", "alice").status_code == 404
     assert client.get("/admin/inbox/conversations/bad id", headers=AUTH).status_code == 422
@@ -132,7 +130,7 @@ def test_unknown_conversations_and_bad_cursors(tiny_bundle) -> None:
 
 
 def test_the_console_hears_of_a_new_handoff_at_once(tiny_bundle) -> None:
-    client = make_app(tiny_bundle).test_client()
+    client = slot_bot_app(tiny_bundle).test_client()
     cursor = client.get("/admin/inbox/conversations", headers=AUTH).get_json()["cursor"]
     threading.Timer(0.3, lambda: chat(client, "bye", session="s9")).start()
     started = time.monotonic()
@@ -142,7 +140,7 @@ def test_the_console_hears_of_a_new_handoff_at_once(tiny_bundle) -> None:
 
 
 def test_the_customer_stream_carries_the_reply_and_the_give_back(tiny_bundle) -> None:
-    client = make_app(tiny_bundle).test_client()
+    client = slot_bot_app(tiny_bundle).test_client()
     chat(client, "bye")
     act(client, "s1", "claim", "alice")
     stream = client.get("/api/v1/sessions/s1/events", buffered=False)
@@ -170,7 +168,7 @@ def test_the_customer_stream_carries_the_reply_and_the_give_back(tiny_bundle) ->
 
 def test_operator_replies_reach_rest_and_telegram_customers(tiny_bundle) -> None:
     with PlatformApi() as api:
-        client = make_app(tiny_bundle, **platform_config(api.url)).test_client()
+        client = slot_bot_app(tiny_bundle, **platform_config(api.url)).test_client()
         assert rest(client, "ann", "bye") == [{"recipient_id": "ann", "text": HANDED_OVER}]
         act(client, "rest:ann", "claim", "alice")
         act(client, "rest:ann", "reply", "alice", text="Alice here.")
@@ -233,7 +231,7 @@ def test_redis_down_the_console_answers_503_and_customers_are_still_answered(tin
     from tests.support import RedisServer
 
     server = RedisServer(tmp_path / "redis").start()
-    client = make_app(tiny_bundle, REDIS_URL=server.url).test_client()
+    client = slot_bot_app(tiny_bundle, REDIS_URL=server.url).test_client()
     chat(client, "bye")
     assert len(client.get("/admin/inbox/conversations", headers=AUTH).get_json()["conversations"]) == 1
     server.stop()
@@ -243,7 +241,7 @@ def test_redis_down_the_console_answers_503_and_customers_are_still_answered(tin
 
 
 def test_giving_back_a_conversation_whose_session_expired_clears_the_inbox(tiny_bundle) -> None:
-    app = make_app(tiny_bundle)
+    app = slot_bot_app(tiny_bundle)
     client = app.test_client()
     chat(client, "bye")
     app.extensions["chatbot"].sessions.clear("s1")  # as when CHATBOT_SESSION_TTL passes
@@ -253,7 +251,7 @@ def test_giving_back_a_conversation_whose_session_expired_clears_the_inbox(tiny_
 
 
 def test_no_stream_is_held_open_for_a_session_nobody_handed_over(tiny_bundle) -> None:
-    client = make_app(tiny_bundle).test_client()
+    client = slot_bot_app(tiny_bundle).test_client()
     chat(client, "hello")
     response = client.get("/api/v1/sessions/s1/events")
     assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_handed_over"
