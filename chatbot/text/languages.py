@@ -25,32 +25,16 @@ class Language:
     fold_accents: bool = False  # drop combining accents of Latin letters ("teléfono" -> "telefono")
     spaced: bool = True  # False: written without spaces between words (Thai): the engine splits
     # runs of letters it does not know into the training words (chatbot.text.segment)
-    fallback_response: str = "Sorry, I didn't understand that. Could you say it another way?"
 
 
 LANGUAGES: dict[str, Language] = {
     "en": Language("English", "english"),  # served by the Lancaster path in chatbot.text.tokens
-    "ar": Language("Arabic", "arabic", fallback_response="عذرًا، لم أفهم ذلك. هل يمكنك قوله بطريقة أخرى؟"),
+    "ar": Language("Arabic", "arabic"),
     "da": Language("Danish", "danish"),
-    "de": Language(
-        "German",
-        "german",
-        fold_accents=True,
-        fallback_response="Entschuldigung, das habe ich nicht verstanden. Kannst du es anders sagen?",
-    ),
-    "es": Language(
-        "Spanish",
-        "spanish",
-        fold_accents=True,
-        fallback_response="Lo siento, no lo he entendido. ¿Puedes decirlo de otra manera?",
-    ),
+    "de": Language("German", "german", fold_accents=True),
+    "es": Language("Spanish", "spanish", fold_accents=True),
     "fi": Language("Finnish", "finnish"),
-    "fr": Language(
-        "French",
-        "french",
-        fold_accents=True,
-        fallback_response="Désolé, je n'ai pas compris. Pouvez-vous le dire autrement ?",
-    ),
+    "fr": Language("French", "french", fold_accents=True),
     "hu": Language("Hungarian", "hungarian"),
     "it": Language("Italian", "italian", fold_accents=True),
     "nl": Language("Dutch", "dutch", fold_accents=True),
@@ -63,8 +47,8 @@ LANGUAGES: dict[str, Language] = {
     "sv": Language("Swedish", "swedish"),
     # No stemmer in NLTK that needs no data: words are used as written (character n-grams still
     # share strength across inflections).
-    "hi": Language("Hindi", fallback_response="माफ़ कीजिए, मैं समझ नहीं पाया। क्या आप इसे दूसरे तरीके से कह सकते हैं?"),
-    "th": Language("Thai", spaced=False, fallback_response="ขออภัย ฉันไม่เข้าใจ ช่วยพูดอีกแบบได้ไหม"),
+    "hi": Language("Hindi"),
+    "th": Language("Thai", spaced=False),
     "he": Language("Hebrew"),
     "ja": Language("Japanese", spaced=False),
     "ko": Language("Korean"),
@@ -73,6 +57,17 @@ LANGUAGES: dict[str, Language] = {
     "uk": Language("Ukrainian"),
     "vi": Language("Vietnamese"),
     "zh": Language("Chinese", spaced=False),
+}
+
+# The built-in fallback answer, by language; the languages not listed answer in English.
+FALLBACK_RESPONSES: dict[str, str] = {
+    "en": "Sorry, I didn't understand that. Could you say it another way?",
+    "ar": "عذرًا، لم أفهم ذلك. هل يمكنك قوله بطريقة أخرى؟",
+    "de": "Entschuldigung, das habe ich nicht verstanden. Kannst du es anders sagen?",
+    "es": "Lo siento, no lo he entendido. ¿Puedes decirlo de otra manera?",
+    "fr": "Désolé, je n'ai pas compris. Pouvez-vous le dire autrement ?",
+    "hi": "माफ़ कीजिए, मैं समझ नहीं पाया। क्या आप इसे दूसरे तरीके से कह सकते हैं?",
+    "th": "ขออภัย ฉันไม่เข้าใจ ช่วยพูดอีกแบบได้ไหม",
 }
 
 
@@ -88,4 +83,4 @@ def language_code(tag: str) -> str:
 
 def fallback_response(language: str) -> str:
     """Return the built-in fallback answer in a language (English where none is written)."""
-    return LANGUAGES[language].fallback_response
+    return FALLBACK_RESPONSES.get(language, FALLBACK_RESPONSES[DEFAULT_LANGUAGE])
