@@ -9,7 +9,8 @@ id, and turns the answer into the platform's shape:
 - ``slack``: an Events API endpoint; on when CHATBOT_SLACK_SIGNING_SECRET and CHATBOT_SLACK_BOT_TOKEN are set.
 
 A channel that is off registers no route, so it answers 404. This module holds what they share:
-session ids, the record of deliveries already answered, and the ``Sender`` that calls a platform's
+session ids, ``PlatformChannel`` (Telegram's and Slack's common part: each message answered once
+through the turn), the record of deliveries already answered, and the ``Sender`` that calls a platform's
 API off the request with the actions' discipline (app/actions.py: deadline, size cap, breaker)
 plus retries with back-off, each call counted in ``chatbot_channel_sends_total{channel,outcome}``.
 """
@@ -24,16 +25,18 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from typing import Any
 
 import redis
-from flask import Blueprint, Flask, current_app
+from flask import Blueprint, Flask, Response, current_app, jsonify
 from prometheus_client import Counter
 
 from app.actions import WebhookClient, WebhookError
 from app.errors import ApiError
+from app.handoff import Recipient, register_delivery
 from app.openapi import SESSION_ID_PATTERN
 from app.shared_redis import shared_redis
+from app.turns import converse
 
 log = logging.getLogger(__name__)
 
@@ -166,11 +169,29 @@ def hide_in_logs(secrets: Iterable[str | None]) -> None:
             logger.addFilter(_hide_secrets)
 
 
-class Platform(Protocol):
-    """A platform channel (Telegram, Slack): it sends a message to one of its users."""
+class PlatformChannel:
+    """What the platform channels (Telegram, Slack) share: the ``Sender`` that calls the platform's
+    API, the deliveries already answered, and the answer to a user's message. A subclass names its
+    ``channel`` and says how to ``deliver`` a message to one of its users."""
+
+    channel: str
+
+    def __init__(self, app: Flask, sends: Counter) -> None:
+        self.sender = Sender(self.channel, sends, check_ok_field)
+        self.seen = SeenDeliveries(app.config["REDIS_URL"], self.channel)
 
     def deliver(self, user_id: str, text: str, quick_replies: list[str]) -> None:
         """Send a message and its quick replies (operator replies come this way too)."""
+        raise NotImplementedError
+
+    def answer(self, delivery_id: str, session_id: str, text: str, user_id: str) -> Response:
+        """Answer a user's message through the bot's turn, once however often the platform retries it."""
+        if not self.seen.first_time(delivery_id):
+            return jsonify(status="duplicate")
+        answer = converse(session_id, text, None, Recipient(self.channel, user_id))
+        if answer["response"]:
+            self.deliver(user_id, answer["response"], answer["quick_replies"])
+        return jsonify(status="answered")
 
 
 def answer_404_while_off(channel: str, settings: str) -> Callable[[], None]:
@@ -185,12 +206,10 @@ def answer_404_while_off(channel: str, settings: str) -> Callable[[], None]:
 
 
 def start_platform(
-    app: Flask, bp: Blueprint, channel: str, secrets: tuple[str, ...], build: Callable[[], Platform]
+    app: Flask, bp: Blueprint, channel: str, secrets: tuple[str, ...], build: Callable[[], PlatformChannel]
 ) -> None:
     """Register a platform's endpoint, and turn the channel on when all its secret settings are set:
     its secrets are then kept out of the logs and operator replies reach its users (``deliver``)."""
-    from app.handoff import register_delivery  # the handoff imports the turn, which views import
-
     app.register_blueprint(bp)
     if any(app.config[key] is None for key in secrets):
         return

@@ -17,18 +17,9 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from prometheus_client import Counter
 
-from app.channels import (
-    SeenDeliveries,
-    Sender,
-    answer_404_while_off,
-    channel_session,
-    check_ok_field,
-    start_platform,
-)
+from app.channels import PlatformChannel, answer_404_while_off, channel_session, start_platform
 from app.errors import ApiError
-from app.handoff import Recipient
 from app.payload import message_text, read_json_object
-from app.turns import converse
 
 bp = Blueprint("slack_channel", __name__, url_prefix="/webhooks/slack")
 
@@ -37,15 +28,16 @@ MAX_AGE_SECONDS = 300  # Slack's own advice: older requests may be replays
 bp.before_request(answer_404_while_off(CHANNEL, "CHATBOT_SLACK_SIGNING_SECRET and CHATBOT_SLACK_BOT_TOKEN"))
 
 
-class Slack:
-    """The channel's settings, its sender and the event ids already answered."""
+class Slack(PlatformChannel):
+    """The channel's settings, besides the sender and the event ids already answered."""
+
+    channel = CHANNEL
 
     def __init__(self, app: Flask, sends: Counter) -> None:
+        super().__init__(app, sends)
         self.signing_secret: str = app.config["SLACK_SIGNING_SECRET"]
         self.post_url = app.config["SLACK_API_URL"].rstrip("/") + "/chat.postMessage"
         self.headers = {"Authorization": f"Bearer {app.config['SLACK_BOT_TOKEN']}"}
-        self.sender = Sender(CHANNEL, sends, check_ok_field)
-        self.seen = SeenDeliveries(app.config["REDIS_URL"], CHANNEL)
 
     def deliver(self, channel_id: str, text: str, quick_replies: list[str]) -> None:
         """Post a message in a channel; quick replies are listed (buttons would need interactivity)."""
@@ -88,13 +80,7 @@ def events() -> Response:
         return jsonify(status="ignored")
     channel_id, user_id = _text_field(event, "channel"), _text_field(event, "user")
     text = message_text(event.get("text"), "event.text")
-    if not slack.seen.first_time(event_id):
-        return jsonify(status="duplicate")
-    session = channel_session(CHANNEL, f"{channel_id}:{user_id}")
-    answer = converse(session, text, None, Recipient(CHANNEL, channel_id))
-    if answer["response"]:
-        slack.deliver(channel_id, answer["response"], answer["quick_replies"])
-    return jsonify(status="answered")
+    return slack.answer(event_id, channel_session(CHANNEL, f"{channel_id}:{user_id}"), text, channel_id)
 
 
 def _from_a_person(event: dict[str, Any], payload: dict[str, Any]) -> bool:

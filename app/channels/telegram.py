@@ -13,18 +13,9 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 from prometheus_client import Counter
 
-from app.channels import (
-    SeenDeliveries,
-    Sender,
-    answer_404_while_off,
-    channel_session,
-    check_ok_field,
-    start_platform,
-)
+from app.channels import PlatformChannel, answer_404_while_off, channel_session, start_platform
 from app.errors import ApiError
-from app.handoff import Recipient
 from app.payload import message_text, read_json_object
-from app.turns import converse
 
 bp = Blueprint("telegram_channel", __name__, url_prefix="/webhooks/telegram")
 
@@ -33,15 +24,16 @@ SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 bp.before_request(answer_404_while_off(CHANNEL, "CHATBOT_TELEGRAM_TOKEN and CHATBOT_TELEGRAM_SECRET"))
 
 
-class Telegram:
-    """The channel's settings, its sender and the update ids already answered."""
+class Telegram(PlatformChannel):
+    """The channel's settings, besides the sender and the update ids already answered."""
+
+    channel = CHANNEL
 
     def __init__(self, app: Flask, sends: Counter) -> None:
+        super().__init__(app, sends)
         self.secret: str = app.config["TELEGRAM_SECRET"]
         base = app.config["TELEGRAM_API_URL"].rstrip("/")
         self.send_url = f"{base}/bot{app.config['TELEGRAM_TOKEN']}/sendMessage"
-        self.sender = Sender(CHANNEL, sends, check_ok_field)
-        self.seen = SeenDeliveries(app.config["REDIS_URL"], CHANNEL)
 
     def deliver(self, chat_id: str, text: str, quick_replies: list[str]) -> None:
         """Send a message to a chat, with its quick replies as a reply keyboard."""
@@ -73,12 +65,7 @@ def webhook() -> Response:
         return jsonify(status="ignored")  # edits, joins, stickers...: nothing to answer
     chat_id = _chat_id(message)
     text = message_text(message["text"], "message.text")
-    if not telegram.seen.first_time(str(update_id)):
-        return jsonify(status="duplicate")
-    answer = converse(channel_session(CHANNEL, chat_id), text, None, Recipient(CHANNEL, chat_id))
-    if answer["response"]:
-        telegram.deliver(chat_id, answer["response"], answer["quick_replies"])
-    return jsonify(status="answered")
+    return telegram.answer(str(update_id), channel_session(CHANNEL, chat_id), text, chat_id)
 
 
 def _chat_id(message: dict[str, Any]) -> str:
