@@ -194,15 +194,18 @@ class PlatformChannel:
         return jsonify(status="answered")
 
 
-def answer_404_while_off(channel: str, settings: str) -> Callable[[], None]:
-    """Return a platform blueprint's before-request check: 404 while the channel is off, as for a
-    route that does not exist, naming the settings that turn it on."""
+def platform_blueprint(channel: str, url_prefix: str, secrets: tuple[str, ...]) -> Blueprint:
+    """Return a platform channel's blueprint. It answers 404 while the channel is off, as for a route
+    that does not exist, naming the settings that turn it on (``secrets``: their config keys)."""
+    bp = Blueprint(f"{channel}_channel", __name__, url_prefix=url_prefix)
+    settings = " and ".join(f"CHATBOT_{key}" for key in secrets)
 
+    @bp.before_request
     def require_on() -> None:
         if channel not in current_app.extensions:
             raise ApiError(404, "not_found", f"the {channel} channel is off: set {settings}")
 
-    return require_on
+    return bp
 
 
 def start_platform(

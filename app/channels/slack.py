@@ -14,18 +14,17 @@ import hmac
 import time
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from prometheus_client import Counter
 
-from app.channels import PlatformChannel, answer_404_while_off, channel_session, start_platform
+from app.channels import PlatformChannel, channel_session, platform_blueprint, start_platform
 from app.errors import ApiError
 from app.payload import message_text, read_json_object
 
-bp = Blueprint("slack_channel", __name__, url_prefix="/webhooks/slack")
-
 CHANNEL = "slack"
 MAX_AGE_SECONDS = 300  # Slack's own advice: older requests may be replays
-bp.before_request(answer_404_while_off(CHANNEL, "CHATBOT_SLACK_SIGNING_SECRET and CHATBOT_SLACK_BOT_TOKEN"))
+SECRETS = ("SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN")  # the settings that turn the channel on
+bp = platform_blueprint(CHANNEL, "/webhooks/slack", SECRETS)
 
 
 class Slack(PlatformChannel):
@@ -56,7 +55,7 @@ class Slack(PlatformChannel):
 
 def init_app(app: Flask, sends: Counter) -> None:
     """Register the endpoint; it answers 404 until the signing secret and the bot token are set."""
-    start_platform(app, bp, CHANNEL, ("SLACK_SIGNING_SECRET", "SLACK_BOT_TOKEN"), lambda: Slack(app, sends))
+    start_platform(app, bp, CHANNEL, SECRETS, lambda: Slack(app, sends))
 
 
 @bp.post("/events")

@@ -10,18 +10,17 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, current_app, jsonify, request
 from prometheus_client import Counter
 
-from app.channels import PlatformChannel, answer_404_while_off, channel_session, start_platform
+from app.channels import PlatformChannel, channel_session, platform_blueprint, start_platform
 from app.errors import ApiError
 from app.payload import message_text, read_json_object
 
-bp = Blueprint("telegram_channel", __name__, url_prefix="/webhooks/telegram")
-
 CHANNEL = "telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-bp.before_request(answer_404_while_off(CHANNEL, "CHATBOT_TELEGRAM_TOKEN and CHATBOT_TELEGRAM_SECRET"))
+SECRETS = ("TELEGRAM_TOKEN", "TELEGRAM_SECRET")  # the settings that turn the channel on
+bp = platform_blueprint(CHANNEL, "/webhooks/telegram", SECRETS)
 
 
 class Telegram(PlatformChannel):
@@ -46,7 +45,7 @@ class Telegram(PlatformChannel):
 
 def init_app(app: Flask, sends: Counter) -> None:
     """Register the webhook; it answers 404 until the bot's token and the webhook's secret are set."""
-    start_platform(app, bp, CHANNEL, ("TELEGRAM_TOKEN", "TELEGRAM_SECRET"), lambda: Telegram(app, sends))
+    start_platform(app, bp, CHANNEL, SECRETS, lambda: Telegram(app, sends))
 
 
 @bp.post("")
