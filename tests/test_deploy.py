@@ -143,6 +143,10 @@ def test_dockerignore_keeps_what_the_dockerfile_copies_and_drops_the_rest():
         for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
         if line.strip() and not line.startswith("#")
     ]
+    for pattern in patterns:  # a path it lets through by name is still there (no stale entries)
+        kept = pattern.removeprefix("!")
+        if pattern.startswith("!") and not any(wildcard in kept for wildcard in "*?["):
+            assert (ROOT / kept).exists(), f".dockerignore keeps {kept}: not in the repository"
     sources = []
     for keyword, args in dockerfile_instructions():
         if keyword == "COPY" and not args.startswith("--from"):
