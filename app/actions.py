@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-from app.breaker import CircuitBreaker as Circuit
+from app.breaker import CircuitBreaker
 from chatbot.data.actions import SIGNATURE_HEADER, sign
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class WebhookError(Exception):
         self.service_fault = service_fault
 
 
-class CircuitBreaker:
+class BreakersByUrl:
     """Keep one circuit breaker (app/breaker.py) per URL: a URL that keeps failing is left alone."""
 
     def __init__(
@@ -60,7 +60,7 @@ class CircuitBreaker:
         self.failures = failures
         self.cooldown = cooldown
         self.clock = clock
-        self._circuits: dict[str, Circuit] = {}
+        self._circuits: dict[str, CircuitBreaker] = {}
         self._lock = threading.Lock()
 
     def allows(self, url: str) -> bool:
@@ -74,10 +74,10 @@ class CircuitBreaker:
         else:
             self._circuit(url).failed(error)
 
-    def _circuit(self, url: str) -> Circuit:
+    def _circuit(self, url: str) -> CircuitBreaker:
         with self._lock:
             if (circuit := self._circuits.get(url)) is None:
-                circuit = self._circuits[url] = Circuit(
+                circuit = self._circuits[url] = CircuitBreaker(
                     retry_after=self.cooldown,
                     failures_to_open=self.failures,
                     clock=self.clock,
@@ -98,9 +98,9 @@ class CircuitBreaker:
 class WebhookClient:
     """POST signed JSON events to webhooks with a deadline, a size cap, a retry and circuit breakers."""
 
-    def __init__(self, secret: str | None, breaker: CircuitBreaker | None = None) -> None:
+    def __init__(self, secret: str | None, breaker: BreakersByUrl | None = None) -> None:
         self.secret = secret
-        self.breaker = breaker or CircuitBreaker()
+        self.breaker = breaker or BreakersByUrl()
 
     def post(
         self, url: str, event: dict[str, Any], timeout_ms: int, headers: dict[str, str] | None = None

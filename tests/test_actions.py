@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from app.actions import BREAKER_FAILURES, CircuitBreaker, WebhookClient, WebhookError
+from app.actions import BREAKER_FAILURES, BreakersByUrl, WebhookClient, WebhookError
 from chatbot.data.actions import SIGNATURE_HEADER, verify
 from tests.harness import free_port
 from tests.support import WebhookServer, record_figures
@@ -65,7 +65,7 @@ def test_a_refused_connection_is_tried_once_more(monkeypatch: pytest.MonkeyPatch
 
 def test_a_url_that_keeps_failing_is_left_alone_for_the_cooldown() -> None:
     now = [0.0]
-    client = WebhookClient(None, CircuitBreaker(cooldown=30, clock=lambda: now[0]))
+    client = WebhookClient(None, BreakersByUrl(cooldown=30, clock=lambda: now[0]))
     url = f"http://127.0.0.1:{free_port()}/down"  # nothing listens
     for _ in range(BREAKER_FAILURES):
         with pytest.raises(WebhookError, match="unreachable"):

@@ -282,10 +282,10 @@ def test_bad_channel_settings_stop_the_start_without_showing_secrets(name: str, 
 
 
 def test_the_breakers_log_line_never_shows_the_telegram_token(tiny_bundle, caplog) -> None:
-    from app.actions import CircuitBreaker
+    from app.actions import BreakersByUrl
 
     slot_bot_app(tiny_bundle, **platform_config("http://127.0.0.1:9"))  # registers the secrets to hide
-    breaker = CircuitBreaker(failures=1)
+    breaker = BreakersByUrl(failures=1)
     with caplog.at_level(logging.WARNING, logger="app.actions"):
         breaker.record(
             f"http://127.0.0.1:9/bot{TELEGRAM_TOKEN}/sendMessage", WebhookError("unreachable", "refused")
