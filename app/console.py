@@ -29,6 +29,7 @@ from app.errors import ApiError
 from app.handoff import closed, current_inbox, operator_wrote
 from app.inbox import INBOX_TOPIC, MAX_LISTENERS, Conversation, Inbox, session_topic
 from app.log_writer import log_operator_reply
+from app.openapi import OPERATOR_NAME
 from app.payload import field, message_text, read_json_object
 from app.security import page_policy
 from app.turns import release
@@ -40,7 +41,7 @@ PAGE_TITLE = "Operator console"
 WAIT_SECONDS = 20.0  # one long poll of the console; the page asks again at once
 STREAM_SECONDS = 30.0  # one SSE response; the browser reconnects with Last-Event-ID
 HEARTBEAT_SECONDS = 10.0  # a comment line on a quiet stream keeps proxies from closing it
-OPERATOR_PATTERN = re.compile(r"[\w .'-]{1,64}")
+OPERATOR_PATTERN = re.compile(OPERATOR_NAME)
 _listeners = threading.BoundedSemaphore(MAX_LISTENERS)
 
 

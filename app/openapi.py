@@ -3,8 +3,10 @@
 ``app/openapi.json`` is written by hand and kept next to the code; tests/test_openapi.py checks that
 it describes every route and only routes that exist, and the fuzz test holds responses to it.
 At start the app puts this server's limits into it (the message length it is configured with, the
-batch size, the session id length), serves that, and compiles the schemas that app/payload.py
-checks request fields against (jsonschema-rs), so the description and the checks cannot drift.
+batch size, the session id length, and every other limit below that the code checks with), serves
+that, and compiles the schemas that app/payload.py checks request fields against (jsonschema-rs),
+so the description and the checks cannot drift. tests/test_openapi.py holds the file's own numbers
+to the ones served with the default settings, so the file read alone does not mislead either.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 import jsonschema_rs
 from flask import Blueprint, Flask, Response, current_app
 
+from chatbot.data.edit import MAX_PHRASE_CHARS, MAX_RESPONSE_CHARS
+from chatbot.dialogue.turn import RANKING_SIZE
 from chatbot.learning.message_log import MAX_SESSION_CHARS
 
 bp = Blueprint("openapi", __name__)
@@ -30,6 +34,10 @@ MAX_BATCH_CHARS = 10_000
 SESSION_ID_CHARACTERS = "A-Za-z0-9._:-"
 # A session id as the served SessionId schema describes it (for ids the server makes, such as channels').
 SESSION_ID_PATTERN = f"^[{SESSION_ID_CHARACTERS}]{{1,{MAX_SESSION_CHARS}}}$"
+MAX_SENDER_CHARS = 256  # a Rasa REST channel's sender id (app/channels/rest.py)
+OPERATOR_NAME = r"[\w .'-]{1,64}"  # an operator's name, as the console shows it (app/console.py)
+INBOX_PAGE = 200  # review groups listed at once; the page says how many more there are (app/review.py)
+MAX_REVIEW_DAYS = 3650  # the longest window the review inbox looks back over (app/review.py)
 
 
 @dataclass(frozen=True)
@@ -70,12 +78,29 @@ def build_contract(max_message_chars: int) -> Contract:
         "normalised (NFKC)."
     )
     schemas["SessionId"]["pattern"] = SESSION_ID_PATTERN
+    _fill_limits(spec)
     components = {"components": {"schemas": copy.deepcopy(schemas)}}
     validators = {
         name: jsonschema_rs.validator_for({**components, "$ref": f"#/components/schemas/{name}"})
         for name in REQUEST_FIELDS
     }
     return Contract(json.dumps(spec, indent=2).encode(), schemas, validators)
+
+
+def _fill_limits(spec: dict[str, Any]) -> None:
+    """Write the fixed limits the code checks with into the description."""
+    schemas = spec["components"]["schemas"]
+    schemas["ParseResult"]["properties"]["ranking"]["maxItems"] = RANKING_SIZE
+    schemas["ReviewDecision"]["properties"]["phrase"]["maxLength"] = MAX_PHRASE_CHARS
+    schemas["ReviewDecision"]["properties"]["response"]["maxLength"] = MAX_RESPONSE_CHARS
+    schemas["ReviewInbox"]["properties"]["groups"]["maxItems"] = INBOX_PAGE
+    schemas["OperatorAction"]["properties"]["operator"]["pattern"] = f"^{OPERATOR_NAME}$"
+    schemas["RasaMessage"]["properties"]["sender"]["maxLength"] = MAX_SENDER_CHARS
+    for operations in spec["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] == "days":
+                    parameter["schema"]["maximum"] = MAX_REVIEW_DAYS
 
 
 def contract() -> Contract:

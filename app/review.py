@@ -28,6 +28,7 @@ from app.admin import require_token
 from app.errors import ApiError
 from app.log_writer import RETENTION_SWEEP_INTERVAL, database_url, delete_expired
 from app.offload import off_loop
+from app.openapi import INBOX_PAGE, MAX_REVIEW_DAYS
 from app.payload import field, read_json_object
 from app.security import page_policy
 from chatbot.data.intents import load_intents
@@ -39,7 +40,6 @@ bp = Blueprint("review", __name__, url_prefix="/admin/review")
 
 PAGE_TITLE = "Review inbox"
 ACTIONS = ("assign", "new_intent", "out_of_scope")
-INBOX_PAGE = 200  # groups listed; the page says how many more there are
 
 
 @bp.before_request
@@ -123,8 +123,8 @@ def _window() -> tuple[int, float]:
         below = float(request.args.get("below", review.DEFAULT_BELOW))
     except ValueError as exc:
         raise ApiError(422, "invalid_field", '"days" must be a whole number and "below" a number') from exc
-    if not (1 <= days <= 3650 and 0.0 <= below <= 1.0):
-        raise ApiError(422, "invalid_field", '"days" must be 1 to 3650 and "below" 0 to 1')
+    if not (1 <= days <= MAX_REVIEW_DAYS and 0.0 <= below <= 1.0):
+        raise ApiError(422, "invalid_field", f'"days" must be 1 to {MAX_REVIEW_DAYS} and "below" 0 to 1')
     return min(days, current_app.config["LOG_RETENTION_DAYS"]), below
 
 

@@ -7,7 +7,16 @@ import re
 
 import pytest
 
-from app.openapi import MAX_BATCH, SPEC_FILE
+from app.openapi import (
+    INBOX_PAGE,
+    MAX_BATCH,
+    MAX_REVIEW_DAYS,
+    MAX_SENDER_CHARS,
+    OPERATOR_NAME,
+    SPEC_FILE,
+)
+from chatbot.data.edit import MAX_PHRASE_CHARS, MAX_RESPONSE_CHARS
+from chatbot.dialogue.turn import RANKING_SIZE
 from tests.support import ROOT
 
 AUTOMATIC_METHODS = {"HEAD", "OPTIONS"}  # Flask adds them to every route; nobody calls them on purpose
@@ -42,7 +51,17 @@ def test_the_description_is_served_with_this_servers_limits(app, client) -> None
         == MAX_BATCH
     )
     assert schemas["SessionId"]["pattern"] == "^[A-Za-z0-9._:-]{1,128}$"
-    for name in ("Message", "Texts", "SessionId", "ParseBatch"):  # the only parts the server fills in
+    # The fixed limits come from the constants the code checks with ...
+    assert schemas["RasaMessage"]["properties"]["sender"]["maxLength"] == MAX_SENDER_CHARS
+    assert schemas["OperatorAction"]["properties"]["operator"]["pattern"] == f"^{OPERATOR_NAME}$"
+    assert schemas["ReviewDecision"]["properties"]["phrase"]["maxLength"] == MAX_PHRASE_CHARS
+    assert schemas["ReviewDecision"]["properties"]["response"]["maxLength"] == MAX_RESPONSE_CHARS
+    assert schemas["ReviewInbox"]["properties"]["groups"]["maxItems"] == INBOX_PAGE
+    assert schemas["ParseResult"]["properties"]["ranking"]["maxItems"] == RANKING_SIZE
+    days = served["paths"]["/admin/review/inbox"]["get"]["parameters"][0]
+    assert (days["name"], days["schema"]["maximum"]) == ("days", MAX_REVIEW_DAYS)
+    # ... and the file says the same; only the configured message length may differ from it.
+    for name in ("Message", "Texts", "ParseBatch"):
         written["components"]["schemas"][name] = schemas[name]
     assert served == written and served["openapi"].startswith("3.")
 

@@ -15,13 +15,13 @@ from flask import Blueprint, Flask, Response, current_app, jsonify
 from app.channels import channel_session
 from app.errors import ApiError
 from app.handoff import Recipient, picked_up
+from app.openapi import MAX_SENDER_CHARS
 from app.payload import JSON_TYPES, field, json_type, message_text, read_json_object
 from app.turns import converse
 
 bp = Blueprint("rest_channel", __name__, url_prefix="/webhooks/rest")
 
 CHANNEL = "rest"
-MAX_SENDER_CHARS = 256
 
 
 def init_app(app: Flask) -> None:
