@@ -201,11 +201,11 @@ def test_inbox_holds_fallbacks_and_low_scores_until_reviewed(store: Conversation
         ]
     )
     since = utc_now() - dt.timedelta(days=30)
-    inbox = store.needing_review(since, below=0.7, limit=10)
-    assert [row["text"] for row in inbox] == ["lost", "unsure"]
+    inbox = store.review_groups(since, below=0.7)
+    assert [group["text"] for group in inbox] == ["lost", "unsure"]
     assert store.mark_reviewed([inbox[0]["id"]], "out_of_scope") == 1
     assert store.mark_reviewed([inbox[0]["id"]], "intent:greeting") == 0  # the first decision stands
-    assert [row["text"] for row in store.needing_review(since, 0.7, 10)] == ["unsure"]
+    assert [group["text"] for group in store.review_groups(since, 0.7)] == ["unsure"]
 
 
 def test_retention_deletes_old_messages_only(store: ConversationStore) -> None:

@@ -389,16 +389,6 @@ class ConversationStore:
         query = sa.select(messages).order_by(messages.c.id.desc()).limit(limit)
         return self._rows(query)
 
-    def needing_review(self, since: dt.datetime, below: float, limit: int) -> list[dict[str, Any]]:
-        """Return unreviewed messages since a time that fell back or scored below ``below``, newest first."""
-        query = (
-            sa.select(messages)
-            .where(*_awaiting_review(since, below))
-            .order_by(messages.c.created_at.desc(), messages.c.id.desc())
-            .limit(limit)
-        )
-        return self._rows(query)
-
     def review_groups(
         self, since: dt.datetime, below: float, group_id: int | None = None, limit: int | None = None
     ) -> list[dict[str, Any]]:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 
 from chatbot.text.tokens import normalize
 
@@ -42,46 +41,6 @@ def jaccard(first: frozenset[str], second: frozenset[str]) -> float:
 def similarity(first: str, second: str) -> float:
     """Return the trigram Jaccard similarity of two texts."""
     return jaccard(ngrams(first), ngrams(second))
-
-
-@dataclass
-class Group:
-    """Near-duplicate items: the first one seen stands for the group."""
-
-    representative: str
-    grams: frozenset[str]
-    members: list[int] = field(default_factory=list)  # indexes into the grouped sequence
-
-
-def group_similar(texts: Sequence[str], threshold: float = NEAR_DUPLICATE) -> list[Group]:
-    """Group texts whose trigram similarity to a group's first text reaches the threshold.
-
-    One greedy pass in the given order (put the newest first, and the newest text stands for its
-    group); texts that are equal once canonical share a group without being compared.
-    """
-    groups: list[Group] = []
-    by_canonical: dict[str, Group] = {}
-    for index, text in enumerate(texts):
-        key = canonical(text)
-        group = by_canonical.get(key)
-        if group is None:
-            grams = ngrams(text)
-            group = _most_similar(groups, grams, threshold)
-            if group is None:
-                group = Group(text, grams)
-                groups.append(group)
-            by_canonical[key] = group
-        group.members.append(index)
-    return groups
-
-
-def _most_similar(groups: Iterable[Group], grams: frozenset[str], threshold: float) -> Group | None:
-    best, best_score = None, threshold
-    for group in groups:
-        score = jaccard(grams, group.grams)
-        if score >= best_score:
-            best, best_score = group, score
-    return best
 
 
 def similar_pairs(texts: Sequence[str], threshold: float = NEAR_DUPLICATE) -> list[tuple[int, int, float]]:
