@@ -218,16 +218,17 @@ def test_slack_verifies_urls_and_answers_by_post_message(tiny_bundle) -> None:
 
 
 @pytest.mark.parametrize(
-    "signing",
+    ("secret", "age_seconds"),
     [
-        {"secret": "another-signing-secret-0123"},  # forged
-        {"timestamp": int(time.time()) - 301},  # stale: a replay
-        {"timestamp": int(time.time()) + 400},
+        ("another-signing-secret-0123", 0),  # forged
+        (SLACK_SECRET, 301),  # stale: a replay
+        (SLACK_SECRET, -400),  # from the future
     ],
 )
-def test_slack_refuses_forged_or_stale_signatures(tiny_bundle, signing: dict) -> None:
+def test_slack_refuses_forged_or_stale_signatures(tiny_bundle, secret: str, age_seconds: int) -> None:
     with PlatformApi() as api:
         client = slot_bot_app(tiny_bundle, **platform_config(api.url)).test_client()
+        signing = {"secret": secret, "timestamp": int(time.time()) - age_seconds}  # now, not at collection
         response = post_slack(client, slack_body("Ev1", "hello"), **signing)
     assert response.status_code == 401 and response.get_json()["error"]["code"] == "unauthorized"
     assert api.received == []
