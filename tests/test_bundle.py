@@ -220,6 +220,7 @@ def test_edited_metadata_fails_its_checksum(tiny_bundle: Bundle, tmp_path: Path)
         Bundle.load(path)
 
 
+@pytest.mark.slow  # about 400 loads
 def test_every_flipped_byte_loads_the_same_model_or_raises_bundle_error(
     tiny_bundle: Bundle, tmp_path: Path
 ) -> None:

@@ -197,6 +197,7 @@ def test_train_with_validation_calibrates_and_evaluate_writes_reports(tmp_path) 
         assert (tmp_path / "ev" / name).read_bytes().startswith(b"\x89PNG")
 
 
+@pytest.mark.slow  # trains the default bot twice
 def test_oos_val_without_val_joins_the_off_topic_queries_of_the_threshold(tmp_path) -> None:
     oos = tmp_path / "oos.txt"
     oos.write_text("what is the weather tomorrow\nwho won the match\nbook me a flight\n", encoding="utf-8")
@@ -208,6 +209,7 @@ def test_oos_val_without_val_joins_the_off_topic_queries_of_the_threshold(tmp_pa
     assert "of 80 off-topic queries" in with_oos.stderr  # the 3 queries joined the generic 77
 
 
+@pytest.mark.slow  # a CLI process
 def test_validation_tags_must_be_trained(tmp_path) -> None:
     train_file = write_json(tmp_path / "train.json", TINY_INTENTS)
     validation = write_json(

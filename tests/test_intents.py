@@ -171,6 +171,7 @@ CLI_CASES = [
 ]
 
 
+@pytest.mark.slow  # a CLI process a case; the same INVALID cases run in-process above
 @pytest.mark.parametrize(("change", "message"), CLI_CASES)
 def test_train_cli_rejects_bad_intents_with_one_line(tmp_path, change, message: str) -> None:
     path = tmp_path / "intents.json"

@@ -86,6 +86,7 @@ def test_disallowed_origin_gets_no_cors_headers_on_preflight(client) -> None:
     assert "Access-Control-Allow-Headers" not in preflight.headers
 
 
+@pytest.mark.slow  # trains the German bot
 def test_chat_page_speaks_the_bots_language(german_model_path) -> None:
     import json
 

@@ -323,6 +323,7 @@ def test_ported_stemmer_matches_nltk_on_every_word_the_benchmarks_use() -> None:
     }
 
 
+@pytest.mark.slow  # trains the German bot
 def test_a_german_bot_loads_its_stemmer_with_the_model(german_model_path: Path) -> None:
     """The Snowball stemmer imports NLTK (a second or more): never on a worker's first message."""
     import subprocess
