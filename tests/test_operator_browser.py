@@ -4,6 +4,7 @@ real gunicorn: one process without Redis, and two replicas of two workers sharin
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -115,3 +116,29 @@ def test_operator_on_one_replica_answers_a_customer_on_another(
         )
     finally:
         redis_server.stop()
+
+
+@pytest.mark.parametrize(
+    ("path", "prefix", "button"),
+    [("/admin/review", "review", "Open the inbox"), ("/admin/inbox", "console", "Open the console")],
+)
+def test_a_refused_token_is_shown_and_forgotten_on_both_admin_pages(
+    browser: Browser, contexts, serve, handoff_model, path: str, prefix: str, button: str
+) -> None:
+    """The sign-in both pages share (admin.js): the error in the status line, the form asked again."""
+    server = serve(handoff_model, {"CHATBOT_ADMIN_TOKEN": ADMIN_TOKEN})
+    page = new_page(browser, contexts)
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.goto(server.url + path)
+    page.get_by_label("Admin token").fill("not-the-admin-token-0123")
+    if prefix == "console":
+        page.get_by_label("Your name").fill("Alice")
+    page.get_by_role("button", name=button).click()
+    status = page.locator(f"#{prefix}-status")
+    expect(status).to_have_class(re.compile(r"\breview-error\b"))
+    expect(status).not_to_be_empty()
+    expect(page.locator(f"#{prefix}-login")).to_be_visible()
+    expect(page.get_by_label("Admin token")).to_have_value("")  # never left in the field
+    assert page.evaluate("sessionStorage.getItem('chatbot-admin-token')") is None
+    assert [problem for problem in problems if "401" not in problem] == []  # no script error
