@@ -282,14 +282,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Evaluate a model, write the reports and figures, and print a summary."""
     from chatbot.learning import plots
 
-    ranker = Ranker.from_bundle(Bundle.load(args.model))
+    engine = Ranker.from_bundle(Bundle.load(args.model))
     texts, tags = labelled_examples(load_intents(args.data))
     out_of_scope = load_out_of_scope(args.oos) if args.oos else []
     quiet = not log.isEnabledFor(logging.INFO)  # no progress bar under -q; none off a terminal either
     with tqdm(
         total=len(texts) + len(out_of_scope), desc="evaluating", disable=True if quiet else None
     ) as bar:
-        report = evaluate(ranker, texts, tags, out_of_scope, args.threshold, bar.update)
+        report = evaluate(engine, texts, tags, out_of_scope, args.threshold, bar.update)
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {key: report[key] for key in ("metadata", "overall", "confused_pairs", "confusion_matrix")}
     for name, value in (
@@ -308,8 +308,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     )
     old_report = None
     if args.compare:
-        old_ranker = Ranker.from_bundle(Bundle.load(args.compare))
-        old_report = evaluate(old_ranker, texts, tags, out_of_scope, args.threshold)
+        old_engine = Ranker.from_bundle(Bundle.load(args.compare))
+        old_report = evaluate(old_engine, texts, tags, out_of_scope, args.threshold)
         comparison = compare_reports(old_report, report, texts, tags, out_of_scope)
         (args.out / "comparison.json").write_text(json.dumps(comparison, indent=2, ensure_ascii=False) + "\n")
         print(f"\n{args.compare} (old) against {args.model} (new):\n{format_comparison(comparison)}")
