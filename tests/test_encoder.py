@@ -205,3 +205,18 @@ def test_the_process_shares_one_encoder(encoder):
 @pytest.mark.parametrize(("language", "covered"), [("en", True), ("th", True), ("zh", True), ("hi", False)])
 def test_covers(language, covered):
     assert covers(language) is covered
+
+
+def test_prefill_caches_a_bots_words_within_its_share(wheel_model):
+    fresh = SentenceEncoder()
+    cache = fresh._network.cache
+    words = sorted({word for phrase in default_phrases() for word in phrase.lower().split()})
+    before = len(cache.slot_of)
+    fresh.prefill([*words, *(f"w{number}x" for number in range(20_000))])  # more pieces than its share
+    assert 0 < len(cache.slot_of) - before <= encoder_module.PREFILLED_WORD_PIECES
+    fresh.prefill(words)  # the bot's words alone fit: every piece of its phrases is cached now
+    texts = [" ".join(words[start : start + 6]) for start in range(0, len(words), 6)]
+    misses = cache.misses
+    vectors = fresh.encode(texts)
+    assert cache.misses == misses
+    np.testing.assert_allclose(vectors, wheel_model.encode(texts), atol=2e-6)

@@ -55,6 +55,10 @@ PIECE_CACHE_BYTES = 2048 * CACHE_ROW_BYTES
 # Pieces filled into the cache at load, most probable first (the tokenizer's pieces are ordered
 # by probability): in the master before gunicorn forks, so the workers share those rows.
 PREFILLED_PIECES = 512
+# A bot's own words prefilled at load (Ranker.serve), most frequent first: their pieces stay within
+# half the cache beside the common ones above, so its users' other words still find room.
+PREFILLED_WORDS = 4096
+PREFILLED_WORD_PIECES = 1024
 WORD_CACHE_SIZE = 16384  # words whose pieces are remembered (a word is ~150 bytes of cache)
 LONGEST_CACHED_WORD = 40  # characters; a longer "word" (a pasted token, a URL) is rare and not kept
 WORD_MARK = "\u2581"  # the tokenizer's word boundary: no piece holds it except at its start
@@ -154,6 +158,24 @@ class SentenceEncoder:
                 self._network.cache.slots(common[start : start + TOKEN_BUDGET])
         self.encode(["warm up", *texts])
         release_freed_heap()  # the fill's temporaries
+
+    def prefill(self, words: Sequence[str]) -> None:
+        """Fill the word cache with a bot's words and the piece cache with their pieces, most
+        frequent first (``words`` in that order), within PREFILLED_WORDS and PREFILLED_WORD_PIECES.
+
+        Cheaper than encoding the bot's phrases (15,000 of them for a CLINC150-size bot): no
+        sentence goes through the network, only the new pieces' rows are computed.
+        """
+        pieces: dict[int, None] = {}
+        for word in words[:PREFILLED_WORDS]:
+            if len(pieces) >= PREFILLED_WORD_PIECES:
+                break
+            pieces.update(dict.fromkeys(self.tokenize(word)))  # the start and end pieces too
+        chosen = list(pieces)[:PREFILLED_WORD_PIECES]
+        with self._lock:
+            for start in range(0, len(chosen), TOKEN_BUDGET):
+                self._network.cache.slots(chosen[start : start + TOKEN_BUDGET])
+        release_freed_heap()
 
     def check(self, recorded: EncoderIdentity) -> None:
         """Refuse a bundle trained with another encoder."""
