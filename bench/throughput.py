@@ -9,8 +9,9 @@ Run from the repository root::
 Each round starts a fresh gunicorn for each app (hello-world and every model given), one app at a
 time (the order rotates between rounds), measures the time from start to the first 200 answer,
 warms it up, reads the total PSS of the master and its workers, loads it with wrk (closed loop:
-its maximum rate), then offers half that maximum at a fixed rate with bench/open_loop.py (its p99
-latency), reads the PSS again and stops it. The medians are printed as a markdown table with each
+its maximum rate), reads the PSS again (the figure held to its target), then offers half that
+maximum at a fixed rate with bench/open_loop.py (its p99 latency), reads the PSS a third time (a
+server that falls behind holds a connection per waiting request) and stops it. The medians are printed as a markdown table with each
 figure beside its target; the raw rounds go to bench/results/throughput-<worker class>.json.
 """
 
@@ -255,9 +256,11 @@ def bench_once(app: App, args: argparse.Namespace, wrk: str, log_dir: Path, tag:
         warmup = run_wrk(wrk, url, args, args.warmup, "repeated", words)
         pss_warm = server_pss(server.pid)
         load = {mode: run_wrk(wrk, url, args, args.duration, mode, words) for mode in WRK_SCRIPTS}
+        pss_load = server_pss(server.pid)
         rate = OPEN_LOOP_SHARE * load["varied"]["requests_per_s"]
         fixed_rate = open_loop.run(url, rate, args.open_loop_duration, read_words(words), seed=len(tag))
-        pss_load = server_pss(server.pid)
+        # A server that falls behind the fixed rate holds one connection per waiting request.
+        pss_fixed_rate = server_pss(server.pid)
     finally:
         exit_code = server.stop()
     return {
@@ -271,6 +274,7 @@ def bench_once(app: App, args: argparse.Namespace, wrk: str, log_dir: Path, tag:
         "load": load,
         "fixed_rate": fixed_rate,
         "pss_after_load": pss_load,
+        "pss_after_fixed_rate": pss_fixed_rate,
         "exit_code": exit_code,
         "logs": scan_logs(server),
         "load_average": os.getloadavg(),
@@ -331,6 +335,7 @@ def summarise(rounds: list[dict[str, Any]], app: str) -> dict[str, Any]:
         "start_to_first_200_s": median(lambda run: run["start_to_first_200_s"]),
         "pss_after_warmup_mib": median(lambda run: run["pss_after_warmup"]["pss_mib"]),
         "pss_after_load_mib": median(lambda run: run["pss_after_load"]["pss_mib"]),
+        "pss_after_fixed_rate_mib": median(lambda run: run["pss_after_fixed_rate"]["pss_mib"]),
         "errors": sum(run["load"][mode]["errors_total"] for run in runs for mode in WRK_SCRIPTS),
         "fixed_rate_failures": sum(
             sum(run["fixed_rate"]["errors"].values())
@@ -361,7 +366,7 @@ def markdown_table(medians: dict[str, dict[str, Any]], ratio: dict[str, dict[str
     lines = [
         "| app | req/s, repeated message | p50 / p99 (ms) | req/s, varied messages | p50 / p99 (ms) "
         "| ours / hello, repeated / varied | fixed rate: offered, p50 / p99 (ms) "
-        "| start to first 200 (s) | PSS warm / after load (MiB) | errors | load average |",
+        "| start to first 200 (s) | PSS warm / after wrk / after fixed rate (MiB) | errors | load average |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for app, row in medians.items():
@@ -379,7 +384,8 @@ def markdown_table(medians: dict[str, dict[str, Any]], ratio: dict[str, dict[str
             f"| {row['fixed_rate_offered_per_s']:.0f}/s, {row['fixed_rate_latency_p50_ms']:.2f} / "
             f"{row['fixed_rate_latency_p99_ms']:.2f} "
             f"| {row['start_to_first_200_s']:.3f} "
-            f"| {row['pss_after_warmup_mib']:.1f} / {row['pss_after_load_mib']:.1f} "
+            f"| {row['pss_after_warmup_mib']:.1f} / {row['pss_after_load_mib']:.1f} / "
+            f"{row['pss_after_fixed_rate_mib']:.1f} "
             f"| {row['errors'] + row['fixed_rate_failures']} | {row['load_average']:.2f} |"
         )
     return "\n".join(lines)
@@ -461,7 +467,7 @@ def target_lines(
             row["fixed_rate_latency_p99_ms"],
         )
         lines.append(
-            f"{app.name}: PSS of master + {args.workers} workers after load {pss:.0f} MiB "
+            f"{app.name}: PSS of master + {args.workers} workers after wrk's load {pss:.0f} MiB "
             f"(target <= {args.target_pss:.0f}: {verdict(pss <= args.target_pss)}); "
             f"start to first answer {start:.2f} s (target <= {args.target_start:.1f}: "
             f"{verdict(start <= args.target_start)}); p99 at {row['fixed_rate_offered_per_s']:.0f}/s fixed "
