@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from chatbot.classifier.bundle import Bundle
 
 DIGITS = 3  # words that spell a message's number: 260 words give 17 million messages
+SPAN = 10_000_000  # messages one stream may send; a bot with fewer words spells with more digits
 MAX_EXTRA_WORDS = 4
 
 
@@ -31,18 +32,25 @@ def pattern_words(bundle: Bundle) -> list[str]:
 
 
 def never_repeating(words: Sequence[str], first: int, seed: int = 0) -> Iterator[str]:
-    """Yield messages numbered ``first``, ``first + 1``, ...; disjoint ranges never share a message."""
+    """Yield messages numbered ``first``, ``first + 1``, ... (up to SPAN of them): none repeats.
+
+    Every message of a stream spells its number with the same count of words (DIGITS, more for a
+    bot with few words), so no message's number and extra words can spell another's number.
+    """
     if len(words) < 2:
         raise ValueError("never-repeating messages need at least two words")
+    count = DIGITS
+    while len(words) ** count < first + SPAN:
+        count += 1
     chooser = random.Random(seed)
     number = first
     while True:
+        if number >= first + SPAN:
+            raise ValueError(f"a stream of never-repeating messages holds at most {SPAN}")
         digits, rest = [], number
-        for _ in range(DIGITS):
+        for _ in range(count):
             rest, digit = divmod(rest, len(words))
             digits.append(words[digit])
-        if rest:
-            raise ValueError(f"message number {number} needs more than {DIGITS} words of {len(words)}")
         extra = [chooser.choice(words) for _ in range(chooser.randint(0, MAX_EXTRA_WORDS))]
         yield " ".join(digits + extra)
         number += 1
