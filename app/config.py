@@ -19,6 +19,7 @@ from chatbot.learning.log_settings import DATABASE_URL_VARIABLE, check_database_
 T = TypeVar("T")
 MIN_TOKEN_CHARS = 16
 DEFAULT_RATE_LIMIT = "60/minute"
+WORKER_CLASSES = ("gevent", "gthread")  # gunicorn's names
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")  # gunicorn's names
 DEFAULT_SESSION_MEMORY_BYTES = 64 * 2**20  # in-memory sessions per worker: fits the 512 Mi of deploy/k8s
 DEFAULT_ACTION_ALLOWLIST = ("http://127.0.0.1:8081/",)  # deploy/orders, beside the bot
@@ -85,7 +86,10 @@ def server_settings(environ: Mapping[str, str]) -> dict[str, Any]:
         "host": environ.get("HOST", "0.0.0.0"),
         "port": _read(environ, "PORT", _positive_int, 5000),
         "workers": _read(environ, "WEB_CONCURRENCY", _positive_int, 1),
+        # gevent (the default) holds stalled clients cheaply; gthread is for measuring against it.
+        "worker_class": _read(environ, "CHATBOT_WORKER_CLASS", _worker_class, "gevent"),
         "worker_connections": _read(environ, "CHATBOT_WORKER_CONNECTIONS", _positive_int, 1000),
+        "threads": _read(environ, "CHATBOT_THREADS", _positive_int, 4),  # per gthread worker
         "timeout": _read(environ, "CHATBOT_WORKER_TIMEOUT", _positive_int, 30),
         "metrics_dir": environ.get("PROMETHEUS_MULTIPROC_DIR") or None,  # None: a temporary one
         "log_level": _read(environ, "CHATBOT_LOG_LEVEL", _log_level, "info"),  # `chatbot -v/-q serve` sets it
@@ -110,6 +114,12 @@ def _positive_int(raw: str) -> int:
     if value < 1:
         raise ValueError("must be a positive integer")
     return value
+
+
+def _worker_class(raw: str) -> str:
+    if raw not in WORKER_CLASSES:
+        raise ValueError(f"must be one of {', '.join(WORKER_CLASSES)}")
+    return raw
 
 
 def _count(raw: str) -> int:

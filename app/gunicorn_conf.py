@@ -19,14 +19,6 @@ from pathlib import Path
 # The forward pass multiplies small matrices: BLAS threads only add contention between workers.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-# gevent's worker gives each connection a greenlet, not a thread: a client that sends part of a
-# request and stalls holds a few KB, not one of a handful of threads (256 stalled connections
-# froze the 4 threads of gthread; bench/slow_clients.py). The patch comes before the preloaded
-# app imports socket, ssl and threading, so every lock and socket the app makes cooperates.
-from gevent import monkey
-
-monkey.patch_all()
-
 _METRICS_OWNER = "_CHATBOT_METRICS_MASTER"  # the master pid that prepared the metrics directory
 
 
@@ -66,12 +58,23 @@ def _prepare_metrics_dir(directory: str | None) -> None:
 
 
 _settings = _server_settings()
+
+# gevent's worker gives each connection a greenlet, not a thread: a client that sends part of a
+# request and stalls holds a few KB, not one of a handful of threads (256 stalled connections
+# froze the 4 threads of gthread; bench/slow_clients.py). The patch comes before the preloaded
+# app imports socket, ssl and threading, so every lock and socket the app makes cooperates.
+# CHATBOT_WORKER_CLASS=gthread (threads, no patch) is there to compare with (bench/throughput.py).
+if _settings["worker_class"] == "gevent":
+    from gevent import monkey
+
+    monkey.patch_all()
 _prepare_metrics_dir(_settings["metrics_dir"])
 
 bind = f"{_settings['host']}:{_settings['port']}"
 workers = _settings["workers"]
-worker_class = "gevent"
+worker_class = _settings["worker_class"]
 worker_connections = _settings["worker_connections"]  # open connections per worker, stalled ones included
+threads = _settings["threads"]  # gthread only
 timeout = _settings["timeout"]
 graceful_timeout = 20
 keepalive = 5  # the gevent worker also drops a connection whose request line and headers take longer
@@ -123,10 +126,9 @@ def pre_fork(server, worker) -> None:
     holds hundreds of thousands) and so copy their shared pages (16 MiB less PSS for two workers,
     bench/encoder_cost.py's setting)."""
     import gc
+    import time
 
-    from gevent import sleep
-
-    sleep(0.02)
+    time.sleep(0.02)  # gevent's sleep under its patch, which lets the timer's greenlet run
     gc.freeze()
 
 

@@ -235,7 +235,8 @@ def compare_speed() -> dict:
 
 
 def time_bot(model: Path, encoder_ms: float) -> dict:
-    """Time today's bot in-process on the same kind of messages, and add the encoder's median."""
+    """Time the bot in-process on the same kind of messages; add the encoder's median only to a bot
+    that does not run it already (one trained with ``encoder: none``)."""
     from chatbot.classifier.bundle import Bundle
     from chatbot.classifier.ranker import Ranker
     from chatbot.dialogue.decision import Dialogue
@@ -245,7 +246,13 @@ def time_bot(model: Path, encoder_ms: float) -> dict:
     texts = messages(default_phrases(), 5_000_000, CALLS)
     seconds = time_calls(lambda batch: dialogue.reply(batch[0]), [[text] for text in texts])
     bot_ms = statistics.median(seconds) * 1e3
-    return {"model": str(model), "bot_ms": bot_ms, "bot_plus_encoder_ms": bot_ms + encoder_ms}
+    added_ms = 0.0 if bundle.encoder is not None else encoder_ms
+    return {
+        "model": str(model),
+        "bot_ms": bot_ms,
+        "bot_reads_the_encoder": bundle.encoder is not None,
+        "bot_plus_encoder_ms": bot_ms + added_ms,
+    }
 
 
 def main() -> None:
@@ -313,9 +320,14 @@ def main() -> None:
         f"| {alone / batched:.2f}x | |"
     )
     print(f"| max abs difference of the vectors | | {speed['max_abs_difference']:.2e} | | float32 rounding |")
-    if bot is not None:
+    if bot is not None and bot["bot_reads_the_encoder"]:
         print(
-            f"| today's bot ({bot['model']}) + the encoder, per message | | {bot['bot_ms']:.3f} + "
+            f"| the bot ({bot['model']}, the encoder included), per message | | {bot['bot_ms']:.3f} ms "
+            f"| | <= {TARGET_BOT_MS} ms |"
+        )
+    elif bot is not None:
+        print(
+            f"| the bot ({bot['model']}) + the encoder, per message | | {bot['bot_ms']:.3f} + "
             f"{project:.3f} = {bot['bot_plus_encoder_ms']:.3f} ms | | <= {TARGET_BOT_MS} ms |"
         )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

