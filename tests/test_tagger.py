@@ -21,7 +21,7 @@ from chatbot.data.annotations import parse_annotated
 from chatbot.dialogue.decision import Dialogue
 from chatbot.errors import BundleError
 from chatbot.training.tagger import build_tagger_model, export_weights, fit_tagger, token_labels
-from tests.support import TINY_INTENTS, run_cli, write_json
+from tests.support import ANNOTATED_ORDER, TINY_INTENTS, run_cli, write_json
 
 SMALL = TaggerConfig(
     word_dim=8, subword_dim=8, subword_buckets=500, units=8, epochs=60, batch_size=8, dropout=0.0
@@ -137,15 +137,6 @@ def test_a_long_message_costs_linear_time() -> None:
         ratio = seconds(long_text) / seconds(short_text)
     assert ratio < 30, f"1,000 characters took {ratio:.0f}x 100 characters"  # linear: ~10x
     assert len(token_spans("x" * 1000)) == 1  # one long word is one token with a bounded n-gram bag
-
-
-ANNOTATED_ORDER = [
-    "ship my order to [Berlin](city)",
-    "send it to [Paris](city) please",
-    "deliver my parcel to [Madrid](city)",
-    "my order should go to [NYC](city:New York)",
-    "track my parcel to [Rome](city)",
-]
 
 
 @pytest.mark.slow

@@ -161,8 +161,9 @@ class Tagger:
         if self.config.pretrained_pieces:
             piece_vectors(["warm"])
 
-    def extract(self, text: str, now: datetime | None = None) -> list[Entity]:
-        """Return the learned entities in a text, with offsets into it (``now`` is unused)."""
+    def extract(self, text: str, now: datetime | None = None, time_zone: str | None = None) -> list[Entity]:
+        """Return the learned entities in a text, with offsets into it (``now`` and ``time_zone``
+        are unused: the pipeline's extractors share one signature)."""
         spans = token_spans(text)
         if not spans:
             return []

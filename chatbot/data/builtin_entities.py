@@ -278,12 +278,17 @@ class BuiltinExtractor:
             example = phonenumbers.example_number(region)
             self._phones(phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL))
 
-    def extract(self, text: str, now: datetime | None = None) -> list[Entity]:
-        """Return the built-in entities in a text; where two overlap, the longer one wins."""
+    def extract(self, text: str, now: datetime | None = None, time_zone: str | None = None) -> list[Entity]:
+        """Return the built-in entities in a text; where two overlap, the longer one wins.
+
+        Dates are read against ``now`` (default: the clock) in ``time_zone``, the conversation's
+        IANA zone (default: the bot's); check a zone from outside with ``check_timezone`` first.
+        """
         found: list[Entity] = []
         names = self.names
         if "date" in names:
-            found += self._dates(text, now or datetime.now(self.zone))
+            zone = self.zone if time_zone is None else ZoneInfo(time_zone)
+            found += self._dates(text, now or datetime.now(zone), zone)
         if "money" in names and not text.isalpha():
             found += self._amounts(text)
         if "email" in names and "@" in text:
@@ -350,9 +355,9 @@ class BuiltinExtractor:
             found.append(Entity("phone_number", value, match.start, match.end, BUILTIN_EXTRACTOR))
         return found
 
-    def _dates(self, text: str, now: datetime) -> list[Entity]:
+    def _dates(self, text: str, now: datetime, zone: ZoneInfo) -> list[Entity]:
         """Find days and times; a day and a time next to each other make one entity."""
-        now = now.astimezone(self.zone)
+        now = now.astimezone(zone)
         days = [(m.start(), m.end(), self._day_value(m, now.date())) for m in self._day.finditer(text)]
         days = [day for day in days if day[2] is not None]
         times = [
@@ -370,7 +375,7 @@ class BuiltinExtractor:
             if joined is not None:
                 used.add(id(joined))
                 start, end = min(start, joined[0]), max(end, joined[1])
-                found.append(Entity("date", self._iso(day, joined[2]), start, end, BUILTIN_EXTRACTOR))
+                found.append(Entity("date", _iso(day, joined[2], zone), start, end, BUILTIN_EXTRACTOR))
             else:
                 found.append(Entity("date", day.isoformat(), start, end, BUILTIN_EXTRACTOR))  # type: ignore[union-attr]
         for item in times:
@@ -379,11 +384,8 @@ class BuiltinExtractor:
                 day = (
                     now.date() if clock > now.time().replace(tzinfo=None) else now.date() + timedelta(days=1)
                 )
-                found.append(Entity("date", self._iso(day, clock), item[0], item[1], BUILTIN_EXTRACTOR))
+                found.append(Entity("date", _iso(day, clock, zone), item[0], item[1], BUILTIN_EXTRACTOR))
         return found
-
-    def _iso(self, day: date, clock: time) -> str:
-        return datetime.combine(day, clock, tzinfo=self.zone).isoformat()
 
     def _day_value(self, match: re.Match[str], today: date) -> date | None:
         words = self.words
@@ -404,6 +406,10 @@ class BuiltinExtractor:
             ]
             return today + timedelta(days=amount * unit)
         return _calendar_date(match.group(), self.settings.language, today)
+
+
+def _iso(day: date, clock: time, zone: ZoneInfo) -> str:
+    return datetime.combine(day, clock, tzinfo=zone).isoformat()
 
 
 def _adjacent(text: str, end: int, start: int) -> bool:
