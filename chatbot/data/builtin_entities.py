@@ -31,6 +31,11 @@ DEFAULT_TIMEZONE = "UTC"
 MIN_PHONE_DIGITS = 6  # fewer digits than this is no phone number: the matcher is skipped
 
 
+def _spaced(names: str) -> tuple[str, ...]:
+    """Return the words of a space-separated list: twelve month names fit one line this way."""
+    return tuple(names.split())
+
+
 @dataclass(frozen=True)
 class LanguageWords:
     """The words one language uses for relative dates, times, numbers and ordinals."""
@@ -48,7 +53,7 @@ class LanguageWords:
     numbers: dict[str, int]  # "four" -> 4
     ordinals: dict[str, int]  # "third" -> 3
     ordinal_suffix: str  # what follows digits in an ordinal ("st|nd|rd|th")
-    months: tuple[str, ...]  # January first, for rendering
+    months: tuple[str, ...]  # January first, for rendering (and day-month dates)
 
 
 WORDS: dict[str, LanguageWords] = {
@@ -68,19 +73,8 @@ WORDS: dict[str, LanguageWords] = {
         ordinals={"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7}
         | {"eighth": 8, "ninth": 9, "tenth": 10},
         ordinal_suffix=r"st|nd|rd|th",
-        months=(
-            "January",
-            "February",
-            "March",
-            "April",
-            "May",
-            "June",
-            "July",
-            "August",
-            "September",
-            "October",
-            "November",
-            "December",
+        months=_spaced(
+            "January February March April May June July August September October November December"
         ),
     ),
     "de": LanguageWords(
@@ -100,20 +94,7 @@ WORDS: dict[str, LanguageWords] = {
         ordinals={"erste": 1, "ersten": 1, "zweite": 2, "zweiten": 2, "dritte": 3, "dritten": 3}
         | {"vierte": 4, "vierten": 4, "fünfte": 5, "fünften": 5},
         ordinal_suffix=r"(?!)",  # "3." is also the end of a sentence: only words count
-        months=(
-            "Januar",
-            "Februar",
-            "März",
-            "April",
-            "Mai",
-            "Juni",
-            "Juli",
-            "August",
-            "September",
-            "Oktober",
-            "November",
-            "Dezember",
-        ),
+        months=_spaced("Januar Februar März April Mai Juni Juli August September Oktober November Dezember"),
     ),
     "es": LanguageWords(
         days={"hoy": 0, "esta noche": 0, "mañana": 1, "pasado mañana": 2},
@@ -131,19 +112,8 @@ WORDS: dict[str, LanguageWords] = {
         ordinals={"primero": 1, "primera": 1, "primer": 1, "segundo": 2, "segunda": 2, "tercero": 3}
         | {"tercera": 3, "tercer": 3, "cuarto": 4, "cuarta": 4, "quinto": 5, "quinta": 5},
         ordinal_suffix=r"º|ª|o|a",
-        months=(
-            "enero",
-            "febrero",
-            "marzo",
-            "abril",
-            "mayo",
-            "junio",
-            "julio",
-            "agosto",
-            "septiembre",
-            "octubre",
-            "noviembre",
-            "diciembre",
+        months=_spaced(
+            "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre"
         ),
     ),
     "fr": LanguageWords(
@@ -162,19 +132,8 @@ WORDS: dict[str, LanguageWords] = {
         ordinals={"premier": 1, "première": 1, "deuxième": 2, "second": 2, "seconde": 2, "troisième": 3}
         | {"quatrième": 4, "cinquième": 5},
         ordinal_suffix=r"er|re|e|ème|eme",
-        months=(
-            "janvier",
-            "février",
-            "mars",
-            "avril",
-            "mai",
-            "juin",
-            "juillet",
-            "août",
-            "septembre",
-            "octobre",
-            "novembre",
-            "décembre",
+        months=_spaced(
+            "janvier février mars avril mai juin juillet août septembre octobre novembre décembre"
         ),
     ),
 }
