@@ -91,6 +91,57 @@ def test_a_fitted_tagger_learns_its_phrases_and_synonyms() -> None:
     assert tagger.extract("hello there") == []
 
 
+def with_intent_prior(tagger: Tagger, prior: float = 2.0) -> Tagger:
+    """Return the tagger with an intent head sure of intent 0, whose phrases hold cities only."""
+    weights = {
+        **tagger.weights,
+        "intent_kernel": np.zeros((2 * SMALL.units, 2), np.float32),
+        "intent_bias": np.array([6.0, -6.0], np.float32),
+        # Tags O, B-city, I-city, B-when, I-when: intent 0 holds cities, intent 1 dates.
+        "intent_types": np.array([[1, 1, 1, 0, 0], [1, 0, 0, 1, 1]], np.float32),
+    }
+    return dataclasses.replace(tagger, weights=weights, config=dataclasses.replace(SMALL, intent_prior=prior))
+
+
+def test_the_intent_prior_weighs_entity_types_by_the_guessed_intent() -> None:
+    tokens = ["ship", "it", "to", "Berlin", "tomorrow"]
+    plain = random_tagger()[0]
+    raw = np.log(plain.tag_probabilities(tokens) + 1e-9)
+    np.testing.assert_allclose(plain.decoding_scores(tokens), raw)  # no intent head: the network alone
+    weighed = with_intent_prior(plain).decoding_scores(tokens)
+    # Relative to O, a city keeps its odds and a date (never seen with intent 0) falls to the floor:
+    # (0.05 / 1.05)² of them, about 1/441.
+    city, when = 1, 3
+    np.testing.assert_allclose((weighed - raw)[:, city] - (weighed - raw)[:, 0], 0.0, atol=0.01)
+    np.testing.assert_allclose((weighed - raw)[:, when] - (weighed - raw)[:, 0], np.log(1 / 441), atol=0.01)
+    off = with_intent_prior(plain, prior=0.0)  # the config turns it off
+    np.testing.assert_allclose(off.decoding_scores(tokens), raw)
+
+
+def test_the_bundle_keeps_the_intent_prior(tiny_bundle: Bundle, tmp_path) -> None:
+    tagger = with_intent_prior(random_tagger()[0])
+    loaded = Bundle.load(dataclasses.replace(tiny_bundle, tagger=tagger).save(tmp_path / "prior.h5")).tagger
+    assert loaded is not None and loaded.config.intent_prior == 2.0
+    tokens = ["ship", "it", "to", "Berlin"]
+    np.testing.assert_array_equal(loaded.decoding_scores(tokens), tagger.decoding_scores(tokens))
+
+
+@pytest.mark.slow
+def test_a_tagger_fitted_with_intents_keeps_their_entity_types() -> None:
+    examples = [parse_annotated(pattern) for pattern in TRAINING]
+    intents = ["greet" if "[" not in pattern else "ship" for pattern in TRAINING]
+    intents[TRAINING.index("deliver it [tomorrow](when)")] = "when"
+    tagger = fit_tagger(examples, SMALL, intents=intents)
+    # Intents in sorted order (greet, ship, when); tags O, B-city, I-city, B-when, I-when.
+    np.testing.assert_array_equal(
+        tagger.weights["intent_types"], [[1, 0, 0, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 1, 1]]
+    )
+    assert tagger.weights["intent_kernel"].shape == (2 * SMALL.units, 3)
+    assert [(e.entity, e.value) for e in tagger.extract("deliver to Berlin")] == [("city", "Berlin")]
+    unprimed = fit_tagger(examples, dataclasses.replace(SMALL, intent_prior=0.0), intents=intents)
+    assert "intent_types" not in unprimed.weights
+
+
 def test_the_bundle_keeps_the_tagger(tiny_bundle: Bundle, tmp_path) -> None:
     tagger, _ = random_tagger()
     bundle = dataclasses.replace(tiny_bundle, tagger=tagger)

