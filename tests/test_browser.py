@@ -348,6 +348,28 @@ def test_the_widget_sends_the_browsers_time_zone(browser: Browser, bot: Server) 
         context.close()
 
 
+def test_a_browser_zone_the_server_does_not_know_does_not_stop_the_chat(page: Page, bot: Server) -> None:
+    """The widget asks again without the zone, and the bot reads dates in its own."""
+    page.add_init_script(
+        "const resolved = Intl.DateTimeFormat.prototype.resolvedOptions;"
+        "Intl.DateTimeFormat.prototype.resolvedOptions = function () {"
+        "  return { ...resolved.call(this), timeZone: 'Mars/Olympus_Mons' }; };"
+    )
+    sent = []
+    page.on(
+        "request",
+        lambda request: sent.append(request.post_data_json) if "/api/v1/chat" in request.url else None,
+    )
+    page.goto(bot.url + "/")
+    send(page, "I'd like to choose my delivery date")
+    assert wait_for_answers(page, 1)[0] == slot_question("delivery_date")
+    assert [body.get("time_zone") for body in sent] == ["Mars/Olympus_Mons", None]
+    send(page, "tomorrow")
+    tomorrow = (datetime.now(ZoneInfo("America/New_York")) + timedelta(days=1)).date()
+    assert display_value("date", tomorrow.isoformat(), "en") in wait_for_answers(page, 2)[1]
+    assert "time_zone" not in sent[-1]  # not sent again once refused
+
+
 @pytest.mark.parametrize("where", ["chat page", "other site"])
 def test_bot_text_is_shown_as_text_and_runs_nothing(
     page: Page, xss_bot: Server, site: StaticSite, where
