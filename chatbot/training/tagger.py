@@ -120,7 +120,7 @@ def fit_tagger(
             bias.astype(np.float32),
         )
         exported["intent_types"] = _intent_types(examples, intents, intent_labels, draft.tags)
-    return Tagger(config, words, entities, exported, synonyms)
+    return Tagger(config, words, entities, exported, synonyms, tuple(intent_labels) if with_intents else ())
 
 
 def _intent_types(
