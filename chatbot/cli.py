@@ -309,7 +309,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     written = "report.json intent_report.json errors.json confusion_matrix.png confidence_histogram.png"
     if has_annotations(test_intents):
         examples = [example for intent in test_intents for example in intent.examples()]
-        entities = evaluate_entities(EntityPipeline.from_bundle(engine.bundle), examples)
+        rankings = [ranking.label_probabilities for ranking in engine.rank_batch([e.text for e in examples])]
+        entities = evaluate_entities(EntityPipeline.from_bundle(engine.bundle), examples, rankings)
         (args.out / "entity_report.json").write_text(
             json.dumps(entities, indent=2, ensure_ascii=False) + "\n"
         )

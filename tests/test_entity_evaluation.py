@@ -77,7 +77,9 @@ def fixed(*found: tuple[str, int, int], name: str = "fake") -> Extractor:
     """Return an extractor that finds the same spans in every text."""
     entities = frozenset(kind for kind, _, _ in found)
     return Extractor(
-        name, entities, lambda text, now, zone: [Entity(kind, text[s:e], s, e, name) for kind, s, e in found]
+        name,
+        entities,
+        lambda text, now, zone, ranking: [Entity(kind, text[s:e], s, e, name) for kind, s, e in found],
     )
 
 

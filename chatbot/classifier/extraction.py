@@ -2,7 +2,8 @@
 
 Where two extractors find overlapping spans, the earlier one wins: the author's regexes and lookup
 tables are the most deliberate, built-in values are normalised, the tagger is a guess. A bot with
-none of them runs nothing at all.
+none of them runs nothing at all. The intent classifier ranks a message before its entities are
+extracted, and the tagger reads that ranking: entity types follow the intent.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from chatbot.classifier.bundle import Bundle
+from chatbot.classifier.tagger import IntentRanking
 from chatbot.data.entities import Entity
 
-# (text, the conversation's time, its IANA time zone) -> entities; None: the clock, the bot's zone.
-Extract = Callable[[str, datetime | None, str | None], list[Entity]]
+# (text, the conversation's time, its IANA time zone, the intent classifier's ranking of the text)
+# -> entities; None: the clock, the bot's zone, no ranking.
+Extract = Callable[[str, datetime | None, str | None, IntentRanking | None], list[Entity]]
 
 
 @dataclass(frozen=True)
@@ -43,27 +46,41 @@ class EntityPipeline:
                 Extractor(
                     "declared",
                     frozenset(definition.name for definition in bundle.domain.entities),
-                    lambda text, now, time_zone: declared.extract(text),
+                    lambda text, now, time_zone, ranking: declared.extract(text),
                 )
             )
         if (builtin := bundle.domain.builtin_extractor(bundle.config.language)) is not None:
             builtin.warm_up()
-            extractors.append(Extractor("builtin", frozenset(builtin.names), builtin.extract))
+            extractors.append(
+                Extractor(
+                    "builtin",
+                    frozenset(builtin.names),
+                    lambda text, now, time_zone, ranking: builtin.extract(text, now, time_zone),
+                )
+            )
         if bundle.tagger is not None:
             bundle.tagger.warm_up()
             extractors.append(Extractor("tagger", frozenset(bundle.tagger.entities), bundle.tagger.extract))
         return cls(extractors)
 
-    def extract(self, text: str, now: datetime | None = None, time_zone: str | None = None) -> list[Entity]:
+    def extract(
+        self,
+        text: str,
+        now: datetime | None = None,
+        time_zone: str | None = None,
+        intent_ranking: IntentRanking | None = None,
+    ) -> list[Entity]:
         """Return the entities in a text by position; dates are read at the conversation's time
-        ``now`` (default: the clock) in its ``time_zone`` (default: the bot's)."""
+        ``now`` (default: the clock) in its ``time_zone`` (default: the bot's), and the tagger
+        guesses entity types from the intent classifier's ``intent_ranking`` of the text (default:
+        its own intent head)."""
         if not self.extractors:
             return []
         found: list[Entity] = []
         for extractor in self.extractors:
             found += [
                 entity
-                for entity in extractor.extract(text, now, time_zone)
+                for entity in extractor.extract(text, now, time_zone, intent_ranking)
                 if all(entity.end <= kept.start or entity.start >= kept.end for kept in found)
             ]
         return sorted(found, key=lambda entity: entity.start)

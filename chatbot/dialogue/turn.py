@@ -49,7 +49,7 @@ def take_turn(
     """Answer a message with the conversation's context, slot values and waiting intent; dates in
     it are read in the conversation's IANA ``time_zone`` (None: the bot's)."""
     reply = dialogue.reply(message, context)
-    entities = dialogue.extractor.extract(message, None, time_zone)
+    entities = dialogue.extractor.extract(message, None, time_zone, reply.ranking.label_probabilities)
     return continue_turn(dialogue, reply, entities, slots, pending)
 
 
@@ -57,7 +57,11 @@ def take_turns(dialogue: Dialogue, messages: Sequence[str], time_zone: str | Non
     """Answer messages with no conversation, in one batched forward pass (``/api/v1/parse``'s batches)."""
     replies = dialogue.reply_batch(messages)
     return [
-        continue_turn(dialogue, reply, dialogue.extractor.extract(message, None, time_zone))
+        continue_turn(
+            dialogue,
+            reply,
+            dialogue.extractor.extract(message, None, time_zone, reply.ranking.label_probabilities),
+        )
         for message, reply in zip(messages, replies, strict=True)
     ]
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from chatbot.classifier.extraction import EntityPipeline
 from chatbot.classifier.ranker import Ranker
+from chatbot.classifier.tagger import IntentRanking
 from chatbot.data.annotations import AnnotatedText
 from chatbot.training.threshold import OUT_OF_SCOPE, predict_both, split_fallback_queries
 
@@ -219,15 +220,19 @@ def _overlap(first: Span, second: Span) -> int:
 
 
 def evaluate_entities(
-    pipeline: EntityPipeline, examples: Sequence[AnnotatedText]
+    pipeline: EntityPipeline,
+    examples: Sequence[AnnotatedText],
+    rankings: Sequence[IntentRanking | None] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Score each extractor of a bot, and all of them together, on annotated examples."""
+    """Score each extractor of a bot, and all of them together, on annotated examples; with the
+    intent classifier's ``rankings`` of their texts the tagger reads them, as in serving."""
+    rankings = rankings if rankings is not None else [None] * len(examples)
     gold = [{(a.entity, a.start, a.end) for a in example.annotations} for example in examples]
     report: dict[str, dict[str, Any]] = {}
     for extractor in pipeline.extractors:
         found = [
-            {(e.entity, e.start, e.end) for e in extractor.extract(example.text, None, None)}
-            for example in examples
+            {(e.entity, e.start, e.end) for e in extractor.extract(example.text, None, None, ranking)}
+            for example, ranking in zip(examples, rankings, strict=True)
         ]
         own_gold = [{span for span in spans if span[0] in extractor.entities} for spans in gold]
         report[extractor.name] = {
@@ -235,7 +240,10 @@ def evaluate_entities(
             "entities": sorted(extractor.entities),
             "confusion": entity_confusion(own_gold, found),
         }
-    found = [{(e.entity, e.start, e.end) for e in pipeline.extract(example.text)} for example in examples]
+    found = [
+        {(e.entity, e.start, e.end) for e in pipeline.extract(example.text, None, None, ranking)}
+        for example, ranking in zip(examples, rankings, strict=True)
+    ]
     report[PIPELINE] = {
         **span_metrics(gold, found),
         "entities": sorted({span[0] for spans in gold for span in spans}),
