@@ -141,6 +141,13 @@ def test_classifier_weight_mixes_the_ranking_with_the_head() -> None:
         np.testing.assert_allclose(
             odds_change(half, tokens, ranking, column), 2 * np.log(0.55 / 1.05), atol=1e-3
         )
+    # The geometric mean instead: the head's near-certainty of "ship" outvotes the ranking.
+    product = dataclasses.replace(half, config=dataclasses.replace(half.config, classifier_mix="product"))
+    head = np.array([1.0, np.exp(-12.0)]) / (1.0 + np.exp(-12.0))  # softmax of the bias [6, -6]
+    mixed = np.sqrt(head * [0.2, 0.8])
+    when = mixed[1] / mixed.sum() + 0.05
+    shift = odds_change(product, tokens, (("when", 0.8), ("ship", 0.2)), WHEN)
+    np.testing.assert_allclose(shift, 2 * np.log(when / 1.05), atol=1e-3)
     off = with_intent_prior(random_tagger()[0], classifier_weight=0.0)
     np.testing.assert_array_equal(off.decoding_scores(tokens, ranking), off.decoding_scores(tokens))
 

