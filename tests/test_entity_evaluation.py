@@ -155,3 +155,22 @@ def test_evaluate_reports_entities_per_extractor(tmp_path) -> None:
     assert plain.returncode == 0, plain.stderr
     assert "entities (exact span)" not in plain.stdout
     assert not (tmp_path / "plain" / "entity_report.json").exists()
+
+
+def test_the_rankings_given_reach_each_extractor_and_the_pipeline() -> None:
+    examples = [parse_annotated("to [Rome](city)"), parse_annotated("hello")]
+    rankings = [(("order", 0.9), ("greeting", 0.1)), (("greeting", 1.0),)]
+    seen: list[object] = []
+
+    def recording(text, now, zone, ranking) -> list[Entity]:
+        seen.append((text, ranking))
+        return []
+
+    evaluate_entities(
+        EntityPipeline([Extractor("tagger", frozenset({"city"}), recording)]), examples, rankings
+    )
+    # Once alone, once in the pipeline; without rankings the extractors get None.
+    assert seen == [(example.text, ranking) for example, ranking in zip(examples, rankings, strict=True)] * 2
+    seen.clear()
+    evaluate_entities(EntityPipeline([Extractor("tagger", frozenset({"city"}), recording)]), examples)
+    assert seen == [(example.text, None) for example in examples] * 2
