@@ -92,7 +92,9 @@ def test_a_fitted_tagger_learns_its_phrases_and_synonyms() -> None:
     assert tagger.extract("hello there") == []
 
 
-def with_intent_prior(tagger: Tagger, prior: float = 2.0, classifier_weight: float = 1.0) -> Tagger:
+def with_intent_prior(
+    tagger: Tagger, prior: float = 2.0, classifier_weight: float = 1.0, classifier_mix: str = "product"
+) -> Tagger:
     """Return the tagger with an intent head sure of intent 0 ("ship", whose phrases hold cities
     only); intent 1 ("when") holds dates only."""
     weights = {
@@ -102,7 +104,9 @@ def with_intent_prior(tagger: Tagger, prior: float = 2.0, classifier_weight: flo
         # Tags O, B-city, I-city, B-when, I-when: intent 0 holds cities, intent 1 dates.
         "intent_types": np.array([[1, 1, 1, 0, 0], [1, 0, 0, 1, 1]], np.float32),
     }
-    config = dataclasses.replace(SMALL, intent_prior=prior, classifier_weight=classifier_weight)
+    config = dataclasses.replace(
+        SMALL, intent_prior=prior, classifier_weight=classifier_weight, classifier_mix=classifier_mix
+    )
     return dataclasses.replace(tagger, weights=weights, config=config, intents=("ship", "when"))
 
 
@@ -134,7 +138,7 @@ def test_the_classifier_ranking_guesses_the_intent_instead_of_the_head() -> None
 
 def test_classifier_weight_mixes_the_ranking_with_the_head() -> None:
     tokens = ["ship", "it", "to", "Berlin"]
-    half = with_intent_prior(random_tagger()[0], classifier_weight=0.5)
+    half = with_intent_prior(random_tagger()[0], classifier_weight=0.5, classifier_mix="linear")
     ranking = (("when", 1.0), ("ship", 0.0))
     # Half the head (sure of "ship") and half the ranking: [0.5, 0.5]; a city and a date weigh 0.55.
     for column in (CITY, WHEN):
