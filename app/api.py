@@ -9,7 +9,15 @@ from flask import Blueprint, Response, jsonify, request
 from app.bot import current_bot
 from app.log_writer import log_replies
 from app.metrics import observe_replies
-from app.payload import field, message_text, message_texts, read_json_object, read_legacy_data, session_id
+from app.payload import (
+    field,
+    message_text,
+    message_texts,
+    read_json_object,
+    read_legacy_data,
+    session_id,
+    time_zone,
+)
 from app.turns import converse
 from chatbot.dialogue.turn import Step, parse_result, take_turn, take_turns
 
@@ -31,15 +39,16 @@ def predict() -> Response:
 def parse() -> Response:
     """Classify one text (``text``) or a batch (``texts``) without conversation context."""
     payload = read_json_object({"application/json"})
+    zone = time_zone(payload)
     if "texts" in payload:
         texts = message_texts(payload["texts"], "texts")
-        steps = take_turns(current_bot().dialogue, texts)
+        steps = take_turns(current_bot().dialogue, texts, zone)
         replies = [step.reply for step in steps]
         observe_replies(replies)
         log_replies(texts, replies, payload=payload)
         return jsonify(results=[parse_result(text, step) for text, step in zip(texts, steps, strict=True)])
     text = message_text(field(payload, "text"), "text")
-    step = answer(text)
+    step = answer(text, zone)
     log_replies([text], [step.reply], payload=payload)
     return jsonify(parse_result(text, step))
 
@@ -50,12 +59,13 @@ def chat() -> Response:
     payload = read_json_object({"application/json"})
     message = message_text(field(payload, "message"), "message")
     session = session_id(payload["session_id"]) if "session_id" in payload else uuid.uuid4().hex
-    return jsonify(session_id=session, **converse(session, message, payload))
+    return jsonify(session_id=session, **converse(session, message, payload, time_zone=time_zone(payload)))
 
 
-def answer(text: str) -> Step:
-    """Reply to one message with no conversation (no webhook is called) and count it in the metrics."""
-    step = take_turn(current_bot().dialogue, text)
+def answer(text: str, zone: str | None = None) -> Step:
+    """Reply to one message with no conversation (no webhook is called) and count it in the metrics;
+    dates are read in ``zone`` (None: the bot's time zone)."""
+    step = take_turn(current_bot().dialogue, text, time_zone=zone)
     observe_replies([step.reply])
     return step
 

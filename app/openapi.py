@@ -53,7 +53,12 @@ class Contract:
         return self.schemas[name]
 
 
-REQUEST_FIELDS = ("Message", "Texts", "SessionId")  # the schemas app/payload.py checks fields with
+REQUEST_FIELDS = (
+    "Message",
+    "Texts",
+    "SessionId",
+    "TimeZone",
+)  # the schemas app/payload.py checks fields with
 
 
 def init_app(app: Flask) -> None:

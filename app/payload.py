@@ -16,6 +16,7 @@ from flask import Flask, current_app, request
 
 from app.errors import ApiError
 from app.openapi import MAX_BATCH_CHARS, contract
+from chatbot.data.builtin_entities import check_timezone
 from chatbot.learning.message_log import MAX_SESSION_CHARS
 from chatbot.text.tokens import normalize
 
@@ -161,6 +162,21 @@ def session_id(value: Any) -> str:
             422, "invalid_field", f'"session_id" must be 1-{MAX_SESSION_CHARS} letters, digits or . _ : -'
         )
     return value
+
+
+def time_zone(payload: dict[str, Any]) -> str | None:
+    """Return the request's optional ``time_zone`` (the TimeZone schema, and a zone this server knows)."""
+    if "time_zone" not in payload:
+        return None
+    value = payload["time_zone"]
+    if not contract().validators["TimeZone"].is_valid(_encodable(value)):
+        raise ApiError(
+            422, "invalid_field", '"time_zone" must be an IANA time zone name such as "Europe/Berlin"'
+        )
+    try:
+        return check_timezone(value)
+    except ValueError as exc:
+        raise ApiError(422, "unknown_time_zone", f'"time_zone": {exc}') from exc
 
 
 def json_type(value: Any) -> str:

@@ -27,6 +27,7 @@ import redis
 
 from app.config import DEFAULT_SESSION_MEMORY_BYTES
 from app.shared_redis import SharedRedis, shared_redis
+from chatbot.data.builtin_entities import check_timezone
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class SessionState:
     slots: Mapping[str, str] = field(default_factory=dict)  # values remembered from earlier messages
     pending: str | None = None  # the intent waiting for a slot the bot asked for
     handoff: bool = False  # a person answers this conversation; the bot stays silent
+    time_zone: str | None = None  # the customer's IANA zone for dates (None: the bot's), as last sent
 
     def after(self, turn: Turn, context: str | None, **changes: object) -> SessionState:
         """Return the state once the turn is answered and the conversation is in ``context``.
@@ -77,6 +79,8 @@ class SessionState:
         value = {"context": self.context, "turns": [vars(turn) for turn in self.turns]}
         if self.slots or self.pending or self.handoff:  # written only when used: older readers agree
             value |= {"slots": dict(self.slots), "pending": self.pending, "handoff": self.handoff}
+        if self.time_zone is not None:
+            value["time_zone"] = self.time_zone
         return json.dumps(value)
 
     @classmethod
@@ -87,12 +91,16 @@ class SessionState:
             slots = value.get("slots", {})
             if not isinstance(slots, dict) or not all(isinstance(item, str) for item in slots.values()):
                 raise TypeError("slots must map names to strings")
+            time_zone = value.get("time_zone")
+            if time_zone is not None:
+                check_timezone(time_zone if isinstance(time_zone, str) else "")  # ValueError if unknown
             return cls(
                 value["context"],
                 tuple(Turn(**turn) for turn in value["turns"]),
                 slots,
                 value.get("pending"),
                 value.get("handoff") is True,
+                time_zone,
             )
         except (ValueError, KeyError, TypeError, AttributeError) as exc:  # bad JSON, or another shape
             raise ValueError(f"not a session state: {exc!r}") from exc

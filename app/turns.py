@@ -32,15 +32,22 @@ HANDOFF_INTENT = "handoff"  # the intent recorded for messages a person answers
 
 
 def converse(
-    session_id: str, message: str, payload: Mapping[str, Any] | None = None, recipient: Recipient = WEB
+    session_id: str,
+    message: str,
+    payload: Mapping[str, Any] | None = None,
+    recipient: Recipient = WEB,
+    time_zone: str | None = None,
 ) -> dict[str, Any]:
     """Answer a message in a session and return the chat reply's JSON fields.
 
     ``payload`` is the request's JSON, for the conversation log's per-request opt-out;
-    ``recipient`` says where the customer talks, for the operators' replies.
+    ``recipient`` says where the customer talks, for the operators' replies; ``time_zone`` (a
+    checked IANA name) is the customer's, kept with the session for this and later messages.
     """
     bot = current_bot()
     state = bot.sessions.get(session_id)
+    if time_zone is not None and time_zone != state.time_zone:
+        state = dataclasses.replace(state, time_zone=time_zone)
     if state.handoff:
         state = state.after(Turn(message, "", HANDOFF_INTENT), state.context)
         notify_operator("message", session_id, state)
@@ -49,7 +56,7 @@ def converse(
         return {"response": "", "intent": None, "fallback": False, "context": state.context} | _extras(
             [], [], state
         )
-    step = take_turn(bot.dialogue, message, state.context, state.slots, state.pending)
+    step = take_turn(bot.dialogue, message, state.context, state.slots, state.pending, state.time_zone)
     observe_replies([step.reply])
     log_replies([message], [step.reply], session_id, payload)
     response, quick_replies, slots = step.reply.response, list(step.reply.quick_replies), step.slots

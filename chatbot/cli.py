@@ -24,6 +24,7 @@ from tqdm import tqdm
 import chatbot
 from chatbot.classifier.bundle import Bundle
 from chatbot.classifier.config import DEFAULT_DATA_PATH, DEFAULT_MODEL_PATH, ENCODERS
+from chatbot.classifier.extraction import EntityPipeline
 from chatbot.classifier.ranker import Ranker
 from chatbot.data.checks import (
     ERROR,
@@ -39,10 +40,11 @@ from chatbot.dialogue.turn import parse_result, take_turn
 from chatbot.errors import ChatbotError, EditError
 from chatbot.learning import review
 from chatbot.learning.compare import compare_reports, format_comparison, gate_failures
-from chatbot.learning.evaluate import evaluate
+from chatbot.learning.evaluate import PIPELINE, evaluate, evaluate_entities
 from chatbot.learning.log_settings import DATABASE_URL_VARIABLE, check_database_url
 from chatbot.learning.message_log import ConversationStore, default_database_url
 from chatbot.learning.review import DEFAULT_BELOW, DEFAULT_DAYS
+from chatbot.training.tagger import has_annotations
 from chatbot.training.threshold import calibrate, labelled_examples, load_out_of_scope
 
 log = logging.getLogger(__name__)
@@ -283,7 +285,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     from chatbot.learning import plots
 
     engine = Ranker.from_bundle(Bundle.load(args.model))
-    texts, tags = labelled_examples(load_intents(args.data))
+    test_intents = load_intents(args.data)
+    texts, tags = labelled_examples(test_intents)
     out_of_scope = load_out_of_scope(args.oos) if args.oos else []
     quiet = not log.isEnabledFor(logging.INFO)  # no progress bar under -q; none off a terminal either
     with tqdm(
@@ -303,9 +306,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
         report["confidences"], report["overall"]["threshold"], args.out / "confidence_histogram.png"
     )
     print(format_summary(report))
-    print(
-        f"\nwrote {args.out}/: report.json intent_report.json errors.json confusion_matrix.png confidence_histogram.png"
-    )
+    written = "report.json intent_report.json errors.json confusion_matrix.png confidence_histogram.png"
+    if has_annotations(test_intents):
+        examples = [example for intent in test_intents for example in intent.examples()]
+        rankings = [ranking.label_probabilities for ranking in engine.rank_batch([e.text for e in examples])]
+        entities = evaluate_entities(EntityPipeline.from_bundle(engine.bundle), examples, rankings)
+        (args.out / "entity_report.json").write_text(
+            json.dumps(entities, indent=2, ensure_ascii=False) + "\n"
+        )
+        plots.confusion_matrix(entities[PIPELINE]["confusion"], args.out / "entity_confusion.png")
+        written += " entity_report.json entity_confusion.png"
+        print(f"\n{format_entity_summary(entities)}")
+    print(f"\nwrote {args.out}/: {written}")
     old_report = None
     if args.compare:
         old_engine = Ranker.from_bundle(Bundle.load(args.compare))
@@ -348,6 +360,25 @@ def format_summary(report: dict) -> str:
     weakest = sorted(report["per_intent"].items(), key=lambda item: item[1]["f1"])[:5]
     lines += ["", "weakest intents          precision  recall      f1"]
     lines += [f"{tag:<24}{m['precision']:>10.2f}{m['recall']:>8.2f}{m['f1']:>8.2f}" for tag, m in weakest]
+    return "\n".join(lines)
+
+
+def format_entity_summary(report: dict[str, dict]) -> str:
+    """Format each extractor's exact-span figures and its weakest entity types as a plain-text table."""
+    lines = ["entities (exact span)    precision  recall      f1  support"]
+    for name, scores in report.items():
+        overall = scores["overall"]
+        lines.append(
+            f"{name:<24}{overall['precision']:>10.2f}{overall['recall']:>8.2f}{overall['f1']:>8.2f}"
+            f"{overall['support']:>9}"
+        )
+        weakest = sorted(scores["per_entity"].items(), key=lambda item: (item[1]["f1"], item[0]))[:5]
+        lines += [
+            f"  {kind:<22}{m['precision']:>10.2f}{m['recall']:>8.2f}{m['f1']:>8.2f}{m['support']:>9}"
+            for kind, m in weakest
+        ]
+    if len(report) == 1:
+        lines.append("(the model has no entity extractor)")
     return "\n".join(lines)
 
 

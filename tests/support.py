@@ -69,6 +69,14 @@ TINY_INTENTS = {
         {"tag": "fallback", "patterns": [], "responses": ["Sorry, say again?"]},
     ]
 }
+# Annotated phrases of the tiny bot's order intent: a bot trained with them has an entity tagger.
+ANNOTATED_ORDER = [
+    "ship my order to [Berlin](city)",
+    "send it to [Paris](city) please",
+    "deliver my parcel to [Madrid](city)",
+    "my order should go to [NYC](city:New York)",
+    "track my parcel to [Rome](city)",
+]
 TINY_CONFIG = ModelConfig(epochs=200, seed=7, deep_weight=0.5)  # both parts, so tests cover both
 # The tiny bot with an order number to remember and look up, and a goodbye that hands over.
 SLOT_DATA = {

@@ -306,7 +306,8 @@ def test_delivery_date_and_call_back_number_in_the_widget(page: Page, bot: Serve
     send(page, "whenever")  # no date in it: the bot asks again rather than guessing
     assert wait_for_answers(page, 2)[1] == slot_question("delivery_date")
     send(page, "next Friday")
-    zone = ZoneInfo("America/New_York")  # the default bot's time zone: "next Friday" is read there
+    # The widget sends the browser's time zone: "next Friday" is read there, not in the bot's.
+    zone = ZoneInfo(page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone"))
     today = datetime.now(zone).date()
     friday = today + timedelta(days=(4 - today.weekday()) % 7 or 7)
     said = display_value("date", friday.isoformat(), "en")  # "Friday, 4 December 2026"
@@ -318,6 +319,55 @@ def test_delivery_date_and_call_back_number_in_the_widget(page: Page, bot: Serve
     assert wait_for_answers(page, 5)[4] in {
         response.replace("{phone}", "+12125550147") for response in responses_of("callback")
     }
+
+
+def test_the_widget_sends_the_browsers_time_zone(browser: Browser, bot: Server) -> None:
+    """A customer far from the bot's New York: "tomorrow" is the customer's tomorrow."""
+    bot_zone = ZoneInfo("America/New_York")
+    # Of two zones 25 hours apart, one always has another date than New York has.
+    zone = next(
+        name
+        for name in ("Pacific/Kiritimati", "Pacific/Pago_Pago")
+        if datetime.now(ZoneInfo(name)).date() != datetime.now(bot_zone).date()
+    )
+    context = browser.new_context(timezone_id=zone)
+    context.set_default_timeout(10_000)
+    try:
+        page = context.new_page()
+        page.goto(bot.url + "/")
+        send(page, "I'd like to choose my delivery date")
+        assert wait_for_answers(page, 1)[0] == slot_question("delivery_date")
+        send(page, "tomorrow")
+        answer = wait_for_answers(page, 2)[1]
+        theirs = display_value(
+            "date", (datetime.now(ZoneInfo(zone)) + timedelta(days=1)).date().isoformat(), "en"
+        )
+        ours = display_value("date", (datetime.now(bot_zone) + timedelta(days=1)).date().isoformat(), "en")
+        assert theirs in answer and ours not in answer, (zone, answer)
+    finally:
+        context.close()
+
+
+def test_a_browser_zone_the_server_does_not_know_does_not_stop_the_chat(page: Page, bot: Server) -> None:
+    """The widget asks again without the zone, and the bot reads dates in its own."""
+    page.add_init_script(
+        "const resolved = Intl.DateTimeFormat.prototype.resolvedOptions;"
+        "Intl.DateTimeFormat.prototype.resolvedOptions = function () {"
+        "  return { ...resolved.call(this), timeZone: 'Mars/Olympus_Mons' }; };"
+    )
+    sent = []
+    page.on(
+        "request",
+        lambda request: sent.append(request.post_data_json) if "/api/v1/chat" in request.url else None,
+    )
+    page.goto(bot.url + "/")
+    send(page, "I'd like to choose my delivery date")
+    assert wait_for_answers(page, 1)[0] == slot_question("delivery_date")
+    assert [body.get("time_zone") for body in sent] == ["Mars/Olympus_Mons", None]
+    send(page, "tomorrow")
+    tomorrow = (datetime.now(ZoneInfo("America/New_York")) + timedelta(days=1)).date()
+    assert display_value("date", tomorrow.isoformat(), "en") in wait_for_answers(page, 2)[1]
+    assert "time_zone" not in sent[-1]  # not sent again once refused
 
 
 @pytest.mark.parametrize("where", ["chat page", "other site"])

@@ -188,3 +188,13 @@ def test_a_long_message_costs_linear_time(shape: str) -> None:
     ratio = seconds(long_text) / seconds(short_text)
     # Linear is 10x; quadratic would be 100x. The bound leaves room for a busy machine.
     assert ratio < 30, f"{shape}: 1,000 characters took {ratio:.0f}x 100 characters"
+
+
+def test_the_conversations_time_zone_overrides_the_bots() -> None:
+    """One instant, three zones: "tomorrow" and the offset of "at 5 pm" follow the zone asked for."""
+    late = datetime(2026, 12, 3, 23, 30, tzinfo=ZoneInfo("UTC"))  # Friday 08:30 in Tokyo
+    berlin_bot = BuiltinExtractor(("date",), BuiltinSettings("en", "Europe/Berlin"))
+    assert berlin_bot.extract("tomorrow at 5 pm", late)[0].value == "2026-12-05T17:00:00+01:00"
+    assert berlin_bot.extract("tomorrow at 5 pm", late, "Asia/Tokyo")[0].value == "2026-12-05T17:00:00+09:00"
+    assert berlin_bot.extract("tomorrow", late, "America/Los_Angeles")[0].value == "2026-12-04"
+    assert berlin_bot.extract("at 5 pm", late, "Asia/Tokyo")[0].value == "2026-12-04T17:00:00+09:00"

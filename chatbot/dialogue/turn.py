@@ -44,17 +44,24 @@ def take_turn(
     context: str | None = None,
     slots: Mapping[str, str] | None = None,
     pending: str | None = None,
+    time_zone: str | None = None,
 ) -> Step:
-    """Answer a message with the conversation's context, slot values and waiting intent."""
+    """Answer a message with the conversation's context, slot values and waiting intent; dates in
+    it are read in the conversation's IANA ``time_zone`` (None: the bot's)."""
     reply = dialogue.reply(message, context)
-    return continue_turn(dialogue, reply, dialogue.extractor.extract(message), slots, pending)
+    entities = dialogue.extractor.extract(message, None, time_zone, reply.ranking.label_probabilities)
+    return continue_turn(dialogue, reply, entities, slots, pending)
 
 
-def take_turns(dialogue: Dialogue, messages: Sequence[str]) -> list[Step]:
+def take_turns(dialogue: Dialogue, messages: Sequence[str], time_zone: str | None = None) -> list[Step]:
     """Answer messages with no conversation, in one batched forward pass (``/api/v1/parse``'s batches)."""
     replies = dialogue.reply_batch(messages)
     return [
-        continue_turn(dialogue, reply, dialogue.extractor.extract(message))
+        continue_turn(
+            dialogue,
+            reply,
+            dialogue.extractor.extract(message, None, time_zone, reply.ranking.label_probabilities),
+        )
         for message, reply in zip(messages, replies, strict=True)
     ]
 

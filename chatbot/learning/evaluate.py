@@ -4,6 +4,12 @@ Everything here returns data (dicts, arrays); writing files and printing tables 
 The classification metrics are scikit-learn's (``sklearn.metrics``), imported inside the functions
 that use them, so serving never needs it. The predictions and the out-of-scope class are the
 threshold calibration's (``chatbot.training.threshold``): the report judges the rule the server runs.
+
+Entities are scored by exact span, as seqeval and the MTOP bench do: a found entity counts only
+when its type, start and end all equal an annotation's. Each extractor is scored on the entity
+types it can find (the tagger is not blamed for a date it was never meant to read), and the whole
+pipeline on every annotation. The confusion table pairs overlapping spans whatever their bounds,
+so it shows which types are taken for which, beside the annotations missed and the spurious finds.
 """
 
 from __future__ import annotations
@@ -14,7 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from chatbot.classifier.extraction import EntityPipeline
 from chatbot.classifier.ranker import Ranker
+from chatbot.classifier.tagger import IntentRanking
+from chatbot.data.annotations import AnnotatedText
 from chatbot.training.threshold import OUT_OF_SCOPE, predict_both, split_fallback_queries
 
 
@@ -138,6 +147,109 @@ def evaluate(
             "out_of_scope": _finite(outside.confidences),
         },
     }
+
+
+Span = tuple[str, int, int]  # (entity type, start, end) in a text
+NO_ENTITY = "(none)"  # the confusion table's row for spurious finds and column for missed annotations
+PIPELINE = "pipeline"  # the report's name for every extractor together, as the bot runs them
+
+
+def span_metrics(gold: Sequence[set[Span]], predicted: Sequence[set[Span]]) -> dict[str, Any]:
+    """Return exact-span precision, recall, F1 and support per entity type and micro-averaged."""
+    counts: dict[str, list[int]] = {}  # type -> [true positives, predicted, gold]
+    for gold_spans, predicted_spans in zip(gold, predicted, strict=True):
+        for kind, *_ in gold_spans & predicted_spans:
+            counts.setdefault(kind, [0, 0, 0])[0] += 1
+        for kind, *_ in predicted_spans:
+            counts.setdefault(kind, [0, 0, 0])[1] += 1
+        for kind, *_ in gold_spans:
+            counts.setdefault(kind, [0, 0, 0])[2] += 1
+    total = [sum(column) for column in zip(*counts.values(), strict=True)] or [0, 0, 0]
+    return {
+        "overall": _ratios(*total),
+        "per_entity": {kind: _ratios(*counts[kind]) for kind in sorted(counts)},
+    }
+
+
+def _ratios(true_positives: int, predicted: int, gold: int) -> dict[str, Any]:
+    """Return precision, recall and F1 (0.0 where a ratio has no denominator) and the gold count."""
+    precision = true_positives / predicted if predicted else 0.0
+    recall = true_positives / gold if gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "support": gold}
+
+
+def entity_confusion(gold: Sequence[set[Span]], predicted: Sequence[set[Span]]) -> dict[str, list]:
+    """Return counts of (annotated type, found type) on overlapping spans, rows annotated.
+
+    Each annotation pairs with at most one find, the one overlapping it most; an annotation no find
+    overlaps is counted in the ``NO_ENTITY`` column (missed), a find no annotation overlaps in the
+    ``NO_ENTITY`` row (spurious).
+    """
+    pairs: list[tuple[str, str]] = []
+    for gold_spans, predicted_spans in zip(gold, predicted, strict=True):
+        overlaps = sorted(
+            (
+                (_overlap(gold_span, found), gold_span, found)
+                for gold_span in gold_spans
+                for found in predicted_spans
+                if _overlap(gold_span, found) > 0
+            ),
+            key=lambda item: (-item[0], item[1], item[2]),
+        )
+        paired_gold: set[Span] = set()
+        paired_found: set[Span] = set()
+        for _, gold_span, found in overlaps:
+            if gold_span not in paired_gold and found not in paired_found:
+                paired_gold.add(gold_span)
+                paired_found.add(found)
+                pairs.append((gold_span[0], found[0]))
+        pairs += [(span[0], NO_ENTITY) for span in gold_spans - paired_gold]
+        pairs += [(NO_ENTITY, span[0]) for span in predicted_spans - paired_found]
+    labels = [*sorted({kind for pair in pairs for kind in pair} - {NO_ENTITY}), NO_ENTITY]
+    index = {label: position for position, label in enumerate(labels)}
+    counts = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    for annotated, found_kind in pairs:
+        counts[index[annotated], index[found_kind]] += 1
+    return {"labels": labels, "counts": counts.tolist()}
+
+
+def _overlap(first: Span, second: Span) -> int:
+    """Return how many characters two spans share (0 or less when they are apart)."""
+    return min(first[2], second[2]) - max(first[1], second[1])
+
+
+def evaluate_entities(
+    pipeline: EntityPipeline,
+    examples: Sequence[AnnotatedText],
+    rankings: Sequence[IntentRanking | None] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Score each extractor of a bot, and all of them together, on annotated examples; with the
+    intent classifier's ``rankings`` of their texts the tagger reads them, as in serving."""
+    rankings = rankings if rankings is not None else [None] * len(examples)
+    gold = [{(a.entity, a.start, a.end) for a in example.annotations} for example in examples]
+    report: dict[str, dict[str, Any]] = {}
+    for extractor in pipeline.extractors:
+        found = [
+            {(e.entity, e.start, e.end) for e in extractor.extract(example.text, None, None, ranking)}
+            for example, ranking in zip(examples, rankings, strict=True)
+        ]
+        own_gold = [{span for span in spans if span[0] in extractor.entities} for spans in gold]
+        report[extractor.name] = {
+            **span_metrics(own_gold, found),
+            "entities": sorted(extractor.entities),
+            "confusion": entity_confusion(own_gold, found),
+        }
+    found = [
+        {(e.entity, e.start, e.end) for e in pipeline.extract(example.text, None, None, ranking)}
+        for example, ranking in zip(examples, rankings, strict=True)
+    ]
+    report[PIPELINE] = {
+        **span_metrics(gold, found),
+        "entities": sorted({span[0] for spans in gold for span in spans}),
+        "confusion": entity_confusion(gold, found),
+    }
+    return report
 
 
 def _rounded(score: float) -> float | None:

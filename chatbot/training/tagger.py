@@ -113,7 +113,27 @@ def fit_tagger(
     exported = export_weights(model, config)
     if config.transition_weight > 0:
         exported["transitions"] = config.transition_weight * _transition_scores(labelled, draft.tags)
-    return Tagger(config, words, entities, exported, synonyms)
+    if with_intents and config.intent_prior > 0:
+        kernel, bias = model.get_layer("intent").get_weights()
+        exported["intent_kernel"], exported["intent_bias"] = (
+            kernel.astype(np.float32),
+            bias.astype(np.float32),
+        )
+        exported["intent_types"] = _intent_types(examples, intents, intent_labels, draft.tags)
+    return Tagger(config, words, entities, exported, synonyms, tuple(intent_labels) if with_intents else ())
+
+
+def _intent_types(
+    examples: Sequence[AnnotatedText], intents: Sequence[str], intent_labels: list[str], tags: tuple[str, ...]
+) -> np.ndarray:
+    """Return (intents, tags): 1 where the intent's phrases hold the tag's entity type (O always)."""
+    held: dict[str, set[str]] = {label: set() for label in intent_labels}
+    for example, intent in zip(examples, intents, strict=True):
+        held[intent] |= {annotation.entity for annotation in example.annotations}
+    return np.array(
+        [[tag == OUTSIDE or tag[2:] in held[label] for tag in tags] for label in intent_labels],
+        dtype=np.float32,
+    )
 
 
 def _transition_scores(labelled: list[tuple[list[str], list[str]]], tags: tuple[str, ...]) -> np.ndarray:
