@@ -113,7 +113,7 @@ CLINC_MODEL ?= models/clinc150.h5
 # A bot of realistic size for the benchmarks: CLINC150's 150 intents, 15,000 patterns (~10 min).
 $(CLINC_MODEL): | install
 	$(PY) -m chatbot train --data $(CLINC)/train.intents.json --val $(CLINC)/val.intents.json \
-	  --oos-val $(CLINC)/oos_val.txt --out $@
+	  --oos-val $(CLINC)/oos_val.txt --plain-text --out $@
 
 # The same bots trained with `--encoder none`, for the benchmarks' comparison.
 $(NONE_MODEL): $(DATA) | install
@@ -121,7 +121,7 @@ $(NONE_MODEL): $(DATA) | install
 
 $(CLINC_NONE_MODEL): | install
 	$(PY) -m chatbot train --data $(CLINC)/train.intents.json --val $(CLINC)/val.intents.json \
-	  --oos-val $(CLINC)/oos_val.txt --encoder none --out $@
+	  --oos-val $(CLINC)/oos_val.txt --plain-text --encoder none --out $@
 
 bench-accuracy: install
 	$(PY) -m bench.accuracy --clinc $(CLINC) --mtop $(MTOP)

@@ -148,6 +148,12 @@ def build_parser(
         action="store_true",
         help="drop phrases filed under two intents (refused by default) and say how many",
     )
+    train.add_argument(
+        "--plain-text",
+        action="store_true",
+        help="read the phrases as plain text, with no entity annotations: brackets in them are "
+        "literal (public data sets such as CLINC150)",
+    )
     train.add_argument("--seed", type=int, help="random seed")
     train.set_defaults(command=run_train)
 
@@ -231,7 +237,7 @@ def run_train(args: argparse.Namespace) -> int:
     from chatbot.learning import plots  # matplotlib: imported only by the commands that draw
 
     # Read every input before the slow TensorFlow import, so that bad data fails at once.
-    intents = load_intents(args.data)
+    intents = load_intents(args.data, args.plain_text)
     if args.drop_conflicts:
         intents, dropped = drop_phrases_in_two_intents(intents)
         print(f"dropped {dropped} phrases filed under two intents (--drop-conflicts)")
@@ -241,8 +247,8 @@ def run_train(args: argparse.Namespace) -> int:
     if has_failures(findings):
         print(f"error: fix {args.data} first (chatbot validate --data {args.data})", file=sys.stderr)
         return EXIT_FAILED_CHECK
-    domain = load_domain(args.data)
-    validation = load_intents(args.val) if args.val else None
+    domain = load_domain(args.data, args.plain_text)
+    validation = load_intents(args.val, args.plain_text) if args.val else None
     out_of_scope = load_out_of_scope(args.oos_val) if args.oos_val else None
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from chatbot.training.train import default_config, encoder_summary, train

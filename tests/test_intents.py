@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import logging
 
 import pytest
@@ -232,3 +233,19 @@ def test_widget_texts_are_read(tmp_path) -> None:
     path = write_json(tmp_path / "intents.json", {**TINY_INTENTS, "widget": {"retry": "Nochmal"}})
     assert load_widget_strings(path) == {"retry": "Nochmal"}
     assert load_widget_strings(write_json(tmp_path / "plain.json", TINY_INTENTS)) == {}
+
+
+def test_plain_text_reads_a_data_sets_brackets_as_text(tmp_path) -> None:
+    """Public data sets are not written in annotation syntax: --plain-text keeps their brackets."""
+    data = copy.deepcopy(TINY_INTENTS)
+    data["intents"][0]["patterns"] += ["a travel alert for [country]", "a path like C:\\temp"]
+    path = write_json(tmp_path / "intents.json", data)
+    with pytest.raises(IntentsError, match=r"\[\.\.\.\]' at character .* must be followed by \(entity\)"):
+        load_intents(path)
+    intents = load_intents(path, plain_text=True)
+    assert intents[0].patterns[-2:] == ("a travel alert for [country]", "a path like C:\\temp")
+    assert [example.annotations for example in intents[0].examples()][-2:] == [(), ()]
+    # Round trip through the file form a bundle stores: the escaped phrases read back as themselves.
+    stored = json.loads(json.dumps({"intents": [intent.to_dict() for intent in intents]}))
+    again = validate_intents(stored, "bundle")
+    assert again[0].patterns == intents[0].patterns

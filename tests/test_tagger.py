@@ -18,6 +18,7 @@ from chatbot.classifier.extraction import EntityPipeline, Extractor
 from chatbot.classifier.ranker import Ranker
 from chatbot.classifier.tagger import Tagger, TaggerConfig, bio_tags, token_spans, viterbi
 from chatbot.data.annotations import parse_annotated
+from chatbot.data.intents import validate_intents
 from chatbot.dialogue.decision import Dialogue
 from chatbot.dialogue.turn import take_turn, take_turns
 from chatbot.errors import BundleError
@@ -301,3 +302,18 @@ def test_a_trained_bot_answers_with_learned_entities(tmp_path) -> None:
     ]
     chat = client.post("/api/v1/chat", json={"message": "send it to Berlin please"}).get_json()
     assert chat["response"] == "Shipping to Berlin."
+
+
+def test_escaped_brackets_alone_train_no_tagger() -> None:
+    """A phrase whose only markup is escaped brackets is plain text: no tagger, nothing to learn."""
+    from chatbot.training.tagger import has_annotations
+
+    escaped = validate_intents(
+        {"intents": [{"tag": "travel", "patterns": ["alerts for \\[country\\]"], "responses": ["ok"]}]}, "t"
+    )
+    annotated = validate_intents(
+        {"intents": [{"tag": "travel", "patterns": ["alerts for [France](country)"], "responses": ["ok"]}]},
+        "t",
+    )
+    assert escaped[0].annotated and not has_annotations(escaped)
+    assert has_annotations(annotated)

@@ -144,15 +144,16 @@ def write_annotated(annotated: AnnotatedText) -> str:
     pieces: list[str] = []
     cursor = 0
     for annotation in annotated.annotations:
-        pieces.append(_escaped(annotated.text[cursor : annotation.start]))
+        pieces.append(escape_markup(annotated.text[cursor : annotation.start]))
         label = annotation.entity if annotation.value is None else f"{annotation.entity}:{annotation.value}"
-        pieces.append(f"[{_escaped(annotated.text[annotation.start : annotation.end])}]({label})")
+        pieces.append(f"[{escape_markup(annotated.text[annotation.start : annotation.end])}]({label})")
         cursor = annotation.end
-    pieces.append(_escaped(annotated.text[cursor:]))
+    pieces.append(escape_markup(annotated.text[cursor:]))
     return "".join(pieces)
 
 
-def _escaped(text: str) -> str:
+def escape_markup(text: str) -> str:
+    """Return plain text written so that it reads back as itself: no bracket starts an annotation."""
     return "".join("\\" + ch if ch in ESCAPABLE else ch for ch in text)
 
 

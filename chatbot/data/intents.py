@@ -18,6 +18,7 @@ from chatbot.data.annotations import (
     AnnotatedText,
     AnnotationError,
     check_entity_names,
+    escape_markup,
     has_markup,
     parse_annotated,
 )
@@ -99,9 +100,11 @@ class Intent:
         return [parse_annotated(pattern) for pattern in self.annotated]
 
 
-def load_intents(path: str | Path) -> list[Intent]:
-    """Read and validate an intents file."""
-    return validate_intents(read_intents_file(path), source=str(path))
+def load_intents(path: str | Path, plain_text: bool = False) -> list[Intent]:
+    """Read and validate an intents file; with ``plain_text``, its phrases are read as plain text
+    (``as_plain_text``)."""
+    raw = read_intents_file(path)
+    return validate_intents(as_plain_text(raw) if plain_text else raw, source=str(path))
 
 
 def load_language(path: str | Path) -> str:
@@ -114,9 +117,28 @@ def load_widget_strings(path: str | Path) -> dict[str, str]:
     return validate_widget_strings(read_intents_file(path), source=str(path))
 
 
-def load_domain(path: str | Path) -> Domain:
+def load_domain(path: str | Path, plain_text: bool = False) -> Domain:
     """Read an intents file's entities and slots (the whole file is validated)."""
-    return _validate(read_intents_file(path), str(path))[1]
+    raw = read_intents_file(path)
+    return _validate(as_plain_text(raw) if plain_text else raw, str(path))[1]
+
+
+def as_plain_text(raw: Any) -> Any:
+    """Return an intents file's JSON with its phrases escaped, so that none reads as an annotation.
+
+    For data written without annotations in mind, such as public data sets ("a travel alert for
+    [country]"): brackets and backslashes become literal text, where a bot's own file refuses a
+    bracket that belongs to no annotation.
+    """
+    if not isinstance(raw, dict) or not isinstance(raw.get("intents"), list):
+        return raw  # validation names what is wrong
+    entries = [
+        {**entry, "patterns": [escape_markup(p) if isinstance(p, str) else p for p in entry["patterns"]]}
+        if isinstance(entry, dict) and isinstance(entry.get("patterns"), list)
+        else entry
+        for entry in raw["intents"]
+    ]
+    return {**raw, "intents": entries}
 
 
 def read_intents_file(path: str | Path) -> Any:

@@ -38,8 +38,9 @@ def annotated_examples(intents: Sequence[Intent]) -> list[AnnotatedText]:
 
 
 def has_annotations(intents: Sequence[Intent]) -> bool:
-    """Say whether any pattern is annotated: only then is a tagger trained."""
-    return any(intent.annotated for intent in intents)
+    """Say whether any pattern is annotated: only then is a tagger trained (a phrase whose only
+    markup is escaped brackets holds no annotation)."""
+    return any(example.annotations for intent in intents if intent.annotated for example in intent.examples())
 
 
 def token_labels(example: AnnotatedText) -> tuple[list[str], list[str]]:
