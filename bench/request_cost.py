@@ -106,12 +106,12 @@ def build_apps(model: Path) -> dict[str, WsgiApp]:
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bench-metrics-"))
     ours = create_app()
     web_layer = create_app()
-    engine = web_layer.extensions["chatbot"].dialogue.engine
-    constant = engine.rank("hello")
-    engine.rank = lambda text: constant
+    ranker = web_layer.extensions["chatbot"].dialogue.ranker
+    constant = ranker.rank("hello")
+    ranker.rank = lambda text: constant
     without_log = create_app({"CONVERSATION_LOG": False})
-    engine = without_log.extensions["chatbot"].dialogue.engine
-    engine.rank = lambda text: constant
+    ranker = without_log.extensions["chatbot"].dialogue.ranker
+    ranker.rank = lambda text: constant
     return {
         "hello": create_hello_app(),
         "web layer, constant ranking": web_layer,

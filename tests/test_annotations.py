@@ -11,13 +11,27 @@ from chatbot.data.annotations import (
     AnnotatedText,
     Annotation,
     AnnotationError,
+    escape_markup,
     parse_annotated,
-    write_annotated,
 )
 from chatbot.data.intents import fingerprint_data, validate_intents
 from chatbot.data.slots import Domain
 from chatbot.errors import IntentsError
 from tests.support import TINY_INTENTS, run_cli, write_json
+
+
+def write_annotated(annotated: AnnotatedText) -> str:
+    """Write a parsed phrase back in annotation syntax, to check that parsing loses nothing."""
+    pieces: list[str] = []
+    cursor = 0
+    for annotation in annotated.annotations:
+        pieces.append(escape_markup(annotated.text[cursor : annotation.start]))
+        label = annotation.entity if annotation.value is None else f"{annotation.entity}:{annotation.value}"
+        pieces.append(f"[{escape_markup(annotated.text[annotation.start : annotation.end])}]({label})")
+        cursor = annotation.end
+    pieces.append(escape_markup(annotated.text[cursor:]))
+    return "".join(pieces)
+
 
 PARSED = [
     pytest.param("hello there", "hello there", (), id="plain"),

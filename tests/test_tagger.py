@@ -178,7 +178,7 @@ def test_a_turn_gives_the_extractors_the_classifier_ranking(tiny_bundle: Bundle)
     message = "where is my order"
     take_turn(dialogue, message)
     take_turns(dialogue, [message])
-    expected = dialogue.engine.rank(message).label_probabilities
+    expected = dialogue.ranker.rank(message).label_probabilities
     assert seen == [expected, expected] and len(expected) == len(tiny_bundle.labels)
 
 

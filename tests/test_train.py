@@ -74,12 +74,12 @@ def test_training_is_reproducible(tiny_bundle, tiny_intents) -> None:
 
 @pytest.mark.slow
 def test_every_bot_trains_its_lstm_beside_the_sentence_vector(tiny_bundle) -> None:
-    from chatbot.classifier.encoder import installed_identity
+    from chatbot.classifier.encoder import shared_encoder
 
     classes = {layer["name"]: layer["class_name"] for layer in tiny_bundle.layers()}
     assert classes["lstm"] == "LSTM" and classes["joined"] == "Concatenate"
     assert classes["sentence_vector"] == "InputLayer"
-    assert tiny_bundle.encoder == installed_identity()
+    assert tiny_bundle.encoder == shared_encoder().identity
     assert tiny_bundle.config.deep_weight == 0.5  # too few phrases per intent to hold some out
 
 

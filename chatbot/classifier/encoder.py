@@ -238,11 +238,6 @@ def limit_blas_threads() -> None:
     threadpool_limits(limits=1, user_api="blas")
 
 
-def installed_identity() -> EncoderIdentity:
-    """Return the identity of the installed encoder, hashing its weight files."""
-    return EncoderIdentity(PACKAGE, metadata.version(PACKAGE), hash_weight_files())
-
-
 _shared: SentenceEncoder | None = None
 _shared_lock = threading.Lock()
 

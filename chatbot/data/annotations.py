@@ -139,19 +139,6 @@ def _checked_name(name: str) -> str:
     return name
 
 
-def write_annotated(annotated: AnnotatedText) -> str:
-    """Return the phrase in annotation syntax: the inverse of ``parse_annotated``."""
-    pieces: list[str] = []
-    cursor = 0
-    for annotation in annotated.annotations:
-        pieces.append(escape_markup(annotated.text[cursor : annotation.start]))
-        label = annotation.entity if annotation.value is None else f"{annotation.entity}:{annotation.value}"
-        pieces.append(f"[{escape_markup(annotated.text[annotation.start : annotation.end])}]({label})")
-        cursor = annotation.end
-    pieces.append(escape_markup(annotated.text[cursor:]))
-    return "".join(pieces)
-
-
 def escape_markup(text: str) -> str:
     """Return plain text written so that it reads back as itself: no bracket starts an annotation."""
     return "".join("\\" + ch if ch in ESCAPABLE else ch for ch in text)

@@ -143,19 +143,19 @@ def next_context(intent: Intent, context: str | None) -> str | None:
 
 
 class Dialogue:
-    """Answer messages with an engine's rankings, a threshold and the intents' responses."""
+    """Answer messages with a ranker's rankings, a threshold and the intents' responses."""
 
-    def __init__(self, engine: Ranker, threshold: float, rng: random.Random | None = None) -> None:
-        self.engine = engine
-        self.rule = FallbackRule(threshold, engine.bundle.config.unknown_word_penalty)
-        self.intents_by_tag = engine.bundle.intents_by_tag()
+    def __init__(self, ranker: Ranker, threshold: float, rng: random.Random | None = None) -> None:
+        self.ranker = ranker
+        self.rule = FallbackRule(threshold, ranker.bundle.config.unknown_word_penalty)
+        self.intents_by_tag = ranker.bundle.intents_by_tag()
         self.rng = rng or random.Random()
-        self.extractor = EntityPipeline.from_bundle(engine.bundle)  # built once per model, swapped with it
+        self.extractor = EntityPipeline.from_bundle(ranker.bundle)  # built once per model, swapped with it
 
     @property
     def bundle(self) -> Bundle:
         """Return the model this dialogue answers with: the one accessor, for the app and the rest."""
-        return self.engine.bundle
+        return self.ranker.bundle
 
     @property
     def threshold(self) -> float:
@@ -164,11 +164,11 @@ class Dialogue:
 
     def reply(self, message: str, context: str | None = None) -> Reply:
         """Answer one message in a conversation that is in ``context``."""
-        return self.reply_to_ranking(self.engine.rank(message), context)
+        return self.reply_to_ranking(self.ranker.rank(message), context)
 
     def reply_batch(self, messages: Sequence[str], context: str | None = None) -> list[Reply]:
         """Answer several independent messages with one forward pass."""
-        return [self.reply_to_ranking(ranking, context) for ranking in self.engine.rank_batch(messages)]
+        return [self.reply_to_ranking(ranking, context) for ranking in self.ranker.rank_batch(messages)]
 
     def reply_to_ranking(self, ranking: Ranking, context: str | None) -> Reply:
         """Answer with the best eligible intent, or fall back (the rule is ``decide``)."""

@@ -32,11 +32,6 @@ from chatbot.data.intents import Intent
 log = logging.getLogger(__name__)
 
 
-def annotated_examples(intents: Sequence[Intent]) -> list[AnnotatedText]:
-    """Return every pattern of the intents with its annotations (plain patterns teach "no entity")."""
-    return [example for intent in intents for example in intent.examples()]
-
-
 def has_annotations(intents: Sequence[Intent]) -> bool:
     """Say whether any pattern is annotated: only then is a tagger trained (a phrase whose only
     markup is escaped brackets holds no annotation)."""
