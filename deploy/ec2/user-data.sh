@@ -30,6 +30,8 @@ if [ ! -f /etc/chatbot.env ]; then
         cat >/etc/chatbot.env <<'ENV'
 # One line per setting, NAME=value; then: docker restart chatbot
 WEB_CONCURRENCY=1
+CHATBOT_WORKER_CLASS=gevent
+CHATBOT_THREADS=4
 CHATBOT_WORKER_CONNECTIONS=1000
 # The load balancer is one proxy in front: the client is the address it adds to X-Forwarded-For.
 # Without this every visitor shares the load balancer's rate-limit budget.
