@@ -88,7 +88,8 @@ def load_dataset(path: Path) -> list[Intent]:
     raw = read_intents_file(path)
     for entry in raw["intents"]:
         entry["patterns"] = [write_annotated(AnnotatedText(visible(text))) for text in entry["patterns"]]
-    return validate_intents(raw, source=str(path))
+    # Escaped brackets are not annotations: no entity tagger for these intents.
+    return [dataclasses.replace(intent, annotated=()) for intent in validate_intents(raw, source=str(path))]
 
 
 def visible(text: str) -> str:
