@@ -1,11 +1,15 @@
 """Define the intent classifier: an LSTM over the bot's own words beside a pretrained sentence vector.
 
     token_ids -> Embedding -> LSTM -> Dropout --+
-                                                +-> Concatenate -> Dense softmax
-    sentence_vector (512, the encoder's) -> Rescaling -> Dropout --+
+                                                +-> Concatenate -> Dense softmax --+
+    sentence_vector (512, the encoder's) -> Rescaling -> Dropout --+                  +-> Average
+    sentence_vector -> Dense softmax (a logistic regression, fitted first, frozen) ----+
 
 The LSTM learns the bot's own words (names, codes, its jargon); the sentence vector brings what
-the phrases do not contain (synonyms, paraphrases, other languages). A bot whose language the
+the phrases do not contain (synonyms, paraphrases, other languages). The vector's own softmax
+(``vector_head_c``) keeps what a logistic regression on the vectors knows: trained together, the
+LSTM fits a small bot's phrases first and the joined softmax leans on it (CLINC150, 10 phrases per
+intent: the joined softmax alone 81% of val, the regression 84%). A bot whose language the
 encoder does not cover, or trained with ``encoder: none``, has the LSTM alone before the softmax.
 """
 
@@ -47,6 +51,12 @@ def build_model(
         x = layers.Dense(config.dense_units, activation="relu", name="hidden")(x)
         x = layers.Dropout(config.dropout, name="hidden_dropout")(x)
     intent = layers.Dense(num_labels, activation="softmax", name="intent")(x)
+    if vector_dim and config.vector_head_c:
+        # Fitted as a logistic regression before the rest trains (chatbot.training.fit), then frozen.
+        vector_intent = layers.Dense(
+            num_labels, activation="softmax", trainable=False, name="vector_intent"
+        )(sentence_vector)
+        intent = layers.Average(name="intent_average")([vector_intent, intent])
     model = keras.Model(inputs if vector_dim else token_ids, intent, name="intent_classifier")
     model.compile(
         optimizer=keras.optimizers.Adam(

@@ -160,6 +160,8 @@ def fit_one(
     x = vocabulary.encode_batch(examples.tokens, config.max_length)
     y = one_hot(examples.label_ids, num_labels)
     weights = examples.sample_weights(config.off_topic_weight)
+    if examples.vectors.shape[1] and config.vector_head_c:
+        fit_vector_head(model, examples.vectors, examples.label_ids, weights, num_labels, config)
     batches = WordDropoutBatches(
         x, examples.vectors, y, weights, config.batch_size, config.word_dropout, config.seed
     )
@@ -180,7 +182,7 @@ def fit_one(
         )
     else:
         # Label smoothing caps what the targets teach: (1 - smoothing + smoothing / labels) at most.
-        highest = 1.0 - config.label_smoothing + config.label_smoothing / num_labels
+        highest = (1.0 - config.label_smoothing + config.label_smoothing / num_labels) * fitted_share(model)
         # Generic off-topic queries need not fit: they only pull towards fallback.
         own = examples.subset(np.flatnonzero(examples.own))
         callbacks.append(
@@ -200,6 +202,42 @@ def fit_one(
         verbose=0,
     )
     return model, vocabulary, history.history
+
+
+def fit_vector_head(
+    model: keras.Model,
+    vectors: np.ndarray,
+    label_ids: np.ndarray,
+    weights: np.ndarray,
+    num_labels: int,
+    config: ModelConfig,
+) -> None:
+    """Set the frozen softmax on the sentence vector to a logistic regression fitted on the vectors
+    (scikit-learn: it converges where a few epochs of gradient descent would not)."""
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    present = np.unique(label_ids)
+    coef = np.zeros((vectors.shape[1], num_labels), np.float32)
+    intercept = np.full(num_labels, -10.0, np.float32)  # an intent with no example: never likely
+    if len(present) < 2:
+        intercept[present] = 0.0  # one intent: every text is that intent
+    else:
+        with threadpool_limits(limits=1):
+            regression = LogisticRegression(C=config.vector_head_c, max_iter=500).fit(
+                vectors, label_ids, sample_weight=weights
+            )
+        if len(present) == 2:  # one logit for two classes: the second's against the first
+            coef[:, present[1]], intercept[present] = regression.coef_[0], (0.0, regression.intercept_[0])
+        else:
+            coef[:, present], intercept[present] = regression.coef_.T, regression.intercept_
+    model.get_layer("vector_intent").set_weights([coef, intercept])
+
+
+def fitted_share(model: keras.Model) -> float:
+    """Return the share of the probabilities that training fits: half when the frozen vector head
+    gives the other half (it cannot be made surer of a phrase), else all."""
+    return 0.5 if any(layer.name == "vector_intent" for layer in model.layers) else 1.0
 
 
 def json_architecture(model: keras.Model) -> dict:
