@@ -42,7 +42,9 @@ PASS_THROUGH = frozenset({"InputLayer", "NotEqual", "Dropout", "SpatialDropout1D
 TOKEN_INPUT = "token_ids"
 VECTOR_INPUT = "sentence_vector"
 RECURRENT = frozenset({"LSTM", "Bidirectional"})
-KNOWN = frozenset({"Embedding", "Dense", "Rescaling", "Concatenate", "Average", *RECURRENT})  # besides PASS_THROUGH
+KNOWN = frozenset(
+    {"Embedding", "Dense", "Rescaling", "Concatenate", "Average", *RECURRENT}
+)  # besides PASS_THROUGH
 
 
 @dataclass(frozen=True, eq=False)

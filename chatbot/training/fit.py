@@ -19,7 +19,7 @@ import tensorflow as tf
 
 import chatbot
 from chatbot.classifier.config import ModelConfig
-from chatbot.classifier.model import average_models, build_model
+from chatbot.classifier.model import average_models, build_model, with_vector_head
 from chatbot.classifier.vocab import UNK_ID, Vocabulary, build_vocabulary
 
 if TYPE_CHECKING:
@@ -160,8 +160,6 @@ def fit_one(
     x = vocabulary.encode_batch(examples.tokens, config.max_length)
     y = one_hot(examples.label_ids, num_labels)
     weights = examples.sample_weights(config.off_topic_weight)
-    if examples.vectors.shape[1] and config.vector_head_c:
-        fit_vector_head(model, examples.vectors, examples.label_ids, weights, num_labels, config)
     batches = WordDropoutBatches(
         x, examples.vectors, y, weights, config.batch_size, config.word_dropout, config.seed
     )
@@ -182,7 +180,7 @@ def fit_one(
         )
     else:
         # Label smoothing caps what the targets teach: (1 - smoothing + smoothing / labels) at most.
-        highest = (1.0 - config.label_smoothing + config.label_smoothing / num_labels) * fitted_share(model)
+        highest = 1.0 - config.label_smoothing + config.label_smoothing / num_labels
         # Generic off-topic queries need not fit: they only pull towards fallback.
         own = examples.subset(np.flatnonzero(examples.own))
         callbacks.append(
@@ -201,19 +199,23 @@ def fit_one(
         shuffle=False,  # the batches shuffle themselves, by length bucket
         verbose=0,
     )
+    if examples.vectors.shape[1] and config.vector_head_c:
+        own = examples.subset(np.flatnonzero(examples.own))
+        predicted = np.asarray(model.predict(own.inputs(config.max_length, vocabulary), verbose=0))
+        confidence = float(np.mean(predicted[np.arange(len(own.label_ids)), own.label_ids]))
+        model = with_vector_head(
+            model, *vector_regression(examples, weights, num_labels, config.vector_head_c, confidence)
+        )
     return model, vocabulary, history.history
 
 
-def fit_vector_head(
-    model: keras.Model,
-    vectors: np.ndarray,
-    label_ids: np.ndarray,
-    weights: np.ndarray,
-    num_labels: int,
-    config: ModelConfig,
-) -> None:
-    """Set the frozen softmax on the sentence vector to a logistic regression fitted on the vectors
-    (scikit-learn: it converges where a few epochs of gradient descent would not)."""
+def vector_regression(
+    examples: Examples, weights: np.ndarray, num_labels: int, c: float, confidence: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the kernel and bias of a logistic regression on the sentence vectors alone
+    (scikit-learn: it converges where a few epochs of gradient descent would not), its logits scaled
+    so that it gives the bot's own texts their label with ``confidence`` on average."""
+    vectors, label_ids = examples.vectors, examples.label_ids
     from sklearn.linear_model import LogisticRegression
     from threadpoolctl import threadpool_limits
 
@@ -224,20 +226,36 @@ def fit_vector_head(
         intercept[present] = 0.0  # one intent: every text is that intent
     else:
         with threadpool_limits(limits=1):
-            regression = LogisticRegression(C=config.vector_head_c, max_iter=500).fit(
-                vectors, label_ids, sample_weight=weights
-            )
+            regression = LogisticRegression(C=c, max_iter=500).fit(vectors, label_ids, sample_weight=weights)
         if len(present) == 2:  # one logit for two classes: the second's against the first
             coef[:, present[1]], intercept[present] = regression.coef_[0], (0.0, regression.intercept_[0])
         else:
             coef[:, present], intercept[present] = regression.coef_.T, regression.intercept_
-    model.get_layer("vector_intent").set_weights([coef, intercept])
+    own = examples.own
+    sharpness = matching_sharpness(vectors[own] @ coef + intercept, label_ids[own], confidence)
+    return coef * sharpness, intercept * sharpness
 
 
-def fitted_share(model: keras.Model) -> float:
-    """Return the share of the probabilities that training fits: half when the frozen vector head
-    gives the other half (it cannot be made surer of a phrase), else all."""
-    return 0.5 if any(layer.name == "vector_intent" for layer in model.layers) else 1.0
+def matching_sharpness(logits: np.ndarray, label_ids: np.ndarray, confidence: float) -> float:
+    """Return the factor on the logits that gives the training texts their own label with
+    ``confidence`` on average: as sure as the joined softmax is of them. A regularised regression
+    is far less sure, and averaged as it is, the joined softmax would outvote it wherever they
+    disagree (CLINC150 10/intent: 81.7% of val, the regression alone 84%)."""
+    rows = np.arange(len(label_ids))
+
+    def mean_confidence(factor: float) -> float:
+        scaled = logits * factor
+        scaled -= scaled.max(axis=1, keepdims=True)
+        probabilities = np.exp(scaled)
+        return float(np.mean(probabilities[rows, label_ids] / probabilities.sum(axis=1)))
+
+    low, high = 1.0, 256.0
+    if mean_confidence(low) >= confidence:
+        return low
+    for _ in range(30):  # bisection: the mean confidence grows with the factor
+        middle = (low + high) / 2
+        low, high = (middle, high) if mean_confidence(middle) < confidence else (low, middle)
+    return high
 
 
 def json_architecture(model: keras.Model) -> dict:
