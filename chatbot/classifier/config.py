@@ -71,7 +71,7 @@ class ModelConfig:
     patience: int = 10  # epochs without improvement before early stopping
     fit_confidence: float = 0.9  # the final fit goes on until every pattern gets its intent this surely
     validation_split: float = 0.15  # held-out share when the data allows a stratified split
-    min_patterns_for_validation: int = 5  # every intent needs this many patterns to hold one out
+    min_patterns_for_validation: int = 5  # an intent with fewer patterns holds out one (none if it has one)
     seed: int = 1337  # seeds numpy, Python and TensorFlow for reproducible training
     threshold: float = 0.5  # below this confidence the bot answers with the fallback
     unknown_word_penalty: float = 0.0  # confidence taken off per share of unknown words, for fallback
