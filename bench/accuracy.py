@@ -43,7 +43,6 @@ from bench.typos import typo_copy
 from chatbot.classifier.bundle import Bundle
 from chatbot.classifier.config import DEFAULT_DATA_PATH
 from chatbot.classifier.ranker import Ranker
-from chatbot.data.annotations import AnnotatedText, write_annotated
 from chatbot.data.intents import Intent, load_intents, read_intents_file, validate_intents
 from chatbot.learning.evaluate import evaluate
 from chatbot.text.hidden import find_hidden_character
@@ -82,14 +81,14 @@ PUBLISHED = {
 
 
 def load_dataset(path: Path) -> list[Intent]:
-    """Read a public data set's intents file, whose phrases are plain text: brackets are literal
-    (CLINC150: "a travel alert for [country]"), not entity annotations, and the zero-width spaces of
-    some MTOP Thai phrases are dropped, where ``load_intents`` refuses both for a bot's own file."""
+    """Read a public data set's intents file, whose phrases are plain text, where ``load_intents``
+    refuses two things in a bot's own file: brackets, which it reads as entity annotations (CLINC150:
+    "a travel alert for [country]"; written as parentheses here, punctuation the model drops just
+    the same), and the zero-width spaces of some MTOP Thai phrases (dropped)."""
     raw = read_intents_file(path)
     for entry in raw["intents"]:
-        entry["patterns"] = [write_annotated(AnnotatedText(visible(text))) for text in entry["patterns"]]
-    # Escaped brackets are not annotations: no entity tagger for these intents.
-    return [dataclasses.replace(intent, annotated=()) for intent in validate_intents(raw, source=str(path))]
+        entry["patterns"] = [visible(text).replace("[", "(").replace("]", ")") for text in entry["patterns"]]
+    return validate_intents(raw, source=str(path))
 
 
 def visible(text: str) -> str:

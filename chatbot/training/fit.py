@@ -201,7 +201,7 @@ def fit_one(
     )
     if examples.vectors.shape[1] and config.vector_head_c:
         own = examples.subset(np.flatnonzero(examples.own))
-        predicted = np.asarray(model.predict(own.inputs(config.max_length, vocabulary), verbose=0))
+        predicted = np.asarray(model(own.inputs(config.max_length, vocabulary), training=False))
         confidence = float(np.mean(predicted[np.arange(len(own.label_ids)), own.label_ids]))
         model = with_vector_head(
             model, *vector_regression(examples, weights, num_labels, config.vector_head_c, confidence)
