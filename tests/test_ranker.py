@@ -145,6 +145,32 @@ def test_numpy_matches_keras_for_the_lstm_beside_the_sentence_vector(dense_units
         engine.forward(token_ids, None)
 
 
+def test_numpy_matches_keras_for_the_model_averaged_with_a_softmax_on_the_vector() -> None:
+    import keras
+
+    from chatbot.classifier.model import build_model, with_vector_head
+
+    config = ModelConfig(embedding_dim=8, lstm_units=6, max_length=9, seed=6)
+    keras.utils.set_random_seed(config.seed)
+    rng = np.random.default_rng(1)
+    kernel, bias = rng.normal(size=(16, 4)).astype(np.float32), rng.normal(size=4).astype(np.float32)
+    joined = build_model(50, 4, config, vector_dim=16)
+    model = with_vector_head(joined, kernel, bias)
+    engine = Ranker.from_bundle(random_bundle(model, 50, config))
+    token_ids = parity_inputs(50, config.max_length, config.seed)
+    vectors = rng.normal(size=(len(token_ids), 16)).astype(np.float32)
+    expected = np.asarray(model([token_ids, vectors], training=False))
+    actual = engine.forward(token_ids, vectors)
+    assert np.abs(actual - expected).max() <= 1e-5
+    # The average of the two softmaxes: neither alone.
+    logits = vectors @ kernel + bias
+    vector_alone = np.exp(logits - logits.max(axis=1, keepdims=True))
+    vector_alone /= vector_alone.sum(axis=1, keepdims=True)
+    joined_alone = np.asarray(joined([token_ids, vectors], training=False))
+    assert np.abs(actual - (vector_alone + joined_alone) / 2).max() <= 1e-5
+    assert np.abs(actual - joined_alone).max() > 1e-3
+
+
 def test_rank_orders_all_labels(engine: Ranker) -> None:
     ranking = engine.rank("hello there")
     scores = [score for _, score in ranking.label_probabilities]

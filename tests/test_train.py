@@ -30,8 +30,22 @@ def test_can_split_needs_enough_patterns_per_label() -> None:
 
     config = ModelConfig(min_patterns_for_validation=5)
     assert can_split(np.array([0] * 5 + [1] * 6), config)
-    assert not can_split(np.array([0] * 4 + [1] * 6), config)
+    assert not can_split(np.array([0] * 4 + [1] * 6), config)  # one phrase each: too few held out
+    # Small intents hold out one phrase each when four fifths of them have two and they give 20.
+    assert can_split(np.repeat(np.arange(25), [1] * 5 + [2] * 20), config)
+    assert not can_split(np.repeat(np.arange(25), [1] * 6 + [2] * 19), config)
+    assert not can_split(np.repeat(np.arange(19), 2), config)
+    assert not can_split(np.array([0] * 9), config)
     assert not can_split(np.array([0] * 9 + [1] * 9), ModelConfig(validation_split=0))
+
+
+def test_small_intents_hold_out_one_phrase_and_a_single_phrase_stays() -> None:
+    from chatbot.training.train import stratified_split
+
+    labels = np.array([0] * 10 + [1] * 3 + [2] * 2 + [3])
+    train_rows, validation_rows = stratified_split(labels, 0.2, seed=1, min_patterns=5)
+    assert sorted(train_rows + validation_rows) == list(range(len(labels)))
+    assert np.bincount(labels[validation_rows], minlength=4).tolist() == [2, 1, 1, 0]
 
 
 def test_word_dropout_replaces_only_known_words() -> None:
@@ -79,8 +93,10 @@ def test_every_bot_trains_its_lstm_beside_the_sentence_vector(tiny_bundle) -> No
     classes = {layer["name"]: layer["class_name"] for layer in tiny_bundle.layers()}
     assert classes["lstm"] == "LSTM" and classes["joined"] == "Concatenate"
     assert classes["sentence_vector"] == "InputLayer"
+    # The softmax on the vector alone (a logistic regression) is averaged with the joined one.
+    assert classes["vector_intent"] == "Dense" and classes["intent_average"] == "Average"
     assert tiny_bundle.encoder == shared_encoder().identity
-    assert tiny_bundle.config.deep_weight == 0.5  # too few phrases per intent to hold some out
+    assert tiny_bundle.config.deep_weight == 0.5  # too few phrases to hold some out
 
 
 HINDI_INTENTS = [
@@ -164,7 +180,10 @@ def test_weight_averaging_serves_the_averaged_weights_that_scored_best(tiny_inte
     from chatbot.training.train import make_examples, train
     from tests.support import TINY_CONFIG
 
-    config = TINY_CONFIG.replace(ema_momentum=0.9, epochs=30, patience=5, label_smoothing=0.1)
+    # Without the softmax on the vector, fitted after the Keras fit: the model is the one Keras scored.
+    config = TINY_CONFIG.replace(
+        ema_momentum=0.9, epochs=30, patience=5, label_smoothing=0.1, vector_head_c=0.0
+    )
     bundle = train(tiny_intents, config, validation=tiny_intents)
     best = int(np.argmax(bundle.history["val_accuracy"]))  # the epoch early stopping kept
     examples = make_examples(tiny_intents, bundle.labels).with_vectors(shared_encoder())
@@ -185,6 +204,21 @@ def test_refit_with_label_smoothing_stops_once_patterns_fit(tiny_intents) -> Non
     bundle = train(tiny_intents, config)
     assert bundle.metrics["epochs"] < config.epochs
     assert bundle.metrics["train_accuracy"] == 1.0
+
+
+def test_the_vector_regression_is_made_as_sure_of_the_training_texts_as_the_joined_softmax() -> None:
+    from chatbot.training.fit import matching_sharpness
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(200, 6))
+    label_ids = logits.argmax(axis=1)
+    for confidence in (0.7, 0.95):
+        factor = matching_sharpness(logits, label_ids, confidence)
+        scaled = np.exp(logits * factor)
+        mean = np.mean(scaled[np.arange(200), label_ids] / scaled.sum(axis=1))
+        assert factor > 1.0 and mean == pytest.approx(confidence, abs=1e-3)
+    # Already that sure: left as it is, never made less sure.
+    assert matching_sharpness(logits * 50, label_ids, 0.7) == 1.0
 
 
 def test_stop_when_fitted_keeps_the_weights_it_checked() -> None:

@@ -42,6 +42,7 @@ FIELD_RANGES: dict[str, tuple[float, float]] = {
     "deep_weight": (0.0, 1.0),
     "vector_dropout": (0.0, 0.99),
     "vector_scale": (1e-3, 1e3),
+    "vector_head_c": (0.0, 1e9),
     "ngram_c": (1e-9, 1e9),
     "ngram_min_df": (1, 1_000_000),
     "off_topic_weight": (0.0, 1000.0),
@@ -70,7 +71,7 @@ class ModelConfig:
     patience: int = 10  # epochs without improvement before early stopping
     fit_confidence: float = 0.9  # the final fit goes on until every pattern gets its intent this surely
     validation_split: float = 0.15  # held-out share when the data allows a stratified split
-    min_patterns_for_validation: int = 5  # every intent needs this many patterns to hold one out
+    min_patterns_for_validation: int = 5  # an intent with fewer patterns holds out one (none if it has one)
     seed: int = 1337  # seeds numpy, Python and TensorFlow for reproducible training
     threshold: float = 0.5  # below this confidence the bot answers with the fallback
     unknown_word_penalty: float = 0.0  # confidence taken off per share of unknown words, for fallback
@@ -80,6 +81,9 @@ class ModelConfig:
     vector_dropout: float = 0.2  # dropout of the sentence vector before it joins the LSTM's output
     vector_scale: float = 8.0  # the unit-length sentence vector is multiplied by this, so that its
     # weights learn as fast as the LSTM's (at 1 the LSTM memorised the phrases first: bench/accuracy.py)
+    vector_head_c: float = 10.0  # a second softmax reads the sentence vector alone: a logistic
+    # regression with this inverse regularisation strength, fitted first and then frozen; the model
+    # averages it with the joined softmax. 0: no such head
     ngram_c: float = 20.0  # inverse regularisation strength of the n-gram logistic regression
     ngram_min_df: int = 1  # n-grams in fewer training texts than this are left out
     off_topic_weight: float = 0.5  # generic off-topic queries train the fallback intent, together

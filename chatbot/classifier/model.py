@@ -1,11 +1,16 @@
 """Define the intent classifier: an LSTM over the bot's own words beside a pretrained sentence vector.
 
     token_ids -> Embedding -> LSTM -> Dropout --+
-                                                +-> Concatenate -> Dense softmax
-    sentence_vector (512, the encoder's) -> Rescaling -> Dropout --+
+                                                +-> Concatenate -> Dense softmax --+
+    sentence_vector (512, the encoder's) -> Rescaling -> Dropout --+                  +-> Average
+    sentence_vector -> Dense softmax (a logistic regression, fitted apart) -----------+
 
 The LSTM learns the bot's own words (names, codes, its jargon); the sentence vector brings what
-the phrases do not contain (synonyms, paraphrases, other languages). A bot whose language the
+the phrases do not contain (synonyms, paraphrases, other languages). The vector's own softmax
+(``vector_head_c``), a logistic regression fitted apart and averaged in after training, keeps what
+the vectors alone know: trained together, the LSTM fits a small bot's phrases first and the joined
+softmax leans on it (CLINC150, 10 phrases per intent: the joined softmax alone 81% of val, the
+regression 84%). A bot whose language the
 encoder does not cover, or trained with ``encoder: none``, has the LSTM alone before the softmax.
 """
 
@@ -57,6 +62,16 @@ def build_model(
         metrics=["accuracy"],
     )
     return model
+
+
+def with_vector_head(model: keras.Model, kernel: np.ndarray, bias: np.ndarray) -> keras.Model:
+    """Return the trained model with a softmax on the sentence vector alone (a logistic regression's
+    ``kernel`` and ``bias``) averaged with its own softmax: the model that is saved and served."""
+    token_ids, sentence_vector = model.inputs
+    vector_intent = layers.Dense(kernel.shape[1], activation="softmax", name="vector_intent")
+    averaged = layers.Average(name="intent_average")([vector_intent(sentence_vector), model.outputs[0]])
+    vector_intent.set_weights([kernel, bias])
+    return keras.Model([token_ids, sentence_vector], averaged, name="intent_classifier")
 
 
 def load_keras_model(bundle: Bundle) -> keras.Model:

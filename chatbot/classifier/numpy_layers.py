@@ -4,7 +4,8 @@
 the trainer builds: Embedding with masking, LSTM, Bidirectional(LSTM), Dense, and the layers that do
 nothing at inference (Dropout and the like). An ensemble (chains of such layers joined by an
 Average layer) is supported too, and so is the model with a sentence vector beside the LSTM: the
-LSTM's chain and the vector input joined by a Concatenate layer, then the Dense softmax. Anything
+LSTM's chain and the vector input joined by a Concatenate layer, then the Dense softmax, averaged
+or not with a Dense softmax on the vector alone. Anything
 else fails at load with UnsupportedModelError rather than giving wrong answers.
 
 Every value carries a leading *member* axis, so the members of an ensemble run side by side: each
@@ -41,7 +42,9 @@ PASS_THROUGH = frozenset({"InputLayer", "NotEqual", "Dropout", "SpatialDropout1D
 TOKEN_INPUT = "token_ids"
 VECTOR_INPUT = "sentence_vector"
 RECURRENT = frozenset({"LSTM", "Bidirectional"})
-KNOWN = frozenset({"Embedding", "Dense", "Rescaling", "Concatenate", *RECURRENT})  # besides PASS_THROUGH
+KNOWN = frozenset(
+    {"Embedding", "Dense", "Rescaling", "Concatenate", "Average", *RECURRENT}
+)  # besides PASS_THROUGH
 
 
 @dataclass(frozen=True, eq=False)
@@ -236,17 +239,30 @@ def joined_forward(bundle: Bundle) -> Forward:
         branches.append((source, compile_chain(chain, bundle.weights)))
     outputs = bundle.architecture["config"].get("output_layers") or [layers[-1]["name"]]
     output = outputs[0][0] if isinstance(outputs[0], list) else outputs[0]  # one output: not nested
-    head = compile_chain(chain_to(output, by_name, stop=join["name"]), bundle.weights)
+    # The softmax after the join, or the average of it and a softmax on the sentence vector alone.
+    head_names = inbound_names(by_name[output]) if by_name[output]["class_name"] == "Average" else [output]
+    heads = []  # (what the chain reads: the joined values or the sentence vector, compiled chain)
+    for name in head_names:
+        chain = chain_to(name, by_name, stop=join["name"])
+        source = inbound_names(chain[0])[0] if chain else name
+        if source not in (join["name"], VECTOR_INPUT):
+            raise UnsupportedModelError(f"the model's output reads an unknown input {source!r}")
+        heads.append((source, compile_chain(chain, bundle.weights)))
 
     def forward(token_ids: Array, sentence_vectors: Array | None = None) -> Array:
         if sentence_vectors is None:
             raise ValueError("this model needs the sentence vectors of its texts")
         inputs = {TOKEN_INPUT: trim_padding(token_ids), VECTOR_INPUT: sentence_vectors[None]}
-        joined = np.concatenate([run_layers(chain, inputs[source]) for source, chain in branches], axis=-1)
-        values, mask = joined, np.ones(joined.shape[1:2], dtype=bool)
-        for layer in head:
-            values, mask = layer(values, mask)
-        return values[0]
+        inputs[join["name"]] = np.concatenate(
+            [run_layers(chain, inputs[source]) for source, chain in branches], axis=-1
+        )
+        probabilities = []
+        for source, chain in heads:
+            values, mask = inputs[source], np.ones(inputs[source].shape[1:2], dtype=bool)
+            for layer in chain:
+                values, mask = layer(values, mask)
+            probabilities.append(values[0])
+        return probabilities[0] if len(probabilities) == 1 else np.mean(probabilities, axis=0)
 
     return forward
 

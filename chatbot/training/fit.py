@@ -19,7 +19,7 @@ import tensorflow as tf
 
 import chatbot
 from chatbot.classifier.config import ModelConfig
-from chatbot.classifier.model import average_models, build_model
+from chatbot.classifier.model import average_models, build_model, with_vector_head
 from chatbot.classifier.vocab import UNK_ID, Vocabulary, build_vocabulary
 
 if TYPE_CHECKING:
@@ -199,7 +199,63 @@ def fit_one(
         shuffle=False,  # the batches shuffle themselves, by length bucket
         verbose=0,
     )
+    if examples.vectors.shape[1] and config.vector_head_c:
+        own = examples.subset(np.flatnonzero(examples.own))
+        predicted = np.asarray(model(own.inputs(config.max_length, vocabulary), training=False))
+        confidence = float(np.mean(predicted[np.arange(len(own.label_ids)), own.label_ids]))
+        model = with_vector_head(
+            model, *vector_regression(examples, weights, num_labels, config.vector_head_c, confidence)
+        )
     return model, vocabulary, history.history
+
+
+def vector_regression(
+    examples: Examples, weights: np.ndarray, num_labels: int, c: float, confidence: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the kernel and bias of a logistic regression on the sentence vectors alone
+    (scikit-learn: it converges where a few epochs of gradient descent would not), its logits scaled
+    so that it gives the bot's own texts their label with ``confidence`` on average."""
+    vectors, label_ids = examples.vectors, examples.label_ids
+    from sklearn.linear_model import LogisticRegression
+    from threadpoolctl import threadpool_limits
+
+    present = np.unique(label_ids)
+    coef = np.zeros((vectors.shape[1], num_labels), np.float32)
+    intercept = np.full(num_labels, -10.0, np.float32)  # an intent with no example: never likely
+    if len(present) < 2:
+        intercept[present] = 0.0  # one intent: every text is that intent
+    else:
+        with threadpool_limits(limits=1):
+            regression = LogisticRegression(C=c, max_iter=500).fit(vectors, label_ids, sample_weight=weights)
+        if len(present) == 2:  # one logit for two classes: the second's against the first
+            coef[:, present[1]], intercept[present] = regression.coef_[0], (0.0, regression.intercept_[0])
+        else:
+            coef[:, present], intercept[present] = regression.coef_.T, regression.intercept_
+    own = examples.own
+    sharpness = matching_sharpness(vectors[own] @ coef + intercept, label_ids[own], confidence)
+    return coef * sharpness, intercept * sharpness
+
+
+def matching_sharpness(logits: np.ndarray, label_ids: np.ndarray, confidence: float) -> float:
+    """Return the factor on the logits that gives the training texts their own label with
+    ``confidence`` on average: as sure as the joined softmax is of them. A regularised regression
+    is far less sure, and averaged as it is, the joined softmax would outvote it wherever they
+    disagree (CLINC150 10/intent: 81.7% of val, the regression alone 84%)."""
+    rows = np.arange(len(label_ids))
+
+    def mean_confidence(factor: float) -> float:
+        scaled = logits * factor
+        scaled -= scaled.max(axis=1, keepdims=True)
+        probabilities = np.exp(scaled)
+        return float(np.mean(probabilities[rows, label_ids] / probabilities.sum(axis=1)))
+
+    low, high = 1.0, 256.0
+    if mean_confidence(low) >= confidence:
+        return low
+    for _ in range(30):  # bisection: the mean confidence grows with the factor
+        middle = (low + high) / 2
+        low, high = (middle, high) if mean_confidence(middle) < confidence else (low, middle)
+    return high
 
 
 def json_architecture(model: keras.Model) -> dict:

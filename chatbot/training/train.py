@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ENCODE_BATCH = 256  # texts per call to the sentence encoder at training time: bounded memory
+MIN_HELD_OUT = 20  # phrases a split of small intents (one each) must hold out to be used
 SHARES = np.round(np.linspace(0.0, 1.0, 11), 2)  # deep_weight values tried on held-out data
 
 
@@ -154,24 +155,34 @@ def with_fallback_intent(intents: Sequence[Intent], language: str = DEFAULT_LANG
     return [*intents, Intent(FALLBACK_TAG, (), (fallback_response(language),))]
 
 
-def stratified_split(label_ids: np.ndarray, share: float, seed: int) -> tuple[list[int], list[int]]:
-    """Hold out about ``share`` of each label's examples (at least one each) for validation."""
+def stratified_split(
+    label_ids: np.ndarray, share: float, seed: int, min_patterns: int = 1
+) -> tuple[list[int], list[int]]:
+    """Hold out about ``share`` of each label's examples (at least one) for validation; a label
+    with fewer than ``min_patterns`` examples gives one, and a label with one keeps it."""
     rng = np.random.default_rng(seed)
     train_rows: list[int] = []
     validation_rows: list[int] = []
     for label in np.unique(label_ids):
         rows = rng.permutation(np.flatnonzero(label_ids == label)).tolist()
-        held_out = max(1, round(len(rows) * share))
+        held_out = max(1, round(len(rows) * share)) if len(rows) >= min_patterns else min(1, len(rows) - 1)
         validation_rows += rows[:held_out]
         train_rows += rows[held_out:]
     return sorted(train_rows), sorted(validation_rows)
 
 
 def can_split(label_ids: np.ndarray, config: ModelConfig) -> bool:
-    """Say whether every label has enough examples to hold some out."""
+    """Say whether the examples allow a held-out part: every label has ``min_patterns_for_validation``
+    examples, or four fifths of the labels have two or more (MTOP's smallest intents have 2 or 3
+    phrases, and choosing the share on one phrase of each beat keeping 0.5 in Hindi) and together
+    they hold out at least MIN_HELD_OUT (fewer say too little to choose a share or a threshold by)."""
     counts = np.bincount(label_ids)
     counts = counts[counts > 0]  # a fallback intent with no patterns of its own has nothing to hold out
-    return config.validation_split > 0 and counts.min() >= config.min_patterns_for_validation
+    if config.validation_split <= 0 or len(counts) < 2:
+        return False
+    if counts.min() >= config.min_patterns_for_validation:
+        return True
+    return bool(np.mean(counts >= 2) >= 0.8 and np.sum(counts >= 2) >= MIN_HELD_OUT)
 
 
 def train(
@@ -254,7 +265,7 @@ def train(
         min_epochs = 1
         if can_split(examples.label_ids, config):
             train_rows, validation_rows = stratified_split(
-                examples.label_ids, config.validation_split, config.seed
+                examples.label_ids, config.validation_split, config.seed, config.min_patterns_for_validation
             )
             part, rest = examples.subset(train_rows) + negatives, examples.subset(validation_rows)
             split_model, split_vocabulary, fit_history = fit.fit_members(
