@@ -45,7 +45,7 @@ from chatbot.learning.log_settings import DATABASE_URL_VARIABLE, check_database_
 from chatbot.learning.message_log import ConversationStore, default_database_url
 from chatbot.learning.review import DEFAULT_BELOW, DEFAULT_DAYS
 from chatbot.training.tagger import has_annotations
-from chatbot.training.threshold import calibrate, labelled_examples, load_out_of_scope
+from chatbot.training.threshold import labelled_examples, load_out_of_scope
 
 log = logging.getLogger(__name__)
 
@@ -256,12 +256,10 @@ def run_train(args: argparse.Namespace) -> int:
     config = default_config(intents, load_language(args.data)).replace(
         epochs=args.epochs, seed=args.seed, encoder=args.encoder
     )
-    # Without --val, out-of-scope queries join the generic ones that the threshold is chosen on.
-    held_out_out_of_scope = out_of_scope if validation is None and out_of_scope is not None else ()
     widget_strings = load_widget_strings(args.data)
-    bundle = train(intents, config, validation, held_out_out_of_scope, domain, widget_strings)
-    if out_of_scope is not None and validation is not None:
-        bundle, accuracy = calibrate(bundle, validation, out_of_scope)
+    bundle = train(intents, config, validation, out_of_scope or (), domain, widget_strings)
+    if "calibrated_accuracy" in bundle.metrics:
+        accuracy = bundle.metrics["calibrated_accuracy"]
         print(
             f"threshold {bundle.config.threshold:.4f}: accuracy {accuracy:.4f} on validation + out-of-scope"
         )

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from chatbot.data.intents import validate_intents
+from chatbot.classifier.bundle import Bundle
+from chatbot.data.intents import load_intents, validate_intents
 from chatbot.dialogue.decision import Dialogue
 from chatbot.learning.evaluate import confused_pairs, evaluate, most_confused, per_intent_metrics
 from chatbot.training.threshold import (
@@ -173,7 +174,11 @@ def test_train_with_validation_calibrates_and_evaluate_writes_reports(tmp_path) 
         str(model),
     )
     assert trained.returncode == 0, trained.stderr
-    assert "threshold " in trained.stdout
+    assert "on validation + out-of-scope" in trained.stdout
+    # Training chose the threshold on validation + out-of-scope itself: choosing it again keeps it.
+    bundle = Bundle.load(model)
+    chosen, _ = calibrate(bundle, load_intents(validation_file), load_out_of_scope(oos))
+    assert chosen.config.threshold == bundle.config.threshold
     assert (tmp_path / "model.training.png").exists()  # every bot trains its LSTM: its curves are drawn
     evaluated = run_cli(
         "evaluate",

@@ -30,7 +30,7 @@ from chatbot.errors import IntentsError
 from chatbot.text.languages import DEFAULT_LANGUAGE, fallback_response
 from chatbot.text.tokens import stem, words
 from chatbot.training.tagger import with_tagger
-from chatbot.training.threshold import IN_SCOPE_REFUSAL_BUDGET, calibrate_in_scope, load_off_topic
+from chatbot.training.threshold import IN_SCOPE_REFUSAL_BUDGET, calibrate, calibrate_in_scope, load_off_topic
 
 if TYPE_CHECKING:
     import keras
@@ -209,10 +209,12 @@ def train(
     never misreads or hesitates over its own examples. The n-gram model is fitted beside it, and
     the share of each part (``deep_weight``) is the one that does best on the held-out queries.
 
-    The threshold comes from the held-out queries (the validation set, or the split's held-out part
-    as the split model answers it) and off-topic ones, the author's ``out_of_scope`` (such as those
-    the review inbox marks) and generic ones: ``choose_threshold_in_scope``. With no held-out
-    queries, the config's threshold and share stay.
+    The threshold is chosen here, in one place. With a validation set and the author's
+    ``out_of_scope`` queries (such as those the review inbox marks), it is the one that answers both
+    best (``calibrate``). Otherwise it comes from the held-out queries (the validation set, or the
+    split's held-out part as the split model answers it) and off-topic ones, the author's and
+    generic ones: ``choose_threshold_in_scope``. With no held-out queries, the config's threshold
+    and share stay.
     """
     from chatbot.training import fit  # TensorFlow: imported only now that a model is fitted
 
@@ -296,7 +298,15 @@ def train(
             bundle, config=bundle.config.replace(deep_weight=share_metrics["deep_weight"])
         )
     metrics: dict[str, float] = dict(share_metrics)
-    if held_out:
+    if validation is not None and out_of_scope:
+        # A validation set and the author's own out-of-scope queries: the threshold that answers
+        # both best, rather than a budget against generic off-topic ones.
+        bundle, accuracy = calibrate(bundle, validation, out_of_scope)
+        metrics["calibrated_accuracy"] = accuracy
+        log.info(
+            "threshold %.4f: accuracy %.4f on validation + out-of-scope", bundle.config.threshold, accuracy
+        )
+    elif held_out:
         bundle, summary = calibrate_in_scope(bundle, held_out, [*out_of_scope, *off_topic], held_out_model)
         metrics["validation_accuracy"] = summary["accuracy"]
         log.info(describe_threshold(bundle.config.threshold, summary))
