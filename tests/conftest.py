@@ -32,6 +32,7 @@ from tests.support import (
     PostgresServer,
     run_cli,
     running_servers,
+    with_output_biases,
     write_json,
 )
 
@@ -77,11 +78,8 @@ def tiny_model_path(tiny_bundle: Bundle, tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture(scope="session")
 def retrained_bundle(tiny_bundle: Bundle) -> Bundle:
     """Return the tiny bot with slightly other weights: another model, as a retraining makes."""
-    weights = {layer: dict(values) for layer, values in tiny_bundle.weights.items()}
-    last_layer = list(weights)[-1]
-    bias = list(weights[last_layer])[-1]
-    weights[last_layer][bias] = weights[last_layer][bias] + 0.01
-    return dataclasses.replace(tiny_bundle, weights=weights, created_at="2030-01-01T00:00:00+00:00")
+    retrained = with_output_biases(tiny_bundle, lambda bias: bias + 0.01)
+    return dataclasses.replace(retrained, created_at="2030-01-01T00:00:00+00:00")
 
 
 @pytest.fixture(scope="session")

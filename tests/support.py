@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -515,3 +516,17 @@ def slack_body(event_id: str, text: str, user: str = "U1", **event: object) -> d
         "authorizations": [{"user_id": BOT_USER}],
         "event": {"type": "message", "channel": "C1", "user": user, "text": text, **event},
     }
+
+
+def with_output_biases(bundle: Bundle, shift: Callable[[Any], Any]) -> Bundle:
+    """Return the bundle with ``shift`` applied to the bias of every softmax over its labels (the
+    joined one and the sentence vector's): another model, as a retraining makes."""
+    weights = {layer: dict(values) for layer, values in bundle.weights.items()}
+    outputs = 0
+    for values in weights.values():
+        for name, value in values.items():
+            if name.endswith("bias") and value.shape == (len(bundle.labels),):
+                values[name] = shift(value.copy())
+                outputs += 1
+    assert outputs, "no softmax over the labels in the bundle"
+    return dataclasses.replace(bundle, weights=weights)

@@ -15,27 +15,26 @@ from chatbot.data.intents import validate_intents
 from chatbot.learning.compare import answers, compare_reports, format_comparison, gate_failures
 from chatbot.learning.evaluate import evaluate
 from chatbot.training.threshold import OUT_OF_SCOPE, labelled_examples
-from tests.support import TINY_INTENTS, run_cli, write_json
+from tests.support import TINY_INTENTS, run_cli, with_output_biases, write_json
 
 OUT_OF_SCOPE_QUERIES = ["zzz qqq", "what is the capital of peru"]
 
 
 def biased(bundle: Bundle, tag: str, amount: float) -> Bundle:
     """Return the bundle with the output biases of one intent raised: a worse model that says it often."""
-    weights = {layer: dict(values) for layer, values in bundle.weights.items()}
-    last_layer = list(weights)[-1]
-    bias_name = list(weights[last_layer])[-1]
-    bias = np.array(weights[last_layer][bias_name], copy=True)
-    bias[bundle.labels.index(tag)] += amount
-    weights[last_layer][bias_name] = bias
+    index = bundle.labels.index(tag)
+
+    def raise_tag(bias: np.ndarray) -> np.ndarray:
+        bias[index] += amount
+        return bias
+
+    bundle = with_output_biases(bundle, raise_tag)
     ngram_model = bundle.ngram_model
     if ngram_model is not None:  # the wide half votes too: bias it the same way
         intercept = np.array(ngram_model.intercept, copy=True)
         intercept[bundle.labels.index(tag)] += amount
         ngram_model = dataclasses.replace(ngram_model, intercept=intercept)
-    return dataclasses.replace(
-        bundle, weights=weights, ngram_model=ngram_model, created_at="2031-01-01T00:00:00+00:00"
-    )
+    return dataclasses.replace(bundle, ngram_model=ngram_model, created_at="2031-01-01T00:00:00+00:00")
 
 
 def report_for(bundle: Bundle) -> tuple[dict, list[str], list[str]]:
