@@ -7,7 +7,7 @@ import os
 import pytest
 
 from app.config import app_settings, server_settings
-from chatbot.classifier.config import LARGE_DATASET, ModelConfig
+from chatbot.classifier.config import LARGE_DATASET, MANY_INTENTS, ModelConfig
 from chatbot.cli import build_parser, database_url
 from chatbot.errors import ChatbotError
 
@@ -121,3 +121,9 @@ def test_review_reads_the_servers_database_setting_by_the_same_name_and_rule(mon
     monkeypatch.setenv("CHATBOT_DATABASE_URL", "mysql://db/log")
     with pytest.raises(ChatbotError, match="must start with sqlite:///"):
         database_url(args)
+
+
+def test_a_bot_with_many_intents_trains_no_fallback_from_generic_queries() -> None:
+    """Its intents cover many generic topics: the fallback intent would take its own questions."""
+    assert ModelConfig.for_dataset(1_500, "en", MANY_INTENTS - 1).off_topic_weight == 0.5
+    assert ModelConfig.for_dataset(1_500, "en", MANY_INTENTS).off_topic_weight == 0.0

@@ -14,6 +14,7 @@ from typing import Any
 DEFAULT_DATA_PATH = Path("data/intents.json")
 DEFAULT_MODEL_PATH = Path("models/chatbot_model.h5")
 LARGE_DATASET = 2000  # patterns from which ModelConfig.for_dataset picks the large model
+MANY_INTENTS = 100  # a bot with this many intents covers many generic topics itself (CLINC150: 150)
 ENCODERS = ("auto", "none")  # auto: the sentence encoder where it covers the bot's language; none: never
 ENGINES = ("numpy", "keras")  # forward passes that serve a bundle; numpy needs no TensorFlow
 MAX_SEQUENCE_LENGTH = 1024  # tokens; a message is at most a few thousand characters
@@ -110,8 +111,8 @@ class ModelConfig:
         return cls(**{key: value for key, value in values.items() if key in known})
 
     @classmethod
-    def for_dataset(cls, examples: int, language: str = "en") -> ModelConfig:
-        """Return the defaults for a bot with this many training patterns, in this language.
+    def for_dataset(cls, examples: int, language: str = "en", intents: int = 0) -> ModelConfig:
+        """Return the defaults for a bot with this many training patterns (and intents), in this language.
 
         Small bots (the usual hand-written intents.json) train in seconds with the small model. From
         LARGE_DATASET patterns on, a bigger, more regularised model generalises better (tuned on
@@ -120,7 +121,10 @@ class ModelConfig:
         if examples < LARGE_DATASET:
             # The generic off-topic queries are English: for other bots they would teach the
             # fallback intent English words, not what off-topic means (bench/accuracy.py --only mtop).
-            return cls(language=language, off_topic_weight=0.5 if language == "en" else 0.0)
+            # A bot with many intents covers many generic topics itself, and the fallback intent
+            # then takes its own questions (CLINC150 10/intent, val: 82.6% with, 83.6% without).
+            uses_off_topic = language == "en" and intents < MANY_INTENTS
+            return cls(language=language, off_topic_weight=0.5 if uses_off_topic else 0.0)
         return cls(
             language=language,
             # Beside the sentence vector, a BiLSTM of 64 units does the LSTM's part: the two of 128

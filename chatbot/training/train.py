@@ -113,7 +113,8 @@ class Examples:
 
 def default_config(intents: Sequence[Intent], language: str = DEFAULT_LANGUAGE) -> ModelConfig:
     """Return the defaults for these intents in this language: the small model, or the large one."""
-    return ModelConfig.for_dataset(sum(len(intent.patterns) for intent in intents), language)
+    patterns = sum(len(intent.patterns) for intent in intents)
+    return ModelConfig.for_dataset(patterns, language, sum(1 for intent in intents if intent.patterns))
 
 
 def make_examples(
