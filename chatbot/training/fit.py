@@ -21,6 +21,7 @@ import chatbot
 from chatbot.classifier.config import ModelConfig
 from chatbot.classifier.model import average_models, build_model, with_vector_head
 from chatbot.classifier.vocab import UNK_ID, Vocabulary, build_vocabulary
+from chatbot.training.regression import fit_logistic_regression
 
 if TYPE_CHECKING:
     from chatbot.training.train import Examples
@@ -216,21 +217,10 @@ def vector_regression(
     (scikit-learn: it converges where a few epochs of gradient descent would not), its logits scaled
     so that it gives the bot's own texts their label with ``confidence`` on average."""
     vectors, label_ids = examples.vectors, examples.label_ids
-    from sklearn.linear_model import LogisticRegression
-    from threadpoolctl import threadpool_limits
-
-    present = np.unique(label_ids)
-    coef = np.zeros((vectors.shape[1], num_labels), np.float32)
-    intercept = np.full(num_labels, -10.0, np.float32)  # an intent with no example: never likely
-    if len(present) < 2:
-        intercept[present] = 0.0  # one intent: every text is that intent
-    else:
-        with threadpool_limits(limits=1):
-            regression = LogisticRegression(C=c, max_iter=500).fit(vectors, label_ids, sample_weight=weights)
-        if len(present) == 2:  # one logit for two classes: the second's against the first
-            coef[:, present[1]], intercept[present] = regression.coef_[0], (0.0, regression.intercept_[0])
-        else:
-            coef[:, present], intercept[present] = regression.coef_.T, regression.intercept_
+    # An intent with no example (the fallback of a bot without generic queries): never likely.
+    coef, intercept = fit_logistic_regression(
+        vectors, label_ids, weights, num_labels, c, max_iter=500, absent_intercept=-10.0
+    )
     own = examples.own
     sharpness = matching_sharpness(vectors[own] @ coef + intercept, label_ids[own], confidence)
     return coef * sharpness, intercept * sharpness
